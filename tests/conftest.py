@@ -1,0 +1,45 @@
+"""Shared fixtures: the real corpus beside the repository, copied before anything touches it."""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CORPUS = Path(os.environ.get("CADPIPE_CORPUS", REPO.parent / "shared" / "corpus")).resolve()
+
+
+def corpus_manifest() -> list[dict[str, str]]:
+    with open(CORPUS / "manifest.csv", newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.fixture(scope="session")
+def corpus_dir() -> Path:
+    if not (CORPUS / "manifest.csv").exists():
+        pytest.fail(f"corpus not found at {CORPUS}; set CADPIPE_CORPUS")
+    return CORPUS
+
+
+@pytest.fixture(scope="session")
+def manifest() -> list[dict[str, str]]:
+    return corpus_manifest()
+
+
+@pytest.fixture
+def corpus_copy(tmp_path: Path, corpus_dir: Path):
+    """Copy selected corpus files (paths relative to the corpus root) into a temporary folder."""
+
+    def copy(*relative: str, dest: Path | None = None) -> Path:
+        target = dest or tmp_path / "corpus"
+        for rel in relative:
+            out = target / Path(rel).name
+            out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(corpus_dir / rel, out)
+        return target
+
+    return copy
