@@ -1,0 +1,236 @@
+"""Load a DXF (ASCII or binary) or DWG file into an ezdxf document, recovering when needed.
+
+Order of attempts:
+
+1. The content is sniffed first (:mod:`extractors.file_kind`): anything that is not DXF or DWG
+   is refused at once, because ``ezdxf.recover`` turns almost any bytes into an empty drawing.
+2. ``ezdxf.readfile``, then ``doc.audit()`` (cheap, and it repairs what the renderer would trip on).
+3. When ezdxf rejects the structure, ``ezdxf.recover`` (which audits itself); ``recovered=True``.
+   A file that ends inside a section is refused instead: recovery would silently keep the half
+   that arrived. Binary DXF is refused too: ezdxf's recovery reads ASCII DXF only.
+4. DWG goes through ezdxf's ``odafc`` add-on when the ODA File Converter is installed.
+
+``LoadedDxf.header_vars`` holds the HEADER variables as the file states them, read once more from
+the file's first section: while loading, ezdxf overwrites ``$TDCREATE`` with the load time and
+``$ACADVER`` with the version it treats the file as, and fills a missing HEADER with defaults
+(``$INSUNITS`` 6 ...). An empty dict means the file has no HEADER section. When that section cannot
+be parsed on its own, or for DWG, the loaded header is used without ``$TDCREATE``.
+
+Errors (``converters.errors``):
+
+- ``InputError``: the content is not a DXF/DWG, is empty, truncated, or neither loader copes; DWG
+  without the ODA File Converter; and a path that does not exist or is not a regular file. The
+  last is permanent on purpose: the batch found the file moments ago, so if it has gone the
+  work item is obsolete and retrying the same path would fail the same way.
+- ``TransientError``: any other ``OSError`` while reading (permissions, network share, disk).
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, NoReturn, TextIO
+
+import ezdxf
+from ezdxf import recover
+from ezdxf.audit import Auditor
+from ezdxf.document import Drawing
+from ezdxf.lldxf.tagger import ascii_tags_loader, binary_tags_loader, tag_compiler
+from ezdxf.lldxf.tags import Tags
+from ezdxf.lldxf.types import DXFTag
+from ezdxf.lldxf.validator import is_dxf_file
+from ezdxf.sections.header import HeaderSection
+
+from converters.errors import InputError, TransientError
+from extractors.file_kind import sniff_format
+
+ODAFC_MISSING = (
+    "DWG is not supported without the ODA File Converter "
+    "(install it so that ezdxf's odafc add-on finds it, or save the drawing as DXF)"
+)
+_MESSAGE_LIMIT = 240
+
+
+@dataclass
+class LoadedDxf:
+    """A loaded drawing and what loading it took."""
+
+    doc: Drawing
+    recovered: bool  # True when only ezdxf.recover could load it
+    audit_fixes: list[str] = field(default_factory=list)  # problems the auditor repaired
+    audit_errors: list[str] = field(default_factory=list)  # problems it found but left
+    # HEADER variables as stored in the file (see module doc); None: use doc.header as it is.
+    header_vars: dict[str, Any] | None = None
+    warnings: list[str] = field(default_factory=list)  # what loading noticed beyond the auditor
+
+
+def open_dxf(path: Path) -> LoadedDxf:
+    """Load `path` (ASCII DXF, binary DXF, or DWG via the ODA File Converter)."""
+    path = Path(path)
+    kind = _guard_io(path, sniff_format, path)
+    if kind == "dwg":
+        return _open_dwg(path)
+    if kind not in ("dxf", "dxf-binary"):
+        raise InputError(f"{path.name}: not a DXF file ({_describe_content(path, kind)})")
+    # ezdxf.readfile refuses (with a bare IOError) ASCII files whose first tags it does not like,
+    # e.g. after a byte-order mark: ask its own gate first so any OSError below is real I/O.
+    if kind == "dxf" and not _guard_io(path, is_dxf_file, str(path)):
+        return _recover(path, kind, "no SECTION tag where ezdxf expects the first one")
+    try:
+        doc = ezdxf.readfile(path)
+    except OSError as exc:
+        _raise_io(path, exc)
+    except MemoryError:
+        raise
+    except Exception as exc:  # ezdxf signals malformed content with many exception types
+        first_failure = _describe(exc)
+    else:
+        return _audited(doc, doc.audit(), path, kind, recovered=False)
+    return _recover(path, kind, first_failure)
+
+
+def _recover(path: Path, kind: str, first_failure: str) -> LoadedDxf:
+    data = _guard_io(path, path.read_bytes)
+    if not _ends_cleanly(data, binary=kind == "dxf-binary"):
+        raise InputError(f"{path.name}: truncated DXF (ends inside a section); ezdxf: {first_failure}")
+    if kind == "dxf-binary":
+        raise InputError(f"{path.name}: cannot load binary DXF: {first_failure} (ezdxf cannot recover binary DXF)")
+    # ezdxf.recover stumbles on a byte-order mark or blank lines before the first tag.
+    data = data.removeprefix(b"\xef\xbb\xbf").lstrip()
+    try:
+        doc, auditor = recover.read(io.BytesIO(data))
+    except MemoryError:
+        raise
+    except Exception as exc:
+        raise InputError(
+            f"{path.name}: cannot load DXF: {first_failure}; recovery failed: {_describe(exc)}"
+        ) from exc
+    doc.filename = str(path)
+    return _audited(doc, auditor, path, kind, recovered=True)
+
+
+def _open_dwg(path: Path) -> LoadedDxf:
+    from ezdxf.addons import odafc
+
+    if not odafc.is_installed():
+        raise InputError(f"{path.name}: {ODAFC_MISSING}")
+    try:
+        doc = odafc.readfile(path)
+    except (odafc.ODAFCNotInstalledError, odafc.UnsupportedPlatform) as exc:
+        raise InputError(f"{path.name}: {ODAFC_MISSING}: {exc}") from exc
+    except odafc.ODAFCError as exc:  # conversion refused or failed on this file
+        raise InputError(f"{path.name}: ODA File Converter could not convert the DWG: {_describe(exc)}") from exc
+    except OSError as exc:
+        _raise_io(path, exc)
+    except MemoryError:
+        raise
+    except Exception as exc:
+        raise InputError(f"{path.name}: converted DWG does not load: {_describe(exc)}") from exc
+    return _audited(doc, doc.audit(), path, "dwg", recovered=False)
+
+
+def _audited(doc: Drawing, auditor: Auditor, path: Path, kind: str, *, recovered: bool) -> LoadedDxf:
+    loaded = LoadedDxf(
+        doc=doc,
+        recovered=recovered,
+        audit_fixes=[entry.message for entry in auditor.fixes],
+        audit_errors=[entry.message for entry in auditor.errors],
+    )
+    if kind == "dwg":
+        loaded.header_vars = _loaded_header(doc)
+        return loaded
+    try:
+        loaded.header_vars = _file_header(path, kind)
+    except OSError as exc:
+        _raise_io(path, exc)
+    except (TransientError, MemoryError):
+        raise
+    except Exception as exc:  # only a damaged HEADER gets here; the drawing itself loaded
+        loaded.header_vars = _loaded_header(doc)
+        loaded.warnings.append(f"HEADER section unreadable as stored ({_describe(exc)}); using ezdxf's header")
+    return loaded
+
+
+def _file_header(path: Path, kind: str) -> dict[str, Any]:
+    if kind == "dxf-binary":
+        return _header_from_tags(binary_tags_loader(_guard_io(path, path.read_bytes)))
+    with _guard_io(path, lambda: open(path, encoding="utf-8-sig", errors="replace")) as fh:
+        return _header_from_tags(ascii_tags_loader(_SkipBlankStart(fh)))
+
+
+def _header_from_tags(tags: Iterator[DXFTag]) -> dict[str, Any]:
+    compiled = tag_compiler(tags)
+    if next(compiled, None) != (0, "SECTION") or next(compiled, None) != (2, "HEADER"):
+        return {}  # no HEADER: the first section is another one
+    section: list[DXFTag] = [DXFTag(0, "SECTION"), DXFTag(2, "HEADER")]
+    for tag in compiled:  # stop at the end of HEADER: the rest of the file is not needed
+        if tag.code == 0:
+            break
+        section.append(tag)
+    header = HeaderSection.load(Tags(section))
+    return {name: header.get(name) for name in header.varnames()}
+
+
+def _loaded_header(doc: Drawing) -> dict[str, Any]:
+    # ezdxf sets $TDCREATE to the time of loading: it says nothing about the drawing.
+    return {name: doc.header.get(name) for name in doc.header.varnames() if name != "$TDCREATE"}
+
+
+class _SkipBlankStart:
+    """A readline() source for ezdxf's tag loader that skips blank lines before the first tag."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._first: str | None = None
+        for line in iter(stream.readline, ""):
+            if line.strip():
+                self._first = line
+                break
+
+    def readline(self) -> str:
+        if self._first is not None:
+            line, self._first = self._first, None
+            return line
+        return self._stream.readline()
+
+
+def _ends_cleanly(data: bytes, *, binary: bool) -> bool:
+    """True when the last tag is EOF or ENDSEC (some writers drop the EOF; ENDSEC still closes)."""
+    if binary:
+        tail = data.rstrip(b"\x1a")[-16:]
+        return tail.endswith((b"EOF\x00", b"ENDSEC\x00"))
+    # DOS-era files end with Ctrl-Z; NULs come from preallocated, never-filled files.
+    tail = data.rstrip(b" \t\r\n\x1a\x00")[-16:].splitlines()
+    return bool(tail) and tail[-1].strip().upper() in (b"EOF", b"ENDSEC")
+
+
+def _guard_io(path: Path, func: Callable[..., Any], *args: Any) -> Any:
+    try:
+        return func(*args)
+    except OSError as exc:
+        _raise_io(path, exc)
+
+
+def _raise_io(path: Path, exc: OSError) -> NoReturn:
+    if isinstance(exc, (FileNotFoundError, IsADirectoryError, NotADirectoryError)):
+        raise InputError(f"{path.name}: no such file ({path})") from exc
+    raise TransientError(f"{path.name}: cannot read: {exc.strerror or exc}") from exc
+
+
+def _describe_content(path: Path, kind: str | None) -> str:
+    if kind:
+        return f"content is {kind.upper()}"
+    if _guard_io(path, lambda: path.stat().st_size) == 0:
+        return "file is empty"
+    return "content is not a recognised CAD format"
+
+
+def _describe(exc: BaseException) -> str:
+    """One short line: exception kind and message, without ezdxf's repeated class prefix."""
+    name = type(exc).__name__
+    text = " ".join(str(exc).split())
+    while text.startswith(f"{name}:"):
+        text = text[len(name) + 1 :].strip()
+    text = f"{name}: {text}" if text else name
+    return text if len(text) <= _MESSAGE_LIMIT else text[: _MESSAGE_LIMIT - 3] + "..."
