@@ -1,0 +1,389 @@
+"""Render a loaded DXF document to SVG, PDF and PNG, one page per layout.
+
+Each layout is drawn ONCE, by ezdxf's drawing add-on into an SVG fitted to the page; the PDF and
+the PNG are derived from that SVG by MuPDF. (ezdxf's own PyMuPDF backend re-renders the drawing
+per format and is an order of magnitude slower on text-heavy drawings.)
+
+What is rendered:
+
+- the modelspace, always;
+- every paperspace layout that holds anything besides its main viewport, in tab order.
+  Paperspace layouts with nothing on them are skipped and do not appear in the result.
+
+Output names in ``out_dir``:
+
+- ``model.<ext>`` for the modelspace;
+- ``layout-<slug>.<ext>`` for a paperspace layout, where ``<slug>`` is the layout name in lower
+  case with every run of characters outside ``[a-z0-9]`` replaced by ``-`` (and ``-`` trimmed at
+  both ends; ``unnamed`` when nothing is left). When two layouts give the same slug, the later one
+  in tab order gets ``-2``, then ``-3`` ...  e.g. ``Layout 1`` -> ``layout-layout-1.pdf``.
+
+Every page is ``RenderOptions.page`` (default A3 landscape, 10 mm margins); the drawing is scaled
+to fit inside the margins and centred. Colours stay as drawn, on white paper: ACI 7 is drawn
+black, and any other stroke too light to read on white (white, yellow, light grey) is drawn black
+as well; solid fills keep their colour, because a white fill usually masks what lies below it.
+The PNG is rendered at ``png_dpi`` unless that would exceed ``png_max_pixels``; then the
+resolution is lowered until it fits, and ``RenderedLayout.png_dpi`` reports what was used.
+
+A layout with nothing to draw (ezdxf: "empty bounding box") gives a blank page of the page size
+in every format, ``RenderedLayout.empty=True`` and a warning, not an error. An entity whose drawing
+raises is left out and named in a warning; the rest of the layout is still drawn.
+
+Errors: ``InputError`` when ezdxf or MuPDF cannot render a layout of this document at all;
+``TransientError`` when the output cannot be written; ``ValueError`` for invalid options.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+from xml.etree import ElementTree as ET
+
+import pymupdf
+from ezdxf.addons.drawing import Frontend, RenderContext
+from ezdxf.addons.drawing import layout as page_layout
+from ezdxf.addons.drawing.config import BackgroundPolicy, ColorPolicy, Configuration
+from ezdxf.addons.drawing.properties import BackendProperties, Filling, Properties
+from ezdxf.addons.drawing.svg import SVGBackend, SVGRenderBackend
+from ezdxf.colors import RGB
+from ezdxf.document import Drawing
+from ezdxf.entities import DXFGraphic
+from ezdxf.layouts import Layout, Paperspace
+from ezdxf.math import BoundingBox2d
+
+from converters.errors import InputError, TransientError
+
+FORMATS = ("svg", "pdf", "png")
+
+# ISO sizes and the US sizes of the brief, as (short side, long side) in mm.
+_PAGE_SIZES_MM: dict[str, tuple[float, float]] = {
+    "a0": (841.0, 1189.0),
+    "a1": (594.0, 841.0),
+    "a2": (420.0, 594.0),
+    "a3": (297.0, 420.0),
+    "a4": (210.0, 297.0),
+    "letter": (215.9, 279.4),
+    "legal": (215.9, 355.6),
+    "tabloid": (279.4, 431.8),
+}
+
+# Strokes at least this light (ezdxf's perceived luminance, 0..1) vanish on white paper:
+# white is 1.0, yellow 0.94; cyan (0.84) and the light ACI greys below this stay as they are.
+_TOO_LIGHT = 0.9
+# Entity kinds whose colour is an area fill; these keep their colour (see module docstring).
+_AREA_FILLS = frozenset({"SOLID", "TRACE", "WIPEOUT"})
+_MAX_FAILURES_NAMED = 5
+
+
+@dataclass(frozen=True)
+class PageSpec:
+    """Output page in millimetres; the drawing is fitted inside the margins."""
+
+    width_mm: float = 420.0
+    height_mm: float = 297.0
+    margin_mm: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not (self.width_mm > 0 and self.height_mm > 0):
+            raise ValueError(f"page size must be positive, got {self.width_mm} x {self.height_mm} mm")
+        if not 0 <= 2 * self.margin_mm < min(self.width_mm, self.height_mm):
+            raise ValueError(
+                f"margin {self.margin_mm} mm leaves no room on a {self.width_mm} x {self.height_mm} mm page"
+            )
+
+    @classmethod
+    def named(cls, size: str = "A3", orientation: str = "landscape", margin_mm: float = 10.0) -> PageSpec:
+        """A standard page: A0-A4, letter, legal or tabloid, in landscape or portrait."""
+        try:
+            short, long = _PAGE_SIZES_MM[size.strip().lower()]
+        except KeyError:
+            raise ValueError(f"unknown page size {size!r}; expected one of {', '.join(_PAGE_SIZES_MM)}") from None
+        match orientation.strip().lower():
+            case "landscape":
+                return cls(long, short, margin_mm)
+            case "portrait":
+                return cls(short, long, margin_mm)
+        raise ValueError(f"unknown page orientation {orientation!r}; expected 'landscape' or 'portrait'")
+
+    def to_ezdxf(self) -> page_layout.Page:
+        return page_layout.Page(
+            self.width_mm, self.height_mm, page_layout.Units.mm, page_layout.Margins.all(self.margin_mm)
+        )
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    page: PageSpec = PageSpec()
+    formats: tuple[str, ...] = FORMATS
+    png_dpi: int = 150
+    png_max_pixels: int = 16_000_000
+
+    def __post_init__(self) -> None:
+        unknown = [f for f in self.formats if f not in FORMATS]
+        if unknown or not self.formats:
+            raise ValueError(f"formats must be a non-empty subset of {FORMATS}, got {self.formats!r}")
+        if self.png_dpi <= 0 or self.png_max_pixels <= 0:
+            raise ValueError(f"png_dpi and png_max_pixels must be positive, got {self.png_dpi}, {self.png_max_pixels}")
+
+
+@dataclass
+class RenderedLayout:
+    layout: str  # the layout name as in the DXF ("Model" for the modelspace)
+    stem: str  # file name without extension, see module docstring
+    empty: bool  # nothing to draw: the files hold a blank page
+    files: dict[str, Path]  # format -> written file, only the requested formats
+    png_size: tuple[int, int] | None  # (width, height) in pixels when a PNG was written
+    png_dpi: float | None  # resolution actually used for the PNG (lowered by the pixel cap)
+
+
+@dataclass
+class RenderResult:
+    layouts: list[RenderedLayout]
+    warnings: list[str] = field(default_factory=list)
+
+
+def render_dxf(doc: Drawing, out_dir: Path, options: RenderOptions = RenderOptions()) -> RenderResult:
+    """Write the requested formats of the modelspace and each non-empty paperspace layout."""
+    source = doc.filename or "<unsaved drawing>"
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TransientError(f"{source}: cannot create output folder {out_dir}: {exc}") from exc
+
+    result = RenderResult(layouts=[])
+    for layout, stem in _layouts_to_render(doc):
+        where = f"{source}: layout {layout.name!r}"
+        svg, empty, failures = _render_svg(doc, layout, options.page, where)
+        if empty:
+            result.warnings.append(f"{where} has nothing to draw; wrote a blank page")
+        if failures:
+            result.warnings.append(_failures_warning(where, failures))
+        result.layouts.append(_write_formats(svg, empty, layout.name, stem, out_dir, options, where))
+    return result
+
+
+def _failures_warning(where: str, failures: list[str]) -> str:
+    named = "; ".join(failures[:_MAX_FAILURES_NAMED])
+    if len(failures) > _MAX_FAILURES_NAMED:
+        named += f"; and {len(failures) - _MAX_FAILURES_NAMED} more"
+    return f"{where}: {len(failures)} entities could not be drawn and are missing: {named}"
+
+
+def svg_to_pdf(svg: str) -> bytes:
+    """A one-page PDF of the SVG; the page size is the SVG's width and height."""
+    with _open_svg(svg) as svg_doc:
+        return _pdf_from(svg_doc)
+
+
+def svg_to_png(svg: str, dpi: int, max_pixels: int) -> tuple[bytes, tuple[int, int], float]:
+    """PNG of the SVG at ``dpi``, or lower so that width * height <= ``max_pixels``.
+
+    Returns the PNG, its (width, height) in pixels and the resolution used.
+    """
+    with _open_svg(svg) as svg_doc:
+        return _png_from(svg_doc, dpi, max_pixels)
+
+
+def layout_slug(name: str) -> str:
+    """File-name-safe form of a layout name (see the module docstring)."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "unnamed"
+
+
+def _layouts_to_render(doc: Drawing) -> Iterator[tuple[Layout, str]]:
+    yield doc.modelspace(), "model"
+    used: set[str] = set()
+    for name in doc.layouts.names_in_taborder():
+        layout = doc.layouts.get(name)
+        if not isinstance(layout, Paperspace) or not _has_content(layout):
+            continue
+        base = f"layout-{layout_slug(name)}"
+        stem, n = base, 1
+        while stem in used:
+            n += 1
+            stem = f"{base}-{n}"
+        used.add(stem)
+        yield layout, stem
+
+
+def _has_content(layout: Paperspace) -> bool:
+    # Every paperspace has a main viewport (the sheet itself); it alone draws nothing.
+    main = layout.main_viewport()
+    return any(entity is not main for entity in layout)
+
+
+def _render_svg(doc: Drawing, layout: Layout, page: PageSpec, where: str) -> tuple[str, bool, list[str]]:
+    """The layout as an SVG page; (svg, empty, entities that failed)."""
+    config = Configuration(background_policy=BackgroundPolicy.WHITE, color_policy=ColorPolicy.COLOR)
+    backend = _InlineStyleSVGBackend()
+    failures: list[str] = []
+    settings = page_layout.Settings(fit_page=True)
+    try:
+        # A fresh context per layout (cheap): nothing one layout leaves behind affects the next.
+        frontend = _TolerantFrontend(RenderContext(doc), backend, config, failures)
+        frontend.push_property_override_function(_readable_on_white)
+        frontend.draw_layout(layout, finalize=True)
+        render_box = backend.player().bbox()
+        empty = not render_box.has_data
+        if empty:
+            # Any box will do: there is nothing in it, and the page size is fixed.
+            render_box = BoundingBox2d([(0, 0), (1, 1)])
+        svg = backend.get_string(page.to_ezdxf(), settings=settings, render_box=render_box)
+    except MemoryError:
+        raise
+    except Exception as exc:
+        raise InputError(f"{where}: ezdxf cannot render it: {exc!r}") from exc
+    return svg, empty, failures
+
+
+class _InlineStyleSVGBackend(SVGBackend):
+    @staticmethod
+    def make_backend(page: page_layout.Page, settings: page_layout.Settings) -> SVGRenderBackend:
+        return _InlineStyleRenderBackend(page, settings)
+
+
+class _InlineStyleRenderBackend(SVGRenderBackend):
+    """Writes stroke and fill as attributes of each path instead of CSS classes.
+
+    MuPDF's SVG reader ignores CSS class rules: with ezdxf's classes every line vanished and
+    every circle came out as a filled black disc.
+    """
+
+    def add_strokes(self, d: str, properties: BackendProperties) -> None:
+        if not d:
+            return
+        color, opacity = self.resolve_color(properties.color)
+        width = self.resolve_stroke_width(properties.lineweight)
+        path = ET.SubElement(self.entities, "path", d=d, fill="none", stroke=color)
+        path.set("stroke-width", str(width))
+        if opacity < 1.0:
+            path.set("stroke-opacity", f"{opacity:.3f}")
+
+    def add_filling(self, d: str, properties: BackendProperties) -> None:
+        if not d:
+            return
+        color, opacity = self.resolve_color(properties.color)
+        path = ET.SubElement(self.entities, "path", d=d, fill=color)
+        if opacity < 1.0:
+            path.set("fill-opacity", f"{opacity:.3f}")
+
+
+class _TolerantFrontend(Frontend):
+    """Leaves out an entity whose drawing raises, instead of losing the whole layout.
+
+    ezdxf's frontend only skips entities it knows it cannot draw; an exception from a broken
+    entity (or a broken block behind an INSERT) would end the whole render.
+    """
+
+    def __init__(self, ctx: RenderContext, backend: SVGBackend, config: Configuration, failures: list[str]):
+        super().__init__(ctx, backend, config)
+        self.failures = failures
+
+    def draw_entity(self, entity: DXFGraphic, properties: Properties) -> None:
+        # A failure inside an INSERT leaves its block state and clipping pushed; undo both.
+        saved_states = len(self.ctx._saved_states)
+        clipping = self.pipeline.clipping_portal
+        clip_depth = clipping.stack_depth
+        try:
+            super().draw_entity(entity, properties)
+        except MemoryError:
+            raise
+        except Exception as exc:
+            while len(self.ctx._saved_states) > saved_states:
+                self.ctx.pop_state()
+            while clipping.stack_depth > clip_depth:
+                clipping.pop()
+            self.failures.append(f"{entity} ({type(exc).__name__}: {exc})")
+
+
+def _readable_on_white(entity: DXFGraphic, properties: Properties) -> None:
+    """Property override: draw strokes too light for white paper in black."""
+    if entity.dxftype() in _AREA_FILLS:
+        return
+    if properties.filling is not None and properties.filling.type != Filling.PATTERN:
+        return  # solid or gradient HATCH/MPOLYGON: an area fill too
+    color = properties.color
+    if RGB.from_hex(color[:7]).luminance >= _TOO_LIGHT:
+        properties.color = "#000000" + color[7:]  # keep the transparency
+
+
+def _write_formats(
+    svg: str, empty: bool, name: str, stem: str, out_dir: Path, options: RenderOptions, where: str
+) -> RenderedLayout:
+    files: dict[str, Path] = {}
+    png_size: tuple[int, int] | None = None
+    png_dpi: float | None = None
+    if "svg" in options.formats:
+        files["svg"] = _write_atomic(out_dir / f"{stem}.svg", svg.encode("utf-8"))
+    if "pdf" in options.formats or "png" in options.formats:
+        try:
+            with _open_svg(svg) as svg_doc:
+                pdf = _pdf_from(svg_doc) if "pdf" in options.formats else None
+                png = _png_from(svg_doc, options.png_dpi, options.png_max_pixels) if "png" in options.formats else None
+        except InputError as exc:
+            raise InputError(f"{where}: {exc}") from exc
+        if pdf is not None:
+            files["pdf"] = _write_atomic(out_dir / f"{stem}.pdf", pdf)
+        if png is not None:
+            data, png_size, png_dpi = png
+            files["png"] = _write_atomic(out_dir / f"{stem}.png", data)
+    return RenderedLayout(name, stem, empty, files, png_size, png_dpi)
+
+
+@contextlib.contextmanager
+def _open_svg(svg: str) -> Iterator[pymupdf.Document]:
+    try:
+        svg_doc = pymupdf.open(stream=svg.encode("utf-8"), filetype="svg")
+    except Exception as exc:
+        raise InputError(f"MuPDF cannot read the SVG: {exc}") from exc
+    try:
+        if svg_doc.page_count != 1:
+            raise InputError(f"MuPDF read {svg_doc.page_count} pages from the SVG, expected 1")
+        yield svg_doc
+    finally:
+        svg_doc.close()
+
+
+def _pdf_from(svg_doc: pymupdf.Document) -> bytes:
+    return svg_doc.convert_to_pdf()
+
+
+def _png_from(svg_doc: pymupdf.Document, dpi: int, max_pixels: int) -> tuple[bytes, tuple[int, int], float]:
+    if dpi <= 0 or max_pixels <= 0:
+        raise ValueError(f"dpi and max_pixels must be positive, got {dpi}, {max_pixels}")
+    page = svg_doc[0]
+    rect = page.rect  # in points (1/72 inch)
+    zoom = min(dpi / 72, math.sqrt(max_pixels / (rect.width * rect.height)))
+    # MuPDF rounds the pixel box outwards; shrink until the rounded box is within the cap too.
+    while _pixel_count(rect, zoom) > max_pixels:
+        zoom *= 0.999
+    pix = page.get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), alpha=False)
+    return pix.tobytes("png"), (pix.width, pix.height), zoom * 72
+
+
+def _pixel_count(rect: pymupdf.Rect, zoom: float) -> int:
+    box = (rect * pymupdf.Matrix(zoom, zoom)).irect
+    return box.width * box.height
+
+
+def _write_atomic(path: Path, data: bytes) -> Path:
+    """Write via a temporary name in the same folder, so readers never see a partial file."""
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+    except OSError as exc:
+        raise TransientError(f"cannot write {path}: {exc}") from exc
+    return path
