@@ -2,13 +2,16 @@
 
 Each layout is drawn ONCE, by ezdxf's drawing add-on into an SVG fitted to the page; the PDF and
 the PNG are derived from that SVG by MuPDF. (ezdxf's own PyMuPDF backend re-renders the drawing
-per format and is an order of magnitude slower on text-heavy drawings.)
+per format and is an order of magnitude slower on text-heavy drawings.) The SVG styles every path
+with attributes rather than ezdxf's CSS classes, which MuPDF does not read. Text is drawn as glyph
+outlines, so no fonts are needed to view the output.
 
 What is rendered:
 
 - the modelspace, always;
 - every paperspace layout that holds anything besides its main viewport, in tab order.
   Paperspace layouts with nothing on them are skipped and do not appear in the result.
+  Viewports are drawn as ezdxf does: one whose stored status is 0 ("off") shows nothing.
 
 Output names in ``out_dir``:
 
@@ -19,9 +22,10 @@ Output names in ``out_dir``:
   in tab order gets ``-2``, then ``-3`` ...  e.g. ``Layout 1`` -> ``layout-layout-1.pdf``.
 
 Every page is ``RenderOptions.page`` (default A3 landscape, 10 mm margins); the drawing is scaled
-to fit inside the margins and centred. Colours stay as drawn, on white paper: ACI 7 is drawn
-black, and any other stroke too light to read on white (white, yellow, light grey) is drawn black
-as well; solid fills keep their colour, because a white fill usually masks what lies below it.
+to fit inside the margins and centred. Colours are kept, on white paper, but made readable there:
+ACI 7 and white strokes are drawn black, and strokes too light for white paper (yellow, cyan,
+light grey ...) are darkened keeping their hue (``darken_for_white_paper``). Solid fills keep
+their colour, because a white fill usually masks what lies below it.
 The PNG is rendered at ``png_dpi`` unless that would exceed ``png_max_pixels``; then the
 resolution is lowered until it fits, and ``RenderedLayout.png_dpi`` reports what was used.
 
@@ -73,9 +77,12 @@ _PAGE_SIZES_MM: dict[str, tuple[float, float]] = {
     "tabloid": (279.4, 431.8),
 }
 
-# Strokes at least this light (ezdxf's perceived luminance, 0..1) vanish on white paper:
-# white is 1.0, yellow 0.94; cyan (0.84) and the light ACI greys below this stay as they are.
-_TOO_LIGHT = 0.9
+# ezdxf's perceived luminance (0 black .. 1 white). Strokes lighter than _MAX_LUMINANCE fade on
+# white paper (yellow is 0.94, cyan 0.84, green 0.77, red 0.55): they are darkened to it, keeping
+# their hue. White and near-white greys become black: they are the "foreground" of dark screens.
+_MAX_LUMINANCE = 0.6
+_WHITE_LUMINANCE = 0.95
+_GREY_SPREAD = 16  # max - min channel value at or below which a colour counts as grey
 # Entity kinds whose colour is an area fill; these keep their colour (see module docstring).
 _AREA_FILLS = frozenset({"SOLID", "TRACE", "WIPEOUT"})
 _MAX_FAILURES_NAMED = 5
@@ -303,14 +310,26 @@ class _TolerantFrontend(Frontend):
 
 
 def _readable_on_white(entity: DXFGraphic, properties: Properties) -> None:
-    """Property override: draw strokes too light for white paper in black."""
+    """Property override: darken strokes too light to read on white paper."""
     if entity.dxftype() in _AREA_FILLS:
         return
     if properties.filling is not None and properties.filling.type != Filling.PATTERN:
         return  # solid or gradient HATCH/MPOLYGON: an area fill too
     color = properties.color
-    if RGB.from_hex(color[:7]).luminance >= _TOO_LIGHT:
-        properties.color = "#000000" + color[7:]  # keep the transparency
+    properties.color = darken_for_white_paper(color[:7]) + color[7:]  # keep the transparency
+
+
+def darken_for_white_paper(color: str) -> str:
+    """``#rrggbb`` readable on white: white/near-white to black, other light colours darkened."""
+    rgb = RGB.from_hex(color)
+    luminance = rgb.luminance
+    if luminance <= _MAX_LUMINANCE:
+        return color
+    if luminance >= _WHITE_LUMINANCE and max(rgb) - min(rgb) <= _GREY_SPREAD:
+        return "#000000"
+    # Scaling all channels scales this luminance by the same factor, and keeps the hue.
+    factor = _MAX_LUMINANCE / luminance
+    return RGB(*(int(channel * factor) for channel in rgb)).to_hex()
 
 
 def _write_formats(
