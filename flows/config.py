@@ -1,0 +1,182 @@
+"""The declarative configuration (`cadpipe.toml`): what a run should produce, and its limits.
+
+Loading validates every key against the defaults below, so a misspelt option fails loudly with its
+section and name instead of being silently ignored.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO_CONFIG = Path(__file__).resolve().parents[1] / "cadpipe.toml"
+
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "inputs": {
+        "sources": ["data/samples"],
+        "exclude": ["*.part", "*.tmp", "~$*", ".*", "*.bak"],
+        "formats": ["dxf", "dwg", "step", "iges", "stl"],
+    },
+    "output": {"root": "out"},
+    "dxf": {
+        "outputs": ["svg", "pdf", "png"],
+        "page_size": "A3",
+        "orientation": "landscape",
+        "margin_mm": 10.0,
+        "png_dpi": 150,
+        "png_max_pixels": 16_000_000,
+    },
+    "step": {
+        "outputs": ["stl", "glb", "svg", "png"],
+        "stl_linear_tolerance": 0.1,
+        "stl_angular_tolerance": 0.5,
+        "stl_max_bytes": 100_000_000,
+        "hidden_lines": False,
+        "default_material": "steel",
+        "densities": {"steel": 7850.0, "aluminium": 2700.0, "abs": 1050.0},
+    },
+    "limits": {"timeout_s": 300.0, "memory_mb": 6144},
+    "retries": {"attempts": 3, "backoff_s": 2.0, "max_backoff_s": 60.0, "jitter": 0.5},
+    "run": {"runner": "processes", "workers": 0, "chunk_size": 0},
+}
+
+# Sections whose values, not keys, are free-form (a table of names to numbers).
+FREE_FORM = {("step", "densities")}
+DXF_OUTPUTS = {"svg", "pdf", "png"}
+STEP_OUTPUTS = {"stl", "glb", "svg", "png"}
+FORMATS = {"dxf", "dwg", "step", "iges", "stl"}
+
+
+class ConfigError(ValueError):
+    """The configuration file is unreadable or names an unknown or invalid option."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """Validated settings; `raw` keeps the merged tables for the option fingerprints."""
+
+    raw: dict[str, dict[str, Any]]
+    base_dir: Path
+    path: Path | None = None
+    sources: tuple[Path, ...] = field(default=())
+    out: Path = Path("out")
+
+    def section(self, name: str) -> dict[str, Any]:
+        return self.raw[name]
+
+    def options_for(self, fmt: str) -> dict[str, Any]:
+        """The options that shape the outputs of one input format: part of the work identity."""
+        family = "dxf" if fmt in ("dxf", "dxf-binary", "dwg") else "step"
+        return {"family": family, **self.raw[family]}
+
+    def options_key(self, fmt: str) -> str:
+        return fingerprint(self.options_for(fmt))
+
+
+def fingerprint(value: Any) -> str:
+    blob = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _merge(defaults: dict, given: dict, where: str) -> dict:
+    merged = copy.deepcopy(defaults)
+    for section, values in given.items():
+        if section not in defaults:
+            raise ConfigError(f"{where}: unknown section [{section}] (known: {', '.join(defaults)})")
+        if not isinstance(values, dict):
+            raise ConfigError(f"{where}: [{section}] must be a table")
+        for key, value in values.items():
+            if key not in defaults[section]:
+                known = ", ".join(defaults[section])
+                raise ConfigError(f"{where}: unknown option {section}.{key} (known: {known})")
+            expected = defaults[section][key]
+            if (section, key) in FREE_FORM:
+                if not isinstance(value, dict):
+                    raise ConfigError(f"{where}: {section}.{key} must be a table")
+                merged[section][key] = {str(k): float(v) for k, v in value.items()}
+                continue
+            merged[section][key] = _coerce(value, expected, f"{where}: {section}.{key}")
+    return merged
+
+
+def _coerce(value: Any, expected: Any, name: str) -> Any:
+    if isinstance(expected, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{name} must be true or false, not {value!r}")
+        return value
+    if isinstance(expected, (int, float)) and not isinstance(expected, bool):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{name} must be a number, not {value!r}")
+        if value < 0:
+            raise ConfigError(f"{name} must not be negative, not {value!r}")
+        return type(expected)(value) if isinstance(expected, float) else int(value)
+    if isinstance(expected, list):
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{name} must be a list of strings, not {value!r}")
+        return list(value)
+    if isinstance(expected, str) and not isinstance(value, str):
+        raise ConfigError(f"{name} must be a string, not {value!r}")
+    return value
+
+
+def _validate(raw: dict, where: str) -> None:
+    checks = [
+        ("dxf", "outputs", DXF_OUTPUTS),
+        ("step", "outputs", STEP_OUTPUTS),
+        ("inputs", "formats", FORMATS),
+    ]
+    for section, key, allowed in checks:
+        unknown = set(raw[section][key]) - allowed
+        if unknown:
+            raise ConfigError(
+                f"{where}: {section}.{key} has unknown values {sorted(unknown)} (allowed: {sorted(allowed)})"
+            )
+    if raw["run"]["runner"] not in ("processes", "dask"):
+        raise ConfigError(f"{where}: run.runner must be 'processes' or 'dask'")
+    if raw["retries"]["attempts"] < 1:
+        raise ConfigError(f"{where}: retries.attempts must be at least 1")
+    if raw["limits"]["timeout_s"] <= 0:
+        raise ConfigError(f"{where}: limits.timeout_s must be positive")
+    if raw["dxf"]["orientation"] not in ("landscape", "portrait"):
+        raise ConfigError(f"{where}: dxf.orientation must be 'landscape' or 'portrait'")
+
+
+def load_config(
+    path: str | Path | None = None,
+    *,
+    sources: list[str] | None = None,
+    out: str | None = None,
+    overrides: dict[str, dict[str, Any]] | None = None,
+) -> Config:
+    """Read a config file (default: the repository's `cadpipe.toml`) and apply command-line choices.
+
+    Paths in the file are relative to the file's folder; `sources` and `out` given here are relative
+    to the current directory, as a user typing them expects.
+    """
+    config_path = Path(path).resolve() if path else (REPO_CONFIG if REPO_CONFIG.exists() else None)
+    given: dict = {}
+    if config_path is not None:
+        try:
+            given = tomllib.loads(config_path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file not found: {config_path}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{config_path}: invalid TOML: {exc}") from exc
+    where = str(config_path or "defaults")
+    raw = _merge(DEFAULTS, given, where)
+    if overrides:
+        raw = _merge(raw, overrides, "command line")
+    _validate(raw, where)
+    base = config_path.parent if config_path else Path.cwd()
+    source_paths = (
+        tuple(Path(s).resolve() for s in sources)
+        if sources
+        else tuple((base / s).resolve() for s in raw["inputs"]["sources"])
+    )
+    out_path = Path(out).resolve() if out else (base / raw["output"]["root"]).resolve()
+    return Config(raw=raw, base_dir=base, path=config_path, sources=source_paths, out=out_path)

@@ -1,0 +1,79 @@
+"""Plan: compare what was discovered with the catalog and the outputs on disk; do only the rest.
+
+The identity of a piece of work is the input's content hash, the options that shape its outputs
+and the pipeline version. Three outcomes per input:
+- unchanged: the catalog already records this path with this work identity (and, when it
+  succeeded, its outputs are still on disk);
+- reuse: the work was done (its output folder is complete) but not recorded for this path: a moved,
+  renamed or copied file, or a run that crashed before publishing;
+- todo: everything else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from flows.discover import InputFile
+
+
+def work_id(sha256: str, options_key: str, version: str) -> str:
+    return hashlib.sha256(f"{sha256}\n{options_key}\n{version}".encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    input: InputFile
+    work_id: str
+    options: dict
+
+    def to_job(self, out: str, attempt: int = 1) -> dict:
+        """The picklable job a worker process receives."""
+        return {
+            "source_root": self.input.source_root,
+            "path": self.input.path,
+            "format": self.input.format,
+            "sha256": self.input.sha256,
+            "work_id": self.work_id,
+            "options": self.options,
+            "out": out,
+            "attempt": attempt,
+        }
+
+
+@dataclass
+class Plan:
+    todo: list[WorkItem] = field(default_factory=list)
+    reuse: list[WorkItem] = field(default_factory=list)
+    unchanged: list[WorkItem] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return len(self.todo) + len(self.reuse) + len(self.unchanged)
+
+
+def make_plan(
+    inputs: list[InputFile],
+    *,
+    options_for,
+    options_key,
+    version: str,
+    recorded: dict[tuple[str, str], tuple[str, str, bool]],
+    completed: set[str],
+) -> Plan:
+    """`recorded` maps (source_root, path) to (work_id, status, retryable) from the catalog;
+    `completed` holds the work ids whose output folder is complete on disk."""
+    plan = Plan()
+    for item in inputs:
+        wid = work_id(item.sha256, options_key(item.format), version)
+        work = WorkItem(item, wid, options_for(item.format))
+        previous = recorded.get(item.key)
+        same = previous is not None and previous[0] == wid
+        if same and (wid in completed if previous[1] == "ok" else not previous[2]):
+            # Done with its outputs in place, or failed for good: the same input fails the same way.
+            plan.unchanged.append(work)
+        elif wid in completed:
+            plan.reuse.append(work)
+        else:
+            plan.todo.append(work)
+    return plan

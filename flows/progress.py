@@ -1,0 +1,38 @@
+"""Progress events of the running batch, for whoever listens in this process (the CLI's bar,
+the Prefect progress artifact). Listeners must be quick and thread-safe: chunk tasks call them."""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable, Protocol
+
+
+class Listener(Protocol):
+    def planned(self, total: int, todo: int) -> None: ...
+    def file_done(self, path: str, result: dict) -> None: ...
+
+
+_listeners: list[Listener] = []
+_lock = threading.Lock()
+
+
+def subscribe(listener: Listener) -> Callable[[], None]:
+    with _lock:
+        _listeners.append(listener)
+
+    def unsubscribe() -> None:
+        with _lock:
+            if listener in _listeners:
+                _listeners.remove(listener)
+
+    return unsubscribe
+
+
+def planned(total: int, todo: int) -> None:
+    for listener in list(_listeners):
+        listener.planned(total, todo)
+
+
+def file_done(path: str, result: dict) -> None:
+    for listener in list(_listeners):
+        listener.file_done(path, result)

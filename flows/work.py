@@ -1,0 +1,210 @@
+"""The work on one file, run inside a worker process: parse once, extract, render, record.
+
+No Prefect here: this runs in plain worker processes. Everything a file yields is written into a
+temporary folder beside its final place and renamed into `OUT/outputs/<work_id>/` as the last step,
+with `result.json` (metadata and table rows) inside; a folder there is therefore always complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+from converters.errors import CadpipeError, InputError
+
+RESULT_FILE = "result.json"
+OUTPUTS_DIR = "outputs"
+
+
+def work_dir(out: Path | str, wid: str) -> Path:
+    return Path(out) / OUTPUTS_DIR / wid
+
+
+def is_complete(out: Path | str, wid: str) -> bool:
+    return (work_dir(out, wid) / RESULT_FILE).is_file()
+
+
+def read_result(out: Path | str, wid: str) -> dict:
+    return json.loads((work_dir(out, wid) / RESULT_FILE).read_text(encoding="utf-8"))
+
+
+class Stage:
+    """Remembers which stage a file is in, so a failure can say where it happened."""
+
+    def __init__(self) -> None:
+        self.name = "open"
+
+    def __call__(self, name: str) -> None:
+        self.name = name
+
+
+def _dxf(src: Path, job: dict, dest: Path, stage: Stage) -> dict:
+    from converters.dxf_render import PageSpec, RenderOptions, render_dxf
+    from extractors.dxf_document import open_dxf
+    from extractors.dxf_metadata import extract_metadata
+
+    opts = job["options"]
+    stage("load")
+    loaded = open_dxf(src)
+    stage("metadata")
+    meta = extract_metadata(loaded, src)
+    tables = {
+        "layouts": meta.layouts,
+        "layers": meta.layers,
+        "entities": meta.entities,
+        "blocks": meta.blocks,
+        "texts": meta.texts,
+        "refs": meta.refs,
+    }
+    stage("render")
+    page = PageSpec.named(opts["page_size"], opts["orientation"], opts["margin_mm"])
+    render = render_dxf(
+        loaded.doc,
+        dest,
+        RenderOptions(
+            page=page,
+            formats=tuple(opts["outputs"]),
+            png_dpi=opts["png_dpi"],
+            png_max_pixels=opts["png_max_pixels"],
+        ),
+    )
+    outputs = [
+        {"layout": lay.layout, "format": fmt, "file": path.name, "empty": lay.empty}
+        for lay in render.layouts
+        for fmt, path in sorted(lay.files.items())
+    ]
+    return {
+        "summary": meta.summary,
+        "tables": tables,
+        "outputs": outputs,
+        "warnings": meta.warnings + render.warnings,
+    }
+
+
+def _unknown(src: Path, job: dict, dest: Path, stage: Stage) -> dict:
+    stage("detect")
+    raise InputError(f"content is not a recognised CAD format (extension {src.suffix or 'none'})")
+
+
+HANDLERS: dict[str, Callable[[Path, dict, Path, Stage], dict]] = {
+    "dxf": _dxf,
+    "dxf-binary": _dxf,
+    "dwg": _dxf,  # the loader converts with the ODA File Converter when installed, else refuses
+    "unknown": _unknown,
+}
+
+
+def classify(exc: BaseException) -> tuple[str, bool]:
+    """(error_class, permanent) of an exception raised while working on a file."""
+    if isinstance(exc, CadpipeError):
+        return type(exc).__name__, exc.permanent
+    if isinstance(exc, MemoryError):
+        return "MemoryLimit", True  # the same file blows the same limit again
+    if isinstance(exc, OSError):
+        return type(exc).__name__, False  # disk, network share, file locked: may pass
+    # Anything else is a library failing on this content: deterministic, so retrying cannot help.
+    return type(exc).__name__, True
+
+
+def failure(job: dict, stage: str, error_class: str, message: str, permanent: bool, **extra: Any) -> dict:
+    name = Path(job["path"]).name
+    message = message.removeprefix(f"{name}: ")  # the path leads the message already
+    return {
+        "status": "failed",
+        "work_id": job["work_id"],
+        "stage": stage,
+        "error_class": error_class,
+        "error_message": f"{job['path']}: {stage}: {message}",
+        "permanent": permanent,
+        "attempt": job.get("attempt", 1),
+        **extra,
+    }
+
+
+def process_job(job: dict) -> dict:
+    """Do one file's work. Never raises for a file's own fault: returns a result record."""
+    started = time.monotonic()
+    src = Path(job["source_root"]) / job["path"]
+    out = Path(job["out"])
+    final = work_dir(out, job["work_id"])
+    stage = Stage()
+    if (final / RESULT_FILE).is_file():  # done meanwhile by another run or attempt
+        return _done(job, final, started, reused=True)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{job['work_id']}-", dir=final.parent))
+    try:
+        handler = HANDLERS.get(job["format"])
+        if handler is None:
+            raise InputError(f"no converter for format {job['format']}")
+        record = handler(src, job, tmp, stage)
+        stage("write")
+        record.update(
+            work_id=job["work_id"],
+            sha256=job["sha256"],
+            format=job["format"],
+            source_name=Path(job["path"]).name,
+            options=job["options"],
+        )
+        _write_json(tmp / RESULT_FILE, record)
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            if not (final / RESULT_FILE).is_file():
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)  # a concurrent run finished the same work first
+        return _done(job, final, started)
+    except BaseException as exc:  # noqa: BLE001 - every failure becomes a record
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        error_class, permanent = classify(exc)
+        message = str(exc) or error_class
+        return failure(
+            job,
+            stage.name,
+            error_class,
+            message,
+            permanent,
+            duration_ms=round((time.monotonic() - started) * 1000),
+            traceback="".join(traceback.format_exception(exc, limit=-6)),
+        )
+
+
+def _done(job: dict, final: Path, started: float, reused: bool = False) -> dict:
+    record = json.loads((final / RESULT_FILE).read_text(encoding="utf-8"))
+    return {
+        "status": "ok",
+        "work_id": job["work_id"],
+        "outputs": [f"{OUTPUTS_DIR}/{job['work_id']}/{o['file']}" for o in record.get("outputs", [])],
+        "warnings": record.get("warnings", []),
+        "duration_ms": round((time.monotonic() - started) * 1000),
+        "attempt": job.get("attempt", 1),
+        "reused": reused,
+    }
+
+
+def _write_json(path: Path, value: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(value, default=str, ensure_ascii=False), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def init_worker(memory_mb: int) -> None:
+    """Worker initializer: import the heavy libraries once, so a file's timeout measures its own
+    work, then cap the address space so a blow-up fails one file, not the machine."""
+    import converters.dxf_render  # noqa: F401
+    import extractors.dxf_document  # noqa: F401
+    import extractors.dxf_metadata  # noqa: F401
+
+    if memory_mb > 0:
+        import resource
+
+        limit = memory_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+

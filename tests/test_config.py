@@ -1,0 +1,52 @@
+"""The declarative config: defaults, overrides, and loud errors for mistakes."""
+
+from pathlib import Path
+
+import pytest
+
+from flows.config import REPO_CONFIG, ConfigError, load_config
+
+
+def test_repository_config_matches_the_documented_defaults():
+    cfg = load_config(REPO_CONFIG)
+    assert cfg.sources == (REPO_CONFIG.parent / "data" / "samples",)
+    assert cfg.out == REPO_CONFIG.parent / "out"
+    assert cfg.raw["dxf"]["page_size"] == "A3" and cfg.raw["dxf"]["orientation"] == "landscape"
+
+
+def test_relative_paths_resolve_against_the_config_file(tmp_path: Path):
+    (tmp_path / "conf").mkdir()
+    path = tmp_path / "conf" / "c.toml"
+    path.write_text('[inputs]\nsources = ["lib"]\n[output]\nroot = "results"\n')
+    cfg = load_config(path)
+    assert cfg.sources == (tmp_path / "conf" / "lib",)
+    assert cfg.out == tmp_path / "conf" / "results"
+
+
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("[dxf]\npng_dpy = 100\n", ["dxf.png_dpy", "png_dpi"]),
+        ("[renders]\nx = 1\n", ["[renders]"]),
+        ("[dxf]\noutputs = ['svg', 'jpg']\n", ["dxf.outputs", "jpg"]),
+        ("[limits]\ntimeout_s = 'long'\n", ["limits.timeout_s", "number"]),
+        ("[dxf\n", ["invalid TOML"]),
+    ],
+)
+def test_mistakes_name_the_option(tmp_path: Path, text: str, words: list[str]):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    for word in words:
+        assert word in str(info.value)
+
+
+def test_output_options_change_the_work_identity_of_their_family_only(tmp_path: Path):
+    base = load_config(REPO_CONFIG)
+    path = tmp_path / "c.toml"
+    path.write_text("[dxf]\npng_dpi = 300\n")
+    changed = load_config(path)
+    assert base.options_key("dxf") != changed.options_key("dxf")
+    assert base.options_key("dxf-binary") == base.options_key("dxf")
+    assert base.options_key("step") == changed.options_key("step")

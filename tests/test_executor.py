@@ -1,0 +1,104 @@
+"""The worker pool: a hung file is stopped, a dead worker fails (or retries) its file only."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from flows.config import load_config
+from flows.discover import discover
+from flows.executor import FileExecutor, RetryPolicy
+from flows.plan import work_id
+
+SLOW = "files/ezdxf/examples_dxf__mtext_complex_inline_codes.dxf"  # several seconds of rendering
+FAST = ["files/ezdxf/examples_dxf__text_alignments.dxf", "files/cadquery/tests__testdata__gear.dxf"]
+NO_RETRY_DELAY = dict(backoff_s=0.01, max_backoff_s=0.01, jitter=0.0)
+
+
+def _jobs(src: Path, out: Path) -> dict[str, dict]:
+    cfg = load_config()
+    jobs = {}
+    for f in discover([src], exclude=[], formats=["dxf"]):
+        wid = work_id(f.sha256, cfg.options_key(f.format), "test")
+        jobs[f.path] = {
+            "source_root": f.source_root, "path": f.path, "format": f.format, "sha256": f.sha256,
+            "work_id": wid, "options": cfg.options_for(f.format), "out": str(out), "attempt": 1,
+        }  # fmt: skip
+    return jobs
+
+
+def _children() -> list[int]:
+    me = os.getpid()
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == me:
+                pids.append(int(entry))
+    return pids
+
+
+def test_a_hung_file_times_out_and_the_others_finish(corpus_copy, tmp_path):
+    src = corpus_copy(SLOW, *FAST)
+    jobs = _jobs(src, tmp_path / "out")
+    with FileExecutor(workers=2) as pool:
+        results = pool.run(
+            list(jobs.values()), timeout_s=0.5, retry=RetryPolicy(attempts=2, **NO_RETRY_DELAY)
+        )
+    by_path = dict(zip(jobs, results))
+    slow = by_path[Path(SLOW).name]
+    assert slow["status"] == "failed" and slow["error_class"] == "Timeout"
+    assert slow["attempt"] == 2, "a timeout is transient: retried up to the configured attempts"
+    assert "mtext_complex_inline_codes.dxf: process: no result within 0.5 s" in slow["error_message"]
+    # The fast files ran beside it (in the pool's other worker) or after it.
+    assert [by_path[Path(p).name]["status"] for p in FAST] == ["ok", "ok"]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGSEGV, signal.SIGKILL])
+def test_a_crashed_worker_fails_only_its_file_and_is_retried(corpus_copy, tmp_path, sig):
+    src = corpus_copy(SLOW, *FAST)
+    jobs = _jobs(src, tmp_path / "out")
+    with FileExecutor(workers=1) as pool:
+        killed: list[int] = []
+
+        def crash_once() -> None:  # what a segfault or the kernel's OOM killer does to a worker
+            deadline = time.monotonic() + 30
+            while not killed and time.monotonic() < deadline:
+                time.sleep(3.0)  # past the workers' start-up imports
+                for pid in _children():
+                    os.kill(pid, sig)
+                    killed.append(pid)
+
+        threading.Thread(target=crash_once, daemon=True).start()
+        results = pool.run(list(jobs.values()), timeout_s=120, retry=RetryPolicy(attempts=2, **NO_RETRY_DELAY))
+    assert killed, "no worker process was found to crash"
+    assert all(r["status"] == "ok" for r in results), results
+    assert max(r["attempt"] for r in results) == 2, "the crashed file was retried once"
+
+
+def test_without_retries_a_crash_is_a_recorded_failure(corpus_copy, tmp_path):
+    src = corpus_copy(SLOW)
+    jobs = _jobs(src, tmp_path / "out")
+    with FileExecutor(workers=1) as pool:
+        timer = threading.Timer(3.0, lambda: [os.kill(pid, signal.SIGSEGV) for pid in _children()])
+        timer.start()
+        [result] = pool.run(list(jobs.values()), timeout_s=120, retry=RetryPolicy(attempts=1))
+        timer.cancel()
+    assert result["status"] == "failed" and result["error_class"] == "WorkerCrashed"
+    assert "process: worker" in result["error_message"]  # "worker process died" or "worker pool broke"
+
+
+def test_backoff_grows_exponentially_with_bounded_jitter():
+    policy = RetryPolicy(attempts=5, backoff_s=1.0, max_backoff_s=5.0, jitter=0.5)
+    for attempt, base in [(1, 1.0), (2, 2.0), (3, 4.0), (4, 5.0)]:
+        delays = [policy.delay(attempt) for _ in range(200)]
+        assert all(base * 0.5 <= d <= base * 1.5 for d in delays)
+        assert len(set(delays)) > 1, "jitter spreads retries"
