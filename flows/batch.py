@@ -24,6 +24,8 @@ from flows import progress
 from flows.catalog import Catalog, Outcome, now_iso
 from flows.config import Config, fingerprint, load_config
 from flows.discover import InputFile, discover
+from flows.docs import publish_docs
+from flows.notify import notify_run
 from flows.executor import RetryPolicy, default_workers, shared_executor
 from flows.plan import Plan, make_plan, work_id
 from flows.version import pipeline_version
@@ -197,6 +199,8 @@ def batch(
         outcomes.append(Outcome(item.input, item.work_id, state, result))
     row = publish(cfg, run, outcomes)
     summary = {**row, "out": out_dir, "failures": [o.result.get("error_message") for o in outcomes if o.state == "failed"]}
+    summary["documents"] = publish_docs(cfg, row, outcomes)
+    notify_run(cfg, summary)
     message = (
         f"{row['files_seen']} files: {row['processed']} processed, {row['reused'] + row['unchanged']} unchanged, "
         f"{row['failed']} failed"

@@ -40,13 +40,15 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "default_material": "steel",
         "densities": {"steel": 7850.0, "aluminium": 2700.0, "abs": 1050.0},
     },
+    "bom": {"tags": {}},
+    "title_block": {"block_patterns": [], "tags": {}},
     "limits": {"timeout_s": 300.0, "memory_mb": 6144},
     "retries": {"attempts": 3, "backoff_s": 2.0, "max_backoff_s": 60.0, "jitter": 0.5},
     "run": {"runner": "processes", "workers": 0, "chunk_size": 0},
 }
 
 # Sections whose values, not keys, are free-form (a table of names to numbers).
-FREE_FORM = {("step", "densities")}
+FREE_FORM = {("step", "densities"), ("bom", "tags"), ("title_block", "tags")}
 DXF_OUTPUTS = {"svg", "pdf", "png"}
 STEP_OUTPUTS = {"stl", "glb", "svg", "png"}
 FORMATS = {"dxf", "dwg", "step", "iges", "stl"}
@@ -71,8 +73,9 @@ class Config:
 
     def options_for(self, fmt: str) -> dict[str, Any]:
         """The options that shape the outputs of one input format: part of the work identity."""
-        family = "dxf" if fmt in ("dxf", "dxf-binary", "dwg") else "step"
-        return {"family": family, **self.raw[family]}
+        if fmt in ("dxf", "dxf-binary", "dwg", "unknown"):
+            return {"family": "dxf", **self.raw["dxf"], "bom": self.raw["bom"], "title_block": self.raw["title_block"]}
+        return {"family": "step", **self.raw["step"]}
 
     def options_key(self, fmt: str) -> str:
         return fingerprint(self.options_for(fmt))
@@ -98,10 +101,26 @@ def _merge(defaults: dict, given: dict, where: str) -> dict:
             if (section, key) in FREE_FORM:
                 if not isinstance(value, dict):
                     raise ConfigError(f"{where}: {section}.{key} must be a table")
-                merged[section][key] = {str(k): float(v) for k, v in value.items()}
+                merged[section][key] = _free_form(value, defaults[section][key], f"{where}: {section}.{key}")
                 continue
             merged[section][key] = _coerce(value, expected, f"{where}: {section}.{key}")
     return merged
+
+
+def _free_form(value: dict, expected: dict, name: str) -> dict:
+    """Densities map names to numbers; tag tables map a column to a list of tag spellings."""
+    section_is_numeric = bool(expected) and all(isinstance(v, float) for v in expected.values())
+    out = {}
+    for key, item in value.items():
+        if section_is_numeric:
+            if isinstance(item, bool) or not isinstance(item, (int, float)) or item <= 0:
+                raise ConfigError(f"{name}.{key} must be a positive number, not {item!r}")
+            out[str(key)] = float(item)
+        else:
+            if not isinstance(item, list) or not all(isinstance(v, str) for v in item):
+                raise ConfigError(f"{name}.{key} must be a list of tag spellings, not {item!r}")
+            out[str(key)] = list(item)
+    return out
 
 
 def _coerce(value: Any, expected: Any, name: str) -> Any:

@@ -47,7 +47,9 @@ class Stage:
 def _dxf(src: Path, job: dict, dest: Path, stage: Stage) -> dict:
     from converters.dxf_render import PageSpec, RenderOptions, render_dxf
     from extractors.dxf_document import open_dxf
+    from extractors.dxf_bom import DEFAULT_TAG_MAP, bom_rows
     from extractors.dxf_metadata import extract_metadata
+    from extractors.title_block import DEFAULT_TITLE_BLOCK_PATTERNS, DEFAULT_TITLE_TAG_MAP, title_block
 
     opts = job["options"]
     stage("load")
@@ -62,6 +64,13 @@ def _dxf(src: Path, job: dict, dest: Path, stage: Stage) -> dict:
         "texts": meta.texts,
         "refs": meta.refs,
     }
+    stage("bom")
+    tag_map = _merged_tags(DEFAULT_TAG_MAP, opts["bom"]["tags"])
+    title_tags = _merged_tags(DEFAULT_TITLE_TAG_MAP, opts["title_block"]["tags"])
+    patterns = opts["title_block"]["block_patterns"] or DEFAULT_TITLE_BLOCK_PATTERNS
+    tables["bom"] = bom_rows(loaded.doc, tag_map, patterns, title_tags)
+    summary = {**meta.summary, **title_block(loaded.doc, patterns, title_tags, tag_map)}
+    summary["bom_row_count"] = len(tables["bom"])
     stage("render")
     page = PageSpec.named(opts["page_size"], opts["orientation"], opts["margin_mm"])
     render = render_dxf(
@@ -80,11 +89,18 @@ def _dxf(src: Path, job: dict, dest: Path, stage: Stage) -> dict:
         for fmt, path in sorted(lay.files.items())
     ]
     return {
-        "summary": meta.summary,
+        "summary": summary,
         "tables": tables,
         "outputs": outputs,
         "warnings": meta.warnings + render.warnings,
     }
+
+
+def _merged_tags(defaults: dict[str, list[str]], extra: dict[str, list[str]]) -> dict[str, list[str]]:
+    merged = {column: list(spellings) for column, spellings in defaults.items()}
+    for column, spellings in extra.items():
+        merged.setdefault(column, []).extend(spellings)
+    return merged
 
 
 def _unknown(src: Path, job: dict, dest: Path, stage: Stage) -> dict:
@@ -200,6 +216,7 @@ def init_worker(memory_mb: int) -> None:
     work, then cap the address space so a blow-up fails one file, not the machine."""
     import converters.dxf_render  # noqa: F401
     import extractors.dxf_document  # noqa: F401
+    import extractors.dxf_bom  # noqa: F401
     import extractors.dxf_metadata  # noqa: F401
 
     if memory_mb > 0:
