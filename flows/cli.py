@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from flows.config import ConfigError
+from flows.config import ConfigError, load_config
 
 console = Console(stderr=True)
 
@@ -75,6 +75,17 @@ def run_command(args: argparse.Namespace) -> int:
         dask_address=args.dask_address,
         chunk_size=args.chunk_size,
     )
+    # Check the config and sources before starting Prefect: a typo should cost a second, not a server start.
+    try:
+        overrides = {"run": {k: v for k, v in (("runner", args.runner), ("workers", args.workers)) if v}}
+        cfg = load_config(args.config, sources=params["sources"], out=args.out, overrides=overrides)
+    except ConfigError as exc:
+        console.print(f"[red]configuration error:[/red] {exc}")
+        return 2
+    missing = [str(s) for s in cfg.sources if not s.exists()]
+    if missing:
+        console.print(f"[red]input not found:[/red] {', '.join(missing)}")
+        return 2
     bar = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -89,9 +100,6 @@ def run_command(args: argparse.Namespace) -> int:
     try:
         with bar:
             state = batch(**params, return_state=True)
-    except ConfigError as exc:
-        console.print(f"[red]configuration error:[/red] {exc}")
-        return 2
     finally:
         unsubscribe()
     summary = state.result(raise_on_failure=False)

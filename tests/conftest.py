@@ -43,3 +43,17 @@ def corpus_copy(tmp_path: Path, corpus_dir: Path):
         return target
 
     return copy
+
+
+# Prefect: no telemetry from a machine without a route out; a generous start-up for 2 cores.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """One real (temporary) Prefect server for the whole session: flows run against it."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=180):
+        yield
