@@ -66,8 +66,8 @@ def discover_and_plan(cfg: Config) -> tuple[list[InputFile], Plan]:
         completed=completed_work(cfg.out, inputs, cfg, version),
     )
     get_run_logger().info(
-        "%d input files: %d to process, %d already done elsewhere, %d unchanged",
-        plan.total, len(plan.todo), len(plan.reuse), len(plan.unchanged),
+        "%d input files: %d to process, %d already done elsewhere, %d unchanged, %d failed before (not retried)",
+        plan.total, len(plan.todo), len(plan.reuse), len(plan.unchanged), len(plan.still_failed),
     )  # fmt: skip
     return inputs, plan
 
@@ -179,7 +179,7 @@ def batch(
     }
     inputs, plan = discover_and_plan(cfg)
     progress.planned(plan.total, len(plan.todo))
-    for item in plan.reuse + plan.unchanged:
+    for item in plan.reuse + plan.unchanged + plan.still_failed:
         progress.file_done(item.input.path, {"status": "unchanged"})
 
     out_dir = str(cfg.out)
@@ -193,12 +193,13 @@ def batch(
             results.extend(chunk_results)
 
     outcomes = [Outcome(item.input, item.work_id, "unchanged") for item in plan.unchanged]
+    outcomes += [Outcome(item.input, item.work_id, "failed", {"unchanged": True}) for item in plan.still_failed]
     outcomes += [Outcome(item.input, item.work_id, "reused") for item in plan.reuse]
     for item, result in zip(plan.todo, results):
         state = "processed" if result["status"] == "ok" else "failed"
         outcomes.append(Outcome(item.input, item.work_id, state, result))
     row = publish(cfg, run, outcomes)
-    summary = {**row, "out": out_dir, "failures": [o.result.get("error_message") for o in outcomes if o.state == "failed"]}
+    summary = {**row, "out": out_dir, "failures": Catalog(cfg.out).failures([o.input.key for o in outcomes])}
     summary["documents"] = publish_docs(cfg, row, outcomes)
     notify_run(cfg, summary)
     message = (

@@ -110,6 +110,15 @@ class Catalog:
             for r, flag in zip(files[["source_root", "path", "work_id", "status"]].itertuples(), retryable)
         }
 
+    def failures(self, keys: list[tuple[str, str]]) -> list[str]:
+        """Error messages of the given inputs that are recorded as failed."""
+        files = self.read("files")
+        if files.empty:
+            return []
+        wanted = set(keys)
+        failed = files[files["status"] == "failed"]
+        return [r.error_message for r in failed.itertuples() if (r.source_root, r.path) in wanted]
+
     # Publishing a run.
 
     def publish(self, run: dict, outcomes: list[Outcome], walked_roots: list[str]) -> dict:
@@ -118,7 +127,7 @@ class Catalog:
             files = self.read("files")
             fresh = [o for o in outcomes if o.state in ("processed", "reused")]
             self._publish_details(fresh)
-            failed = [o for o in outcomes if o.state == "failed"]
+            failed = [o for o in outcomes if o.state == "failed" and not o.result.get("unchanged")]
             quarantined = {id(o): self._quarantine(o) for o in failed}
             self._append_errors(run, failed, quarantined)
             files = self._merge_files(files, run, outcomes, walked_roots, quarantined)
@@ -171,7 +180,7 @@ class Catalog:
                 "mtime_ns": o.input.mtime_ns,
                 "work_id": o.work_id,
             }
-            if o.state == "unchanged" and o.input.key in previous:
+            if (o.state == "unchanged" or o.result.get("unchanged")) and o.input.key in previous:
                 rows[o.input.key] = {**previous[o.input.key], **base}
                 continue
             row = {

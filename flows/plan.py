@@ -1,9 +1,11 @@
 """Plan: compare what was discovered with the catalog and the outputs on disk; do only the rest.
 
 The identity of a piece of work is the input's content hash, the options that shape its outputs
-and the pipeline version. Three outcomes per input:
-- unchanged: the catalog already records this path with this work identity (and, when it
-  succeeded, its outputs are still on disk);
+and the pipeline version. Four outcomes per input:
+- unchanged: the catalog already records this path as done with this work identity, and its
+  outputs are still on disk;
+- still_failed: the catalog records this path as failed for good (a corrupt or unsupported
+  input) with this work identity: the same input would fail the same way, so it is not retried;
 - reuse: the work was done (its output folder is complete) but not recorded for this path: a moved,
   renamed or copied file, or a run that crashed before publishing;
 - todo: everything else.
@@ -46,10 +48,11 @@ class Plan:
     todo: list[WorkItem] = field(default_factory=list)
     reuse: list[WorkItem] = field(default_factory=list)
     unchanged: list[WorkItem] = field(default_factory=list)
+    still_failed: list[WorkItem] = field(default_factory=list)
 
     @property
     def total(self) -> int:
-        return len(self.todo) + len(self.reuse) + len(self.unchanged)
+        return len(self.todo) + len(self.reuse) + len(self.unchanged) + len(self.still_failed)
 
 
 def make_plan(
@@ -69,9 +72,10 @@ def make_plan(
         work = WorkItem(item, wid, options_for(item.format))
         previous = recorded.get(item.key)
         same = previous is not None and previous[0] == wid
-        if same and (wid in completed if previous[1] == "ok" else not previous[2]):
-            # Done with its outputs in place, or failed for good: the same input fails the same way.
+        if same and previous[1] == "ok" and wid in completed:
             plan.unchanged.append(work)
+        elif same and previous[1] == "failed" and not previous[2]:
+            plan.still_failed.append(work)
         elif wid in completed:
             plan.reuse.append(work)
         else:

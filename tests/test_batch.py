@@ -125,7 +125,7 @@ def test_the_catalog_reads_in_pandas_and_duckdb_without_duplicates(corpus_batch)
     for table in TABLES:
         path = out / "catalog" / f"{table}.parquet"
         frame = pd.read_parquet(path)
-        count = duckdb.sql(f"select count(*) from '{path}'").fetchone()[0]
+        [(count,)] = duckdb.sql(f"select count(*) from '{path}'").fetchall()
         assert count == len(frame), table
     files = files_table(out)
     assert not files.duplicated(["source_root", "path"]).any()

@@ -1,0 +1,118 @@
+"""Orchestration overhead: the same outputs through a plain process pool and through `cadpipe run`.
+
+Replicates the corpus DXF files to at least --files inputs (each replica made unique with a DXF
+comment, so content hashing cannot skip it), then times
+  1. the floor: `concurrent.futures.ProcessPoolExecutor` mapping the per-file work, nothing else;
+  2. `cadpipe run` on the same inputs into a fresh output root (discovery, hashing, planning,
+     Prefect flow and task runs, retries, catalog and quarantine included),
+and prints both times and their ratio. Usage:
+    .venv/bin/python bench/orchestration.py [--files 1000] [--workers N] [--corpus DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from flows.config import load_config  # noqa: E402
+from flows.discover import discover  # noqa: E402
+from flows.executor import default_workers  # noqa: E402
+from flows.plan import work_id  # noqa: E402
+from flows.version import pipeline_version  # noqa: E402
+from flows.work import process_job  # noqa: E402
+
+
+def replicate(corpus: Path, dest: Path, count: int) -> int:
+    rows = list(csv.DictReader(open(corpus / "manifest.csv", newline="", encoding="utf-8")))
+    ascii_dxf = [r for r in rows if r["format"] == "dxf" and r["ezdxf_load"] in ("ok", "recover")]
+    made = 0
+    while made < count:
+        for row in ascii_dxf:
+            data = (corpus / row["path"]).read_bytes()
+            target = dest / f"r{made // len(ascii_dxf):03d}" / Path(row["path"]).name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            # A leading 999 comment group is valid DXF and makes every replica distinct content.
+            target.write_bytes(f"999\ncadpipe benchmark replica {made}\n".encode() + data)
+            made += 1
+            if made >= count:
+                break
+    return made
+
+
+def floor(inputs: Path, out: Path, workers: int) -> float:
+    cfg = load_config(out=str(out))
+    files = discover([inputs], exclude=[], formats=["dxf"])
+    version = pipeline_version()
+    jobs = [
+        {
+            "source_root": f.source_root,
+            "path": f.path,
+            "format": f.format,
+            "sha256": f.sha256,
+            "work_id": work_id(f.sha256, cfg.options_key(f.format), version),
+            "options": cfg.options_for(f.format),
+            "out": str(out),
+            "attempt": 1,
+        }
+        for f in files
+    ]
+    started = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        results = list(pool.map(process_job, jobs, chunksize=1))
+    elapsed = time.perf_counter() - started
+    failed = sum(r["status"] != "ok" for r in results)
+    print(f"floor: {len(jobs)} files, {failed} failed, {elapsed:.1f} s (hashing excluded)")
+    return elapsed
+
+
+def cadpipe(inputs: Path, out: Path, workers: int) -> float:
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [str(REPO / ".venv" / "bin" / "cadpipe"), "run", str(inputs), "--out", str(out), "--workers", str(workers), "--quiet"],
+        capture_output=True,
+        text=True,
+    )
+    elapsed = time.perf_counter() - started
+    print(proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else proc.stderr[-2000:])
+    print(f"cadpipe run: exit {proc.returncode}, {elapsed:.1f} s (process start, Prefect, hashing, catalog included)")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--files", type=int, default=1000)
+    parser.add_argument("--workers", type=int, default=default_workers())
+    parser.add_argument("--corpus", type=Path, default=REPO.parent / "shared" / "corpus")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="cadpipe-bench-"))
+    try:
+        inputs = work / "inputs"
+        made = replicate(args.corpus, inputs, args.files)
+        print(f"{made} input files in {inputs}, {args.workers} workers")
+        base = floor(inputs, work / "out-floor", args.workers)
+        full = cadpipe(inputs, work / "out-cadpipe", args.workers)
+        print(f"ratio cadpipe/floor: {full / base:.3f} (overhead {100 * (full / base - 1):.1f} %)")
+        rerun = cadpipe(inputs, work / "out-cadpipe", args.workers)
+        print(f"unchanged rerun: {rerun:.1f} s = {100 * rerun / full:.1f} % of the first run")
+    finally:
+        if args.keep:
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    main()
