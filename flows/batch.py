@@ -87,8 +87,15 @@ def process_chunk(index: int, jobs: list[dict], settings: dict) -> list[dict]:
     logger = get_run_logger()
     workers = settings["workers"]
     if settings["runner"] == "dask":  # size the pool of this Dask worker to its threads
+        import multiprocessing
+
         from distributed import get_worker
 
+        if multiprocessing.current_process().daemon:
+            raise RuntimeError(
+                "this Dask worker is a daemonic process and cannot start the child processes that "
+                "isolate each file: start the workers with DASK_DISTRIBUTED__WORKER__DAEMON=False"
+            )
         workers = get_worker().state.nthreads
     executor = shared_executor(workers, settings["memory_mb"])
 
