@@ -7,6 +7,7 @@ with `result.json` (metadata and table rows) inside; a folder there is therefore
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -20,6 +21,7 @@ from converters.errors import CadpipeError, InputError
 
 RESULT_FILE = "result.json"
 OUTPUTS_DIR = "outputs"
+LOCKS_DIR = ".locks"
 
 
 def work_dir(out: Path | str, wid: str) -> Path:
@@ -153,6 +155,10 @@ def process_job(job: dict) -> dict:
     if (final / RESULT_FILE).is_file():  # done meanwhile by another run or attempt
         return _done(job, final, started, reused=True)
     final.parent.mkdir(parents=True, exist_ok=True)
+    lock = _claim(out, job["work_id"])  # another run on the same content: wait for it, then reuse its result
+    if (final / RESULT_FILE).is_file():
+        os.close(lock)
+        return _done(job, final, started, reused=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{job['work_id']}-", dir=final.parent))
     try:
         handler = HANDLERS.get(job["format"])
@@ -190,6 +196,19 @@ def process_job(job: dict) -> dict:
             duration_ms=round((time.monotonic() - started) * 1000),
             traceback="".join(traceback.format_exception(exc, limit=-6)),
         )
+    finally:
+        os.close(lock)  # releases the lock; a killed worker's lock is released by the kernel
+
+
+def _claim(out: Path, wid: str) -> int:
+    """Hold an exclusive lock on one piece of work across processes and runs sharing the output
+    root (a nightly batch and a drop-folder run), so the same content is never worked on twice at
+    once. Blocks while another holder works; returns the descriptor whose closing releases it."""
+    locks = out / OUTPUTS_DIR / LOCKS_DIR
+    locks.mkdir(exist_ok=True)
+    fd = os.open(locks / f"{wid}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
 
 
 def _done(job: dict, final: Path, started: float, reused: bool = False) -> dict:
