@@ -45,6 +45,29 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "limits": {"timeout_s": 300.0, "memory_mb": 6144},
     "retries": {"attempts": 3, "backoff_s": 2.0, "max_backoff_s": 60.0, "jitter": 0.5},
     "run": {"runner": "processes", "workers": 0, "chunk_size": 0},
+    "logs": {"stdout": False},
+    "webhooks": {
+        "batch_completed": [],
+        "batch_failed": [],
+        "file_failed": [],
+        "secret_env": "CADPIPE_WEBHOOK_SECRET",
+        "secret_block": "",
+        "timeout_s": 10.0,
+        "attempts": 4,
+        "backoff_s": 1.0,
+    },
+    "watch": {
+        "folders": [],
+        "settle_s": 2.0,
+        "batch_window_s": 5.0,
+        "max_wait_s": 60.0,
+        "poll": False,
+        "poll_interval_s": 2.0,
+        "move_processed": False,
+        "trigger": "auto",
+        "deployment": "cadpipe-batch/drop-folder",
+        "retry_s": 60.0,
+    },
 }
 
 # Sections whose values, not keys, are free-form (a table of names to numbers).
