@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
-from prefect.futures import wait
+from prefect.futures import as_completed
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed
 from prefect.task_runners import ThreadPoolTaskRunner
@@ -29,7 +29,7 @@ from flows.notify import notify_run
 from flows.executor import RetryPolicy, default_workers, shared_executor
 from flows.plan import Plan, make_plan, work_id
 from flows.version import pipeline_version
-from flows.work import is_complete
+from flows.work import failure, is_complete
 
 MAX_TASK_RUNS = 200
 
@@ -127,33 +127,23 @@ def _task_runner(runner: str, workers: int, dask_address: str | None):
 
 @flow(name="cadpipe-chunks")
 def run_chunks(chunks: list[list[dict]], settings: dict) -> list[list[dict]]:
-    futures = [process_chunk.submit(i, jobs, settings) for i, jobs in enumerate(chunks)]
-    wait(futures)
-    collected = []
-    for jobs, future in zip(chunks, futures):
+    futures = {process_chunk.submit(i, jobs, settings): i for i, jobs in enumerate(chunks)}
+    collected: list[list[dict]] = [[] for _ in chunks]
+    for future in as_completed(list(futures)):
+        index = futures[future]
+        jobs = chunks[index]
         state = future.state
         if state.is_completed():
             results = future.result()
-            if settings["runner"] == "dask":
-                for job, result in zip(jobs, results):
-                    progress.file_done(job["path"], result)
+            local = settings["runner"] != "dask"  # local chunks reported each file as it finished
         else:  # the chunk itself failed after its retries: each of its files is failed, retryable
             reason = state.message or "chunk task failed"
-            results = [
-                {
-                    "status": "failed",
-                    "work_id": job["work_id"],
-                    "stage": "orchestration",
-                    "error_class": "ChunkFailed",
-                    "error_message": f"{job['path']}: orchestration: {reason}",
-                    "permanent": False,
-                    "attempt": job["attempt"],
-                }
-                for job in jobs
-            ]
+            results = [failure(job, "orchestration", "ChunkFailed", reason, False) for job in jobs]
+            local = False
+        if not local:
             for job, result in zip(jobs, results):
                 progress.file_done(job["path"], result)
-        collected.append(results)
+        collected[index] = results
     return collected
 
 

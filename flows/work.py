@@ -233,6 +233,11 @@ def _write_json(path: Path, value: Any) -> None:
 def init_worker(memory_mb: int) -> None:
     """Worker initializer: import the heavy libraries once, so a file's timeout measures its own
     work, then cap the address space so a blow-up fails one file, not the machine."""
+    import logging
+
+    # ezdxf reports what its loader repaired through logging; the loader's audit already records
+    # it per file, so worker stderr would only repeat it, unattributed, for every file.
+    logging.getLogger("ezdxf").setLevel(logging.ERROR)
     import converters.dxf_render  # noqa: F401
     import extractors.dxf_document  # noqa: F401
     import extractors.dxf_bom  # noqa: F401
