@@ -132,6 +132,7 @@ def run_chunks(chunks: list[list[dict]], settings: dict) -> list[list[dict]]:
     for future in as_completed(list(futures)):
         index = futures[future]
         jobs = chunks[index]
+        future.wait()  # records the final state; without it .state reads the API, which may lag behind
         state = future.state
         if state.is_completed():
             results = future.result()
