@@ -20,7 +20,7 @@ from prefect.runtime import flow_run
 from prefect.states import Completed, Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows import progress
+from flows import logs, progress
 from flows.catalog import Catalog, Outcome, now_iso
 from flows.config import Config, fingerprint, load_config
 from flows.discover import InputFile, discover
@@ -100,8 +100,7 @@ def process_chunk(index: int, jobs: list[dict], settings: dict) -> list[dict]:
     executor = shared_executor(workers, settings["memory_mb"])
 
     def report(job: dict, result: dict) -> None:
-        if result["status"] == "failed":
-            logger.warning("failed: %s", result["error_message"])
+        logs.file_event(logger, job, result)  # a warning with the reason when it failed
         if settings["runner"] != "dask":
             progress.file_done(job["path"], result)
 
@@ -144,6 +143,7 @@ def run_chunks(chunks: list[list[dict]], settings: dict) -> list[list[dict]]:
         if not local:
             for job, result in zip(jobs, results):
                 progress.file_done(job["path"], result)
+                logs.file_event(logs.local_logger, job, result)
         collected[index] = results
     return collected
 
@@ -175,6 +175,7 @@ def batch(
         "pipeline_version": pipeline_version(),
         "config": fingerprint(cfg.raw),
     }
+    run_log = logs.configure(cfg.out, run["run_id"], stdout=cfg.raw["logs"]["stdout"])
     inputs, plan = discover_and_plan(cfg)
     progress.planned(plan.total, len(plan.todo))
     for item in plan.reuse + plan.unchanged + plan.still_failed:
@@ -204,7 +205,8 @@ def batch(
         f"{row['files_seen']} files: {row['processed']} processed, {row['reused'] + row['unchanged']} unchanged, "
         f"{row['failed']} failed"
     )
-    logger.info(message)
+    logger.info(message, extra={"event": "run.finished"})
+    run_log.close()
     if row["failed"]:
         return Failed(message=message, data=summary)
     return Completed(message=message, data=summary)
