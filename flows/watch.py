@@ -1,0 +1,542 @@
+"""`cadpipe watch`: process CAD files dropped into folders, once each file is complete.
+
+A watchdog observer reports arrivals. A file counts as complete when the writer closed it (Linux
+inotify reports close-after-write) or, with observers that cannot tell (the polling observer for
+network shares, other platforms, and files found by the start-up sweep), when its size and mtime
+stayed the same for `watch.settle_s`. A rename into place (`x.part` -> `x.dxf`) is complete at once.
+Names matching `inputs.exclude` (`*.part`, `*.tmp`, `~$*`, dotfiles ...) are never taken.
+
+Complete files are gathered until no file has changed for `watch.batch_window_s` (at most
+`watch.max_wait_s` after the first), then go into one run of the batch flow with exactly those
+files as sources: a half-written neighbour is never swept into a run. Runs happen one at a time;
+files arriving meanwhile wait for the next. With a Prefect server configured (PREFECT_API_URL) the
+run is a flow run of the `drop-folder` deployment, started with `run_deployment`; without one the
+flow runs in this process.
+
+After each run the catalog says which files it recorded; a file a run did not record (the run
+crashed, the server was away) is tried again later, with a growing delay, so a failing run never
+stops the watcher. At start it sweeps the folders for files that arrived while it was down (files
+the catalog already records with the same size and mtime are skipped). Originals stay in place
+unless `watch.move_processed` moves those recorded ok into `<folder>/processed/`; nothing is deleted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextvars
+import fnmatch
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+from watchdog.observers.polling import PollingObserver
+
+from extractors.file_kind import is_cad_extension, sniff_format
+from flows.catalog import Catalog
+from flows.config import Config, ConfigError, load_config
+from flows.discover import format_family
+
+PROCESSED_DIR = "processed"
+TRIGGERS = ("auto", "deployment", "local")
+MAX_RETRY_S = 3600.0
+
+log = logging.getLogger("cadpipe.watch")
+
+try:  # Linux: inotify reports a close after writing (IN_CLOSE_WRITE)
+    from watchdog.observers.inotify import InotifyObserver
+except ImportError:  # pragma: no cover - other platforms
+    InotifyObserver = None  # type: ignore[assignment,misc]
+
+
+@dataclass(frozen=True)
+class WatchSettings:
+    folders: tuple[Path, ...]
+    settle_s: float = 2.0
+    batch_window_s: float = 5.0
+    max_wait_s: float = 60.0
+    poll: bool = False
+    poll_interval_s: float = 2.0
+    move_processed: bool = False
+    trigger: str = "auto"
+    deployment: str = "cadpipe-batch/drop-folder"
+    retry_s: float = 60.0
+
+    @classmethod
+    def from_config(cls, cfg: Config, folders: list[str] | None = None, poll: bool | None = None) -> "WatchSettings":
+        raw = cfg.raw["watch"]
+        chosen = [Path(f).resolve() for f in folders] if folders else [(cfg.base_dir / f).resolve() for f in raw["folders"]]
+        if not chosen:
+            raise ConfigError("no folder to watch: give FOLDER arguments or set watch.folders")
+        if raw["trigger"] not in TRIGGERS:
+            raise ConfigError(f"watch.trigger must be one of {', '.join(TRIGGERS)}, not {raw['trigger']!r}")
+        return cls(
+            folders=tuple(dict.fromkeys(chosen)),
+            settle_s=raw["settle_s"],
+            batch_window_s=raw["batch_window_s"],
+            max_wait_s=max(raw["max_wait_s"], raw["batch_window_s"]),
+            poll=raw["poll"] if poll is None else poll,
+            poll_interval_s=raw["poll_interval_s"] or 1.0,
+            move_processed=raw["move_processed"],
+            trigger=raw["trigger"],
+            deployment=raw["deployment"],
+            retry_s=raw["retry_s"],
+        )
+
+
+@dataclass
+class Arrival:
+    """A file seen in a drop folder and not yet handed to a run."""
+
+    path: Path
+    folder: Path
+    size: int
+    mtime_ns: int
+    changed_at: float  # monotonic time of the last change seen
+    closed: bool = False  # the writer closed it (or renamed it into place) after the last change
+    watched: bool = False  # changes come from an observer that reports closes: wait for the close
+    ready_at: float | None = None
+    not_before: float = 0.0  # retry delay after a run that did not record it
+
+
+@dataclass
+class RunRecord:
+    """One run the watcher started, for logs and tests."""
+
+    paths: list[Path]
+    started_at: float
+    finished_at: float = 0.0
+    flow_run_id: str | None = None
+    state: str | None = None
+    error: str | None = None
+    recorded: dict[str, str] = field(default_factory=dict)  # path -> status in the catalog
+    retried: list[Path] = field(default_factory=list)
+    moved: list[Path] = field(default_factory=list)
+
+
+Dispatch = Callable[[list[Path]], dict]
+
+
+def prefect_server_configured() -> bool:
+    from prefect.settings import get_current_settings
+
+    return bool(get_current_settings().api.url)
+
+
+def run_in_process(cfg: Config) -> Dispatch:
+    """Run the batch flow here (no Prefect server configured: an ephemeral one serves it)."""
+
+    def dispatch(paths: list[Path]) -> dict:
+        from flows.batch import batch
+
+        state = batch(
+            sources=[str(p) for p in paths],
+            out=str(cfg.out),
+            config=str(cfg.path) if cfg.path else None,
+            return_state=True,
+        )
+        summary = state.result(raise_on_failure=False)
+        if not isinstance(summary, dict):
+            raise RuntimeError(f"batch did not complete: {state.message}")
+        return {"flow_run_id": summary.get("flow_run_id"), "state": state.type.value, "message": state.message}
+
+    return dispatch
+
+
+def run_deployment_flow(cfg: Config, deployment: str, poll_interval_s: float = 2.0) -> Dispatch:
+    """Start a flow run of the drop-folder deployment for these files and wait for its end.
+
+    run_deployment rather than an event with a deployment trigger: the file list travels as the
+    run's parameters, an unknown deployment or an unreachable server is an error right here (so
+    the files are retried), the flow run id is known at once, and no automation has to exist.
+    """
+
+    def dispatch(paths: list[Path]) -> dict:
+        from prefect.deployments import run_deployment
+
+        flow_run = run_deployment(
+            name=deployment,
+            parameters={
+                "sources": [str(p) for p in paths],
+                "out": str(cfg.out),
+                "config": str(cfg.path) if cfg.path else None,
+            },
+            timeout=None,
+            poll_interval=poll_interval_s,
+            tags=["drop-folder"],
+            as_subflow=False,
+        )
+        state = flow_run.state
+        return {
+            "flow_run_id": str(flow_run.id),
+            "state": state.type.value if state else None,
+            "message": state.message if state else None,
+        }
+
+    return dispatch
+
+
+def _excluded(name: str, patterns: list[str]) -> bool:
+    return any(fnmatch.fnmatch(name, pattern) for pattern in patterns)
+
+
+def is_input(path: Path, formats: list[str]) -> bool:
+    """The batch's own rule (flows/discover.py): CAD content, or a CAD extension, of an enabled format."""
+    fmt = sniff_format(path) or ("unknown" if is_cad_extension(path) else None)
+    return fmt is not None and (fmt == "unknown" or format_family(fmt) in formats)
+
+
+class _Events(FileSystemEventHandler):
+    def __init__(self, watcher: "Watcher", folder: Path) -> None:
+        self.watcher = watcher
+        self.folder = folder
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        kind = event.event_type
+        src = Path(os.fsdecode(event.src_path))
+        if kind == "moved":
+            self.watcher.forget(src)
+            dest = Path(os.fsdecode(event.dest_path))
+            if event.is_directory:
+                self.watcher.sweep(self.folder, dest)
+            else:
+                self.watcher.note(dest, self.folder, closed=True)
+        elif kind == "deleted":
+            self.watcher.forget(src)
+        elif event.is_directory:
+            if kind == "created":  # files may have come with it (mkdir -p, cp -r) before we watched it
+                self.watcher.sweep(self.folder, src)
+        elif kind in ("created", "modified", "closed"):
+            self.watcher.note(src, self.folder, closed=kind == "closed")
+
+
+class Watcher:
+    """Watches drop folders and runs the batch over files once they are complete."""
+
+    def __init__(self, cfg: Config, settings: WatchSettings, dispatch: Dispatch | None = None) -> None:
+        self.cfg = cfg
+        self.settings = settings
+        self.exclude = list(cfg.raw["inputs"]["exclude"])
+        self.formats = list(cfg.raw["inputs"]["formats"])
+        self.out = cfg.out.resolve()
+        self.trigger = "custom"
+        self.dispatch = dispatch or self._default_dispatch()
+        self.runs: list[RunRecord] = []
+        self._pending: dict[Path, Arrival] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._running = False
+        self._last_activity = 0.0
+        self._failed_runs = 0
+        self._observer = None
+        self._thread: threading.Thread | None = None
+        self._reports_close = False
+
+    def _default_dispatch(self) -> Dispatch:
+        trigger = self.settings.trigger
+        if trigger == "auto":
+            trigger = "deployment" if prefect_server_configured() else "local"
+        self.trigger = trigger
+        if trigger == "deployment":
+            return run_deployment_flow(self.cfg, self.settings.deployment)
+        return run_in_process(self.cfg)
+
+    # Lifecycle.
+
+    def start(self) -> None:
+        """Watch, sweep for files that arrived while we were down, and run in a background thread
+        (which carries the caller's context, such as Prefect settings)."""
+        missing = [str(f) for f in self.settings.folders if not f.is_dir()]
+        if missing:
+            raise FileNotFoundError(f"drop folder does not exist: {', '.join(missing)}")
+        if self.settings.poll:
+            self._observer = PollingObserver(timeout=self.settings.poll_interval_s)
+        else:
+            self._observer = Observer()
+        self._reports_close = InotifyObserver is not None and isinstance(self._observer, InotifyObserver)
+        for folder in self.settings.folders:
+            self._observer.schedule(_Events(self, folder), str(folder), recursive=True)
+        self._observer.start()
+        for folder in self.settings.folders:  # after the observer: nothing falls in between
+            self.sweep(folder, folder)
+        context = contextvars.copy_context()
+        self._thread = threading.Thread(target=context.run, args=(self._loop,), name="cadpipe-watch", daemon=True)
+        self._thread.start()
+        log.info(
+            "watching %s (%s observer, runs %s)",
+            ", ".join(map(str, self.settings.folders)),
+            "polling" if self.settings.poll else type(self._observer).__name__,
+            {"local": "in this process", "deployment": f"as {self.settings.deployment} flow runs"}.get(self.trigger, "custom"),
+        )
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop watching; a run in progress is waited for up to `timeout` seconds."""
+        self._stop.set()
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(timeout)
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def __enter__(self) -> "Watcher":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def busy(self) -> bool:
+        """Files waiting or a run in progress."""
+        with self._lock:
+            return bool(self._pending) or self._running
+
+    # Arrivals (observer thread).
+
+    def _candidate(self, path: Path, folder: Path) -> bool:
+        try:
+            rel = path.relative_to(folder)
+        except ValueError:
+            return False
+        if not rel.parts or rel.parts[0] == PROCESSED_DIR:
+            return False
+        if path == self.out or self.out in path.parents:
+            return False
+        return not any(_excluded(part, self.exclude) for part in rel.parts)
+
+    def note(self, path: Path, folder: Path, closed: bool = False, watched: bool | None = None) -> None:
+        """A file appeared or changed (closed: its writer is done with it)."""
+        if not self._candidate(path, folder):
+            return
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            return
+        now = time.monotonic()
+        with self._lock:
+            arrival = self._pending.get(path)
+            if arrival is None:
+                arrival = self._pending[path] = Arrival(path, folder, stat.st_size, stat.st_mtime_ns, now)
+            arrival.size, arrival.mtime_ns, arrival.changed_at = stat.st_size, stat.st_mtime_ns, now
+            arrival.closed = closed
+            arrival.watched = arrival.watched or (self._reports_close if watched is None else watched)
+            arrival.ready_at = None
+            arrival.not_before = 0.0  # new content: no reason to wait for an earlier failure's retry
+            self._last_activity = now
+
+    def forget(self, path: Path) -> None:
+        with self._lock:
+            self._pending.pop(path, None)
+
+    def sweep(self, folder: Path, root: Path) -> None:
+        """Take every file under `root` the catalog does not record as it is now."""
+        known = Catalog(self.out).known_files()
+        for dirpath, dirnames, filenames in os.walk(root):
+            here = Path(dirpath)
+            dirnames[:] = [d for d in dirnames if self._candidate(here / d, folder)]
+            for name in filenames:
+                path = here / name
+                if not self._candidate(path, folder):
+                    continue
+                try:
+                    stat = path.stat()
+                except FileNotFoundError:
+                    continue
+                seen = known.get((str(here), name))
+                if seen and (seen.size, seen.mtime_ns) == (stat.st_size, stat.st_mtime_ns):
+                    continue
+                # No close events for what was already there: the settle time decides.
+                self.note(path, folder, watched=False)
+
+    # Runs (watcher thread).
+
+    def _loop(self) -> None:
+        tick = max(0.05, min(0.5, self.settings.settle_s / 4, self.settings.batch_window_s / 4))
+        while not self._stop.is_set():
+            ready = self._take_ready()
+            if ready:
+                self._run(ready)
+            else:
+                self._stop.wait(tick)
+
+    def _take_ready(self) -> list[Arrival]:
+        now = time.monotonic()
+        with self._lock:
+            ready = []
+            for path, arrival in list(self._pending.items()):
+                if now < arrival.not_before:
+                    continue
+                try:
+                    stat = path.stat()
+                except FileNotFoundError:
+                    del self._pending[path]
+                    continue
+                if (stat.st_size, stat.st_mtime_ns) != (arrival.size, arrival.mtime_ns):
+                    arrival.size, arrival.mtime_ns, arrival.changed_at = stat.st_size, stat.st_mtime_ns, now
+                    arrival.closed, arrival.ready_at = False, None  # written again: wait for the next close
+                    self._last_activity = now
+                    continue
+                complete = arrival.closed if arrival.watched else now - arrival.changed_at >= self.settings.settle_s
+                if complete:
+                    arrival.ready_at = arrival.ready_at or now
+                    ready.append(arrival)
+            if not ready:
+                return []
+            quiet = now - self._last_activity >= self.settings.batch_window_s
+            waited = now - min(a.ready_at for a in ready) >= self.settings.max_wait_s
+            if not (quiet or waited):
+                return []
+            for arrival in ready:
+                del self._pending[arrival.path]
+            self._running = True
+        taken = []
+        for arrival in ready:
+            try:
+                if is_input(arrival.path, self.formats):
+                    taken.append(arrival)
+                else:
+                    log.info("ignored %s: not a CAD file of an enabled format", arrival.path)
+            except OSError as exc:  # vanished or unreadable: it will be seen again if it comes back
+                log.warning("ignored %s: %s", arrival.path, exc)
+        if not taken:
+            with self._lock:
+                self._running = False
+        return taken
+
+    def _run(self, arrivals: list[Arrival]) -> None:
+        record = RunRecord([a.path for a in arrivals], started_at=time.monotonic())
+        log.info("run of %d files: %s", len(arrivals), ", ".join(a.path.name for a in arrivals[:10]))
+        try:
+            outcome = self.dispatch(record.paths)
+            record.flow_run_id, record.state = outcome.get("flow_run_id"), outcome.get("state")
+            log.info("run %s ended %s: %s", record.flow_run_id, record.state, outcome.get("message"))
+        except Exception as exc:  # noqa: BLE001 - a failing run must not stop the watcher; logged
+            record.error = f"{type(exc).__name__}: {exc}"
+            log.error("run of %d files failed: %s", len(arrivals), record.error, exc_info=True)
+        try:
+            self._after_run(record, arrivals)
+        except Exception as exc:  # noqa: BLE001 - e.g. an unreadable catalog: retried like a failed run
+            log.error("could not check the run's files: %s", exc, exc_info=True)
+            self._retry(record, arrivals)
+        finally:
+            record.finished_at = time.monotonic()
+            self.runs.append(record)
+            with self._lock:
+                self._running = False
+
+    def _after_run(self, record: RunRecord, arrivals: list[Arrival]) -> None:
+        """Ask the catalog which files the run recorded; retry the rest, move the ok ones if asked."""
+        files = Catalog(self.out).read("files")
+        rows = {}
+        if not files.empty:
+            for row in files[["source_root", "path", "size", "mtime_ns", "status"]].itertuples():
+                rows[(row.source_root, row.path)] = (int(row.size), int(row.mtime_ns), row.status)
+        missing = []
+        for arrival in arrivals:
+            row = rows.get((str(arrival.path.parent), arrival.path.name))
+            if row and row[:2] == (arrival.size, arrival.mtime_ns):
+                record.recorded[str(arrival.path)] = row[2]
+            else:
+                missing.append(arrival)
+        self._retry(record, missing)
+        if self.settings.move_processed:
+            for arrival in arrivals:
+                if record.recorded.get(str(arrival.path)) == "ok":
+                    moved = self._move_processed(arrival)
+                    if moved:
+                        record.moved.append(moved)
+
+    def _retry(self, record: RunRecord, arrivals: list[Arrival]) -> None:
+        if not arrivals:
+            self._failed_runs = 0
+            return
+        self._failed_runs += 1
+        delay = min(MAX_RETRY_S, self.settings.retry_s * 2 ** (self._failed_runs - 1))
+        now = time.monotonic()
+        with self._lock:
+            for arrival in arrivals:
+                if arrival.path in self._pending or not arrival.path.exists():
+                    continue  # changed again meanwhile (a newer arrival), or gone
+                arrival.not_before = now + delay
+                self._pending[arrival.path] = arrival
+                record.retried.append(arrival.path)
+        if record.retried:
+            log.warning("%d files not recorded by the run; trying again in %.0f s", len(record.retried), delay)
+
+    def _move_processed(self, arrival: Arrival) -> Path | None:
+        """Move an original recorded ok into <folder>/processed/ (same relative path, never over a file)."""
+        rel = arrival.path.relative_to(arrival.folder)
+        target = arrival.folder / PROCESSED_DIR / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        n = 1
+        while target.exists():
+            target = target.with_name(f"{Path(rel.name).stem}-{n}{Path(rel.name).suffix}")
+            n += 1
+        try:
+            os.rename(arrival.path, target)
+        except OSError as exc:
+            log.warning("could not move %s to %s: %s", arrival.path, target, exc)
+            return None
+        return target
+
+
+# Command line.
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """The `watch` subcommand, for flows/cli.py."""
+    parser = subparsers.add_parser(
+        "watch", help="process CAD files dropped into folders as they arrive (until stopped with Ctrl-C)"
+    )
+    parser.add_argument("folders", nargs="*", metavar="FOLDER", help="drop folders (default: the config's watch.folders)")
+    parser.add_argument("--out", help="output root (default: the config's output.root)")
+    parser.add_argument("--config", help="config file (default: cadpipe.toml of the repository)")
+    parser.add_argument("--poll", action="store_true", help="poll instead of change events (network shares)")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Watch until SIGINT or SIGTERM; 0 when stopped, 2 for a configuration mistake."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    try:
+        cfg = load_config(args.config, out=args.out)
+        settings = WatchSettings.from_config(cfg, args.folders or None, poll=True if args.poll else None)
+        watcher = Watcher(cfg, settings)
+        watcher.start()
+    except (ConfigError, FileNotFoundError) as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    stopped = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    try:
+        while not stopped.wait(1.0):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        log.info("stopping; a run in progress finishes first")
+        watcher.stop()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="cadpipe")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":  # `python -m flows.watch watch FOLDER` until the CLI has the subcommand
+    sys.exit(main())
