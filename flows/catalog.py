@@ -276,8 +276,12 @@ class Catalog:
         """Drop detail rows and quarantine copies no recorded file refers to any more."""
         live = set(files.loc[files["status"] == "ok", "sha256"]) if not files.empty else set()
         for name in DETAIL_TABLES:
-            table = self.read(name)
-            if not table.empty and not table["sha256"].isin(live).all():
+            path = self.table_path(name)
+            if not path.exists():
+                continue
+            keys = pd.read_parquet(path, columns=["sha256"])["sha256"]  # cheap: one column
+            if not keys.isin(live).all():
+                table = self.read(name)
                 self._write(name, table[table["sha256"].isin(live)])
         qdir = self.out / QUARANTINE_DIR
         if qdir.is_dir():
