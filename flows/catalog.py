@@ -71,6 +71,10 @@ class Catalog:
         path = self.table_path(name)
         return pd.read_parquet(path) if path.exists() else pd.DataFrame()
 
+    def write(self, name: str, frame: pd.DataFrame) -> None:
+        """Replace one table atomically; hold `lock()` around read-modify-write."""
+        self._write(name, frame)
+
     def _write(self, name: str, frame: pd.DataFrame) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         tmp = self.dir / f".{name}.parquet.tmp-{os.getpid()}"
