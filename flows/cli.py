@@ -48,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--dask-address", help="scheduler of an existing Dask cluster, e.g. tcp://host:8786")
     run.add_argument("--chunk-size", type=int, help="files per Prefect task run (default: automatic)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    from flows import watch
+
+    watch.add_parser(sub)
     return parser
 
 
@@ -57,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     if args.command == "run":
         return run_command(args)
+    if args.command == "watch":
+        from flows import watch
+
+        return watch.run(args)
     return 2
 
 
