@@ -98,6 +98,59 @@ def _dxf(src: Path, job: dict, dest: Path, stage: Stage) -> dict:
     }
 
 
+def _model(src: Path, job: dict, dest: Path, stage: Stage) -> dict:
+    """STEP, IGES and STL: meshes, the four-view drawing, 3D metadata and the assembly BOM."""
+    from converters.step_drawing import render_views
+    from converters.step_mesh import write_glb, write_stl
+    from extractors.step_bom import step_bom_rows
+    from extractors.step_document import open_model
+    from extractors.step_metadata import density_for, extract_step_metadata
+
+    opts = job["options"]
+    wanted = opts["outputs"]
+    stage("load")
+    loaded = open_model(src)
+    stage("metadata")
+    summary = extract_step_metadata(loaded, opts["densities"], opts["default_material"])
+    warnings = [w for w in (summary.pop("warnings", None) or "").split("; ") if w]
+    stage("bom")
+    bom = step_bom_rows(loaded, density_for(opts["default_material"], opts["densities"]))
+    summary["bom_row_count"] = len(bom)
+    mesh = (opts["stl_linear_tolerance"], opts["stl_angular_tolerance"], opts["stl_max_bytes"])
+    outputs = []
+    if not summary.get("n_faces") and not loaded.mesh_only:  # wireframe or points only
+        warnings.append("the model has no faces: no STL, GLB or drawing")
+        wanted = []
+    if "stl" in wanted:
+        stage("stl")
+        info = write_stl(loaded, dest / "model.stl", *mesh)
+        summary.update(
+            stl_triangles=info["triangles"],
+            stl_linear_tolerance=info["linear_tolerance"],
+            stl_angular_tolerance=info["angular_tolerance"],
+            stl_adapted=info["adapted"],
+        )
+        if info["adapted"]:
+            warnings.append(
+                f"STL tolerance coarsened to {info['linear_tolerance']:g} mm to stay under {opts['stl_max_bytes']} bytes"
+            )
+        outputs.append({"layout": None, "format": "stl", "file": "model.stl", "empty": False})
+    if "glb" in wanted:
+        stage("glb")
+        write_glb(loaded, dest / "model.glb", *mesh)
+        outputs.append({"layout": None, "format": "glb", "file": "model.glb", "empty": False})
+    views = [fmt for fmt in ("svg", "png") if fmt in wanted]
+    if views:
+        stage("drawing")
+        drawing = render_views(loaded, dest, hidden_lines=opts["hidden_lines"], formats=views, stem="views")
+        summary["drawing_scale"] = drawing["scale"]
+        outputs += [
+            {"layout": "views", "format": fmt, "file": path.name, "empty": False}
+            for fmt, path in sorted(drawing["files"].items())
+        ]
+    return {"summary": summary, "tables": {"bom": bom}, "outputs": outputs, "warnings": warnings}
+
+
 def _merged_tags(defaults: dict[str, list[str]], extra: dict[str, list[str]]) -> dict[str, list[str]]:
     merged = {column: list(spellings) for column, spellings in defaults.items()}
     for column, spellings in extra.items():
@@ -114,6 +167,9 @@ HANDLERS: dict[str, Callable[[Path, dict, Path, Stage], dict]] = {
     "dxf": _dxf,
     "dxf-binary": _dxf,
     "dwg": _dxf,  # the loader converts with the ODA File Converter when installed, else refuses
+    "step": _model,
+    "iges": _model,
+    "stl": _model,
     "unknown": _unknown,
 }
 
@@ -242,6 +298,7 @@ def init_worker(memory_mb: int) -> None:
     import extractors.dxf_document  # noqa: F401
     import extractors.dxf_bom  # noqa: F401
     import extractors.dxf_metadata  # noqa: F401
+    import extractors.step_document  # noqa: F401  (OpenCASCADE: seconds to load)
 
     if memory_mb > 0:
         import resource
