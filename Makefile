@@ -9,7 +9,8 @@ UV_VERSION := 0.13.9
 run: $(VENV)/.synced          ## convert the sample drawings in data/samples into out/
 	$(VENV)/bin/cadpipe run
 
-test: $(VENV)/.synced         ## run the test suite
+test: $(VENV)/.synced         ## run the test suite (installs Debian's chromium for the HTML tests if missing)
+	.ci/install-browser
 	$(VENV)/bin/python -m pytest
 
 bench: $(VENV)/.synced        ## orchestration overhead over the corpus replicated to 1,000 files
