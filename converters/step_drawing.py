@@ -42,8 +42,8 @@ from OCP.TopTools import TopTools_IndexedMapOfShape
 
 from converters.dxf_render import svg_to_png
 from converters.errors import InputError
-from converters.step_mesh import atomic_target, current_mesh, mesh_model
-from extractors.step_document import LoadedStep, MeshArrays, triangle_arrays
+from converters.step_mesh import atomic_target, current_mesh, mesh_model, shape_diagonal
+from extractors.step_document import LoadedStep, triangle_arrays
 
 __all__ = ["DrawingOptions", "VIEWS", "render_views", "iso_scale"]
 
@@ -110,12 +110,14 @@ def render_views(
 
     Returns ``files`` (format -> path), ``scale`` ("1:2"), ``scale_factor`` (paper mm per
     model mm), ``png_size`` and ``png_dpi`` (None without PNG), ``visible_segments``,
-    ``hidden_segments`` (drawn only with `hidden_lines`) and ``mesh_triangles``.
+    ``hidden_segments`` (drawn only with `hidden_lines`), ``mesh_triangles`` and ``warnings``
+    (edges OCCT could not discretize, so missing from the drawing).
     """
     unknown = set(formats) - set(FORMATS)
     if unknown or not formats:
         raise ValueError(f"formats must be a non-empty subset of {FORMATS}, got {list(formats)}")
-    geometry = _Geometry.build(loaded, options)
+    warnings: list[str] = []
+    geometry = _Geometry.build(loaded, options, warnings)
     drawn = [_draw_view(geometry, view, options) for view in VIEWS]
     svg, scale = _compose_svg(drawn, loaded.path.name, options, hidden_lines)
 
@@ -136,6 +138,7 @@ def render_views(
         "visible_segments": sum(len(d.visible) for d in drawn),
         "hidden_segments": sum(len(d.hidden) for d in drawn) if hidden_lines else 0,
         "mesh_triangles": len(geometry.triangles),
+        "warnings": warnings,
     }
 
 
@@ -164,11 +167,11 @@ class _Geometry:
     silhouette_sides: np.ndarray  # (E, 2) the two triangles along each of them
 
     @classmethod
-    def build(cls, loaded: LoadedStep, options: DrawingOptions) -> _Geometry:
+    def build(cls, loaded: LoadedStep, options: DrawingOptions, warnings: list[str]) -> _Geometry:
         shape = loaded.shape
         existing = current_mesh(loaded)
         if existing is None or existing.triangles > options.max_triangles:
-            diagonal = _diagonal_of_shape(shape)
+            diagonal = shape_diagonal(shape)
             mesh_model(loaded, max(diagonal / 2000, 1e-6), 0.3, options.max_triangles)
         arrays = triangle_arrays(shape)
         if len(arrays.triangles) == 0:
@@ -186,21 +189,22 @@ class _Geometry:
         face = arrays.face_of_triangle
         feature_cos = math.cos(math.radians(options.feature_angle_deg))
         t1, t2 = edges.pair_triangles[:, 0], edges.pair_triangles[:, 1]
-        pair_on_mesh_only = np.isin(face[t1], mesh_only_faces) | np.isin(face[t2], mesh_only_faces)
-        sharp = (face[t1] != face[t2]) | (np.einsum("ij,ij->i", normals[t1], normals[t2]) < feature_cos)
-        # Lines of mesh-only faces come from the mesh; of exact faces, from their edge curves.
+        on_mesh_only = np.isin(face[t1], mesh_only_faces) | np.isin(face[t2], mesh_only_faces)
+        same_face = face[t1] == face[t2]
+        crease = np.einsum("ij,ij->i", normals[t1], normals[t2]) < feature_cos
+        # Lines of mesh-only faces come from the mesh (face borders, creases); those of exact
+        # faces from their edge curves. Inside a face, a mesh edge may be a silhouette.
         mesh_lines = np.concatenate(
             [
-                edges.pair_nodes[pair_on_mesh_only & sharp],
+                edges.pair_nodes[on_mesh_only & (~same_face | crease)],
                 edges.single_nodes[np.isin(face[edges.single_triangles], mesh_only_faces)],
                 edges.multi_nodes,
             ]
         )
-        segments = [points[mesh_lines]] if len(mesh_lines) else []
-        segments.append(_edge_segments(shape, diagonal / 2000))
-        lines = np.concatenate([s for s in segments if len(s)]) if any(len(s) for s in segments) else np.zeros((0, 2, 3))
-        smooth = ~sharp
-        return cls(points, triangles, normals, lines, edges.pair_nodes[smooth], edges.pair_triangles[smooth])
+        curve_lines = _edge_segments(shape, diagonal / 2000, warnings)
+        lines = np.concatenate([points[mesh_lines], curve_lines])
+        candidates = same_face & ~(on_mesh_only & crease)
+        return cls(points, triangles, normals, lines, edges.pair_nodes[candidates], edges.pair_triangles[candidates])
 
 
 class _MeshEdges:
@@ -246,10 +250,11 @@ def _faces_without_surface(shape: TopoDS_Shape) -> np.ndarray:
     return np.array(indices, dtype=np.int64)
 
 
-def _edge_segments(shape: TopoDS_Shape, deflection: float) -> np.ndarray:
+def _edge_segments(shape: TopoDS_Shape, deflection: float, warnings: list[str]) -> np.ndarray:
     """Segments along every edge of the faces with an exact surface, seams left out."""
     seen = TopTools_IndexedMapOfShape()
     polylines: list[np.ndarray] = []
+    failures: list[str] = []
     faces = TopExp_Explorer(shape, TopAbs_FACE)
     while faces.More():
         face = TopoDS.Face_s(faces.Current())
@@ -259,36 +264,23 @@ def _edge_segments(shape: TopoDS_Shape, deflection: float) -> np.ndarray:
                 edge = TopoDS.Edge_s(edges.Current())
                 before = seen.Extent()
                 if seen.Add(edge) > before and not BRep_Tool.Degenerated_s(edge) and not BRep_Tool.IsClosed_s(edge, face):
-                    polyline = _discretize(edge, deflection)
-                    if polyline is not None:
-                        polylines.append(np.stack([polyline[:-1], polyline[1:]], axis=1))
+                    try:
+                        polyline = _discretize(edge, deflection)
+                    except Exception as exc:  # OCCT refuses a broken curve: one edge is missing
+                        failures.append(f"{type(exc).__name__}: {exc}")
+                    else:
+                        if len(polyline) >= 2:
+                            polylines.append(np.stack([polyline[:-1], polyline[1:]], axis=1))
                 edges.Next()
         faces.Next()
+    if failures:
+        warnings.append(f"{len(failures)} edges could not be drawn (first: {failures[0]})")
     return np.concatenate(polylines) if polylines else np.zeros((0, 2, 3))
 
 
-def _discretize(edge, deflection: float) -> np.ndarray | None:
-    try:
-        curve = BRepAdaptor_Curve(edge)
-        points = GCPnts_TangentialDeflection(curve, 0.1, max(deflection, 1e-7), 2)
-    except Exception:  # an edge without a usable curve: the face outline still shows via silhouettes
-        return None
-    count = points.NbPoints()
-    if count < 2:
-        return None
-    return np.array([points.Value(i).Coord() for i in range(1, count + 1)])
-
-
-def _diagonal_of_shape(shape: TopoDS_Shape) -> float:
-    from OCP.Bnd import Bnd_Box
-    from OCP.BRepBndLib import BRepBndLib
-
-    box = Bnd_Box()
-    BRepBndLib.Add_s(shape, box, False)
-    if box.IsVoid():
-        return 1.0
-    xmin, ymin, zmin, xmax, ymax, zmax = box.Get()
-    return math.dist((xmin, ymin, zmin), (xmax, ymax, zmax)) or 1.0
+def _discretize(edge, deflection: float) -> np.ndarray:
+    points = GCPnts_TangentialDeflection(BRepAdaptor_Curve(edge), 0.1, max(deflection, 1e-7), 2)
+    return np.array([points.Value(i).Coord() for i in range(1, points.NbPoints() + 1)]).reshape(-1, 3)
 
 
 # --- one view ---------------------------------------------------------------------------------

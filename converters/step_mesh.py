@@ -50,7 +50,17 @@ from OCP.TopTools import TopTools_IndexedMapOfShape
 from converters.errors import InputError, TransientError
 from extractors.step_document import LoadedStep
 
-__all__ = ["MeshInfo", "mesh_model", "current_mesh", "write_stl", "write_glb", "read_glb_json", "atomic_target", "stl_bytes"]
+__all__ = [
+    "MeshInfo",
+    "mesh_model",
+    "current_mesh",
+    "write_stl",
+    "write_glb",
+    "read_glb_json",
+    "atomic_target",
+    "stl_bytes",
+    "shape_diagonal",
+]
 
 STL_HEADER_BYTES = 84
 STL_TRIANGLE_BYTES = 50
@@ -125,7 +135,7 @@ def mesh_model(
         measured = info.unique_triangles if count_unique else info.triangles
         if max_triangles is None or measured <= max_triangles:
             break
-        if angular >= MAX_ANGULAR_TOLERANCE and linear >= _diagonal(shape):
+        if angular >= MAX_ANGULAR_TOLERANCE and linear >= shape_diagonal(shape):
             break  # as coarse as meshing goes
         factor = _SAFETY * measured / max_triangles
         linear = linear * factor
@@ -320,7 +330,8 @@ def _check_cap(name: str, info: MeshInfo, max_triangles: int | None, unique: boo
         raise InputError(f"{name}: meshing produced no triangle ({info.faces_without_mesh} faces failed)")
 
 
-def _diagonal(shape: TopoDS_Shape) -> float:
+def shape_diagonal(shape: TopoDS_Shape) -> float:
+    """Diagonal (mm) of a quick, possibly loose box around `shape`; 0 for an empty shape."""
     box = Bnd_Box()
     BRepBndLib.Add_s(shape, box, False)
     if box.IsVoid():
@@ -344,7 +355,7 @@ def _refine(
     angular one does or faces are flat). Meshing time grows with the triangles, so the steps
     before the last cost a fraction of it, and a blow-up is never meshed in full.
     """
-    diagonal = _diagonal(shape)
+    diagonal = shape_diagonal(shape)
     tolerance = linear if max_triangles is None or diagonal <= 0 else max(linear, diagonal / 100)
     previous: tuple[float, int] | None = None
     while True:
@@ -385,13 +396,29 @@ def _check_glb_scale(path: Path, loaded: LoadedStep) -> float:
     if len(corners) == 0:
         raise RuntimeError(f"{loaded.path.name}: the GLB holds no positioned mesh")
     glb_diagonal = float(np.linalg.norm(corners.max(axis=0) - corners.min(axis=0)))
-    model_diagonal = _diagonal(loaded.shape) / 1000.0
+    model_diagonal = _mesh_diagonal(loaded.shape) / 1000.0
     ratio = glb_diagonal / model_diagonal if model_diagonal > 0 else 1.0
-    # Accessor boxes turned by node rotations can only grow (by up to sqrt(3)); a unit mix-up
-    # is a factor of 1000 (or 25.4).
-    if not 0.9 <= ratio <= 1.8:
+    # Same triangles on both sides; accessor boxes turned by node rotations can only grow (by
+    # up to sqrt(3)), float32 rounds a little; a unit mix-up is a factor of 1000 (or 25.4).
+    if not 0.99 <= ratio <= 1.8:
         raise RuntimeError(f"{loaded.path.name}: GLB scale check failed: scene diagonal / model diagonal = {ratio:.4g}")
     return ratio
+
+
+def _mesh_diagonal(shape: TopoDS_Shape) -> float:
+    """Diagonal of the box around the triangulation nodes (what a GLB holds), in mm."""
+    box = Bnd_Box()
+    explorer = TopExp_Explorer(shape, TopAbs_FACE)
+    while explorer.More():
+        location = TopLoc_Location()
+        mesh = BRep_Tool.Triangulation_s(TopoDS.Face_s(explorer.Current()), location)
+        if mesh is not None:
+            mesh.MinMax(box, location.Transformation(), True)
+        explorer.Next()
+    if box.IsVoid():
+        return 0.0
+    xmin, ymin, zmin, xmax, ymax, zmax = box.Get()
+    return math.dist((xmin, ymin, zmin), (xmax, ymax, zmax))
 
 
 def _scene_corners(gltf: dict[str, Any]) -> np.ndarray:

@@ -13,7 +13,7 @@ import pytest
 
 from converters.errors import InputError
 from converters.step_drawing import DrawingOptions, iso_scale, render_views
-from converters.step_mesh import write_stl
+from converters.step_mesh import mesh_model, write_stl
 from extractors.step_document import open_model, open_step
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -134,3 +134,19 @@ def test_bad_formats_are_refused(holed_box, tmp_path):
 )
 def test_iso_scale_picks_the_largest_standard_scale_that_fits(fit, expected):
     assert iso_scale(fit) == pytest.approx(expected)
+
+
+def test_silhouettes_of_a_coarsely_meshed_cylinder_are_drawn(tmp_path):
+    path = tmp_path / "cylinder.step"
+    cq.exporters.export(cq.Workplane().cylinder(50, 20), str(path), "STEP")
+    loaded = open_step(path)
+    mesh_model(loaded, 5.0, 1.0)  # an STL made under a tight cap leaves a mesh this coarse
+    # The mesh turns ~28 degrees between facets, more than this feature angle (which is about
+    # creases of mesh-only models): the side's silhouette must not depend on it.
+    result = render_views(loaded, tmp_path, formats=("svg",), options=DrawingOptions(feature_angle_deg=15))
+    visible, _ = view_segments(result["files"]["svg"], "front")
+    vertical = visible[(np.abs(visible[:, 0, 0] - visible[:, 1, 0]) < 0.05)]
+    lengths = np.abs(vertical[:, 0, 1] - vertical[:, 1, 1])
+    # The outline of the side: two long vertical lines (however many pieces), left and right.
+    xs = vertical[:, 0, 0]
+    assert lengths[xs < xs.mean()].sum() > 45 and lengths[xs > xs.mean()].sum() > 45
