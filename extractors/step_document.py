@@ -155,7 +155,8 @@ def open_step(path: Path) -> LoadedStep:
     reader.SetProductMetaMode(True)  # ProductID / ProductName on each part label
     status = _occt(path, "cannot parse STEP", reader.ReadFile, str(path))
     if status != IFSelect_ReturnStatus.IFSelect_RetDone:
-        raise InputError(f"{path.name}: cannot parse STEP ({_status_text(status)})")
+        hint = "; the file is truncated (no END-ISO-10303-21; at its end)" if _step_truncated(path) else ""
+        raise InputError(f"{path.name}: cannot parse STEP ({_status_text(status)}){hint}")
     step_reader = reader.Reader()
     if step_reader.NbRootsForTransfer() == 0:
         raise InputError(f"{path.name}: STEP file has no shape to transfer (no root product or representation)")
@@ -408,6 +409,16 @@ def _checked(loaded: LoadedStep) -> LoadedStep:
     if count_shapes(shape, TopAbs_FACE) == 0 and count_shapes(shape, TopAbs_EDGE) == 0:
         raise InputError(f"{loaded.path.name}: the model holds no geometry (no face and no edge)")
     return loaded
+
+
+def _step_truncated(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(max(path.stat().st_size - 4096, 0))
+            tail = fh.read()
+    except OSError as exc:
+        _raise_io(path, exc)
+    return b"END-ISO-10303-21" not in tail.upper()
 
 
 def _external_references(path: Path, reader: STEPCAFControl_Reader) -> list[Path]:

@@ -144,3 +144,23 @@ def test_small_files_get_meshes_and_drawings_within_limits(corpus_results):
         assert result["drawing"]["visible_segments"] > 0, name
         assert result["glb_json"]["asset"]["version"] == "2.0"
     assert checked >= 25
+
+
+@pytest.mark.parametrize("fraction", [0.3, 0.7])
+def test_truncated_corpus_files_fail_with_a_reason(corpus_dir, tmp_path, fraction):
+    names = [
+        "files/occt-import-js/test__testfiles__cax-if__as1-oc-214__as1-oc-214.stp",
+        "files/build123d/docs__M6-1x12-countersunk-screw.step",
+        "files/occt/data__step__bug3883_xr2-ct-214_bolt.stp",
+    ]
+    with ProcessPool(max_workers=2) as pool:
+        futures = {}
+        for name in names:
+            data = (corpus_dir / name).read_bytes()
+            cut = tmp_path / Path(name).name
+            cut.write_bytes(data[: int(len(data) * fraction)])
+            futures[cut.name] = pool.schedule(process_one, (str(cut), str(tmp_path), False), timeout=PER_FILE_TIMEOUT_S)
+        for name, future in futures.items():
+            result = future.result()  # a crash or a hang here would be a finding: none is known
+            assert result["status"] == "failed", name
+            assert name in result["reason"] and "truncated" in result["reason"]
