@@ -1,0 +1,394 @@
+"""Datasheets, batch report and BOM roll-ups: the pure functions on known rows, then a real batch
+under Prefect's test harness over generated drawings, samples and the corpus's attributed ones."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import duckdb
+import pandas as pd
+import pytest
+
+from converters.datasheet import (
+    BatchReport,
+    LayoutOutputs,
+    OutputLink,
+    ReportEntry,
+    ReportFailure,
+    build_datasheet,
+    href,
+    preview,
+    render_datasheet,
+    render_report,
+)
+from flows.rollups import ROLLUP_COLUMNS, WHERE_USED_COLUMNS, bom_rollup, where_used
+from tests.conftest import REPO
+from tests.docs_drawings import SCRIPT, broken_drawing, frame_drawing, pump_drawing
+
+
+class Page(HTMLParser):
+    """Tags, text and link targets of an HTML page, as a browser's parser sees them."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.text: list[str] = []
+        self.links: list[str] = []
+        self.meta: dict[str, str] = {}
+        self.rows: dict[str, int] = {}  # body rows per table id
+        self._tables: list[str] = []
+        self._in_body = False
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        attrs = dict(attrs)
+        self.links += [attrs[a] for a in ("href", "src") if attrs.get(a)]
+        if tag == "table":
+            self._tables.append(attrs.get("id") or "")
+        elif tag == "tbody":
+            self._in_body = True
+        elif tag == "tr" and self._in_body and self._tables:
+            self.rows[self._tables[-1]] = self.rows.get(self._tables[-1], 0) + 1
+        if tag == "meta" and "name" in attrs:
+            self.meta[attrs["name"]] = attrs.get("content", "")
+        for name, value in attrs.items():
+            assert not name.startswith("on"), f"event handler attribute {name}={value!r}"
+
+    def handle_endtag(self, tag):
+        if tag == "table" and self._tables:
+            self._tables.pop()
+        elif tag == "tbody":
+            self._in_body = False
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def page(path: Path) -> Page:
+    return Page(path.read_text(encoding="utf-8"))
+
+
+def assert_links_resolve(path: Path, out: Path) -> None:
+    """Every link and image of a page points at a file inside the output folder."""
+    for link in page(path).links:
+        parts = urlsplit(link)
+        assert not parts.scheme and not parts.netloc, f"{path.name}: absolute link {link}"
+        target = (path.parent / unquote(parts.path)).resolve()
+        assert target.is_relative_to(out.resolve()), f"{path.name}: {link} leaves the output folder"
+        assert target.is_file(), f"{path.name}: {link} -> {target} does not exist"
+
+
+# Roll-ups on known rows.
+
+
+def bom_frame(*rows: tuple) -> pd.DataFrame:
+    columns = ["sha256", "part_number", "description", "qty", "unit", "insert_count"]
+    return pd.DataFrame([dict(zip(columns, r)) for r in rows], columns=columns)
+
+
+def test_bom_rollup_sums_the_same_part_number_per_drawing():
+    bom = bom_frame(
+        ("a", "B-100", "Bolt", 4.0, None, 1),
+        ("a", "B-100", None, 2.0, None, 2),
+        ("a", "N-200", "Nut", None, None, 1),  # QTY "AR"
+        ("a", "N-200", "Nut", 3.0, None, 1),
+        ("a", "C-1", "Cable", 2.5, "m", None),  # from a parts-list table: no inserts
+        ("a", "C-1", "Cable", 4.0, "pcs", None),  # another unit: not added to metres
+        ("a", None, "no part number", 7.0, None, 1),
+        ("b", "B-100", "Bolt", 10.0, None, 5),
+    )
+    got = bom_rollup(bom)
+    assert list(got.columns) == ROLLUP_COLUMNS
+    rows = {(r["sha256"], r["part_number"], r["unit"]): r for r in got.to_dict("records")}
+    assert set(rows) == {("a", "B-100", None), ("a", "N-200", None), ("a", "C-1", "m"), ("a", "C-1", "pcs"), ("b", "B-100", None)}
+    bolt = rows[("a", "B-100", None)]
+    assert (bolt["total_qty"], bolt["rows"], bolt["qty_unknown"], bolt["inserts"], bolt["description"]) == (6.0, 2, 0, 3.0, "Bolt")
+    nut = rows[("a", "N-200", None)]
+    assert (nut["total_qty"], nut["rows"], nut["qty_unknown"]) == (3.0, 2, 1)
+    assert rows[("a", "C-1", "m")]["total_qty"] == 2.5 and pd.isna(rows[("a", "C-1", "m")]["inserts"])
+    assert rows[("b", "B-100", None)]["total_qty"] == 10.0
+
+
+def test_rollup_quantity_stays_unknown_when_no_row_states_one():
+    got = bom_rollup(bom_frame(("a", "X", None, None, None, 1), ("a", "X", None, None, None, 1)))
+    [row] = got.to_dict("records")
+    assert pd.isna(row["total_qty"]) and row["qty_unknown"] == 2 and row["rows"] == 2
+
+
+def test_where_used_counts_paths_and_adds_each_content_once():
+    rollup = bom_rollup(
+        bom_frame(("a", "B-100", "Bolt", 6.0, None, 2), ("b", "B-100", "Bolt", 10.0, None, 1), ("b", "F-9", None, 2.0, None, 1),
+                  ("gone", "B-100", "Bolt", 99.0, None, 1))  # fmt: skip
+    )
+    files = pd.DataFrame(
+        [
+            {"source_root": "/lib", "path": "pump.dxf", "sha256": "a", "status": "ok"},
+            {"source_root": "/lib", "path": "copy/pump.dxf", "sha256": "a", "status": "ok"},
+            {"source_root": "/lib", "path": "frame.dxf", "sha256": "b", "status": "ok"},
+            {"source_root": "/lib", "path": "bad.dxf", "sha256": "gone", "status": "failed"},
+        ]
+    )
+    got = where_used(rollup, files)
+    assert list(got.columns) == WHERE_USED_COLUMNS
+    assert list(got["part_number"]) == ["B-100", "F-9"]  # most used first
+    bolt = got.iloc[0]
+    assert list(bolt["paths"]) == ["/lib/copy/pump.dxf", "/lib/frame.dxf", "/lib/pump.dxf"]
+    assert (bolt["drawings"], bolt["contents"], bolt["total_qty"]) == (3, 2, 16.0)
+
+
+def test_rollups_of_an_empty_library():
+    assert bom_rollup(pd.DataFrame()).empty and list(bom_rollup(pd.DataFrame()).columns) == ROLLUP_COLUMNS
+    assert bom_rollup(bom_frame((("a", None, "x", 1.0, None, 1)))).empty
+    assert where_used(pd.DataFrame(columns=ROLLUP_COLUMNS), pd.DataFrame()).empty
+
+
+# Pages from known rows.
+
+EVIL = '"><img src=x onerror=alert(2)>'
+
+
+def evil_sheet() -> str:
+    row = {
+        "path": f"sub/{EVIL}#1?.dxf", "sha256": "f" * 64, "work_id": "w1", "format": "dxf", "status": "ok",
+        "title": SCRIPT, "drawing_number": EVIL, "drawn_by": "<b>eve</b>", "warnings": [SCRIPT],
+        "processed_at": "2026-01-01", "run_id": "r1", "custom_field": SCRIPT,
+    }  # fmt: skip
+    sheet = build_datasheet(
+        row,
+        paths=[f"/lib/sub/{EVIL}#1?.dxf"],
+        outputs=[{"layout": SCRIPT, "format": "png", "file": "model.png", "empty": False}],
+        layers=[{"name": SCRIPT, "entity_count": 1}],
+        bom=[{"part_number": SCRIPT, "description": EVIL, "qty": 2.0, "attributes": json.dumps({"<i>TAG": SCRIPT})}],
+    )
+    return render_datasheet(sheet, key="abc123")
+
+
+def test_datasheet_shows_markup_from_drawings_as_text():
+    html = evil_sheet()
+    parsed = Page(html)
+    assert "script" not in parsed.tags and parsed.tags.count("img") == 1  # only the preview
+    text = "".join(parsed.text)
+    for value in (SCRIPT, EVIL, "<b>eve</b>", "<i>TAG"):
+        assert value in text
+    assert "<script" not in html and "<b>eve" not in html
+    assert parsed.meta["cadpipe-datasheet"] == "abc123"
+    assert "script-src" not in html and "default-src 'none'" in html  # CSP: no script, whatever slips through
+
+
+def test_datasheet_links_are_relative_and_encoded():
+    sheet = build_datasheet(
+        {"path": "a.dxf", "sha256": "f" * 64, "work_id": "w 1#", "outputs": []},
+        paths=["/lib/a.dxf"],
+        outputs=[{"layout": "Model", "format": "svg", "file": "model.svg"}],
+    )
+    assert sheet.preview.href == "../../outputs/w%201%23/model.svg"
+    assert sheet.result_href == "../../outputs/w%201%23/result.json"
+    assert href("../", "quarantine/abc-we?ird #name.dxf.error.json") == "../quarantine/abc-we%3Fird%20%23name.dxf.error.json"
+
+
+def test_preview_skips_empty_layouts_and_prefers_png():
+    def group(layout, empty, *formats):
+        return LayoutOutputs(layout, empty, [OutputLink(f"{layout}.{f}", f"{layout}.{f}", f) for f in formats])
+
+    assert preview([group("model", True, "png"), group("layout-a", False, "svg", "png")]).label == "layout-a.png"
+    assert preview([group("model", False, "pdf", "svg")]).label == "model.svg"
+    assert preview([group("model", True, "png")]).label == "model.png"  # all empty: still show the page
+    assert preview([group("model", False, "pdf")]) is None
+    assert preview([]) is None
+
+
+def test_report_escapes_failures_and_links_their_error_reports():
+    report = BatchReport(
+        run={"run_id": "r1", "started_at": "s", "finished_at": "f", "sources": [EVIL], "pipeline_version": "v",
+             "files_seen": 2, "processed": 1, "reused": 0, "unchanged": 0, "failed": 1},  # fmt: skip
+        entries=[
+            ReportEntry(SCRIPT + ".dxf", "processed", "ok", title=SCRIPT, bom_rows=3, datasheet="files/x.html"),
+            ReportEntry("bad.dxf", "failed", "failed", error=SCRIPT),
+        ],
+        failures=[ReportFailure("bad.dxf", "load", "InputError", f"bad.dxf: load: {SCRIPT}", True, False,
+                                "../quarantine/q.error.json", "../quarantine/q")],  # fmt: skip
+        slowest=[],
+        where_used=[],
+        where_used_total=0,
+    )
+    html = render_report(report)
+    parsed = Page(html)
+    assert "script" not in parsed.tags and "img" not in parsed.tags
+    assert f"bad.dxf: load: {SCRIPT}" in "".join(parsed.text)
+    assert "../quarantine/q.error.json" in parsed.links and "files/x.html" in parsed.links
+
+
+# A real batch.
+
+def run_batch(src: Path, out: Path):
+    from flows.batch import batch
+
+    state = batch(sources=[str(src)], out=str(out), workers=2, return_state=True)
+    return state, state.result(raise_on_failure=False)
+
+
+def attributed_corpus(manifest) -> list[dict]:
+    return [
+        r for r in manifest
+        if r["format"] in ("dxf", "dxf-binary") and r["ezdxf_load"] in ("ok", "recover")
+        and int(r["inserts_with_attribs"] or 0) > 0
+    ]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory, corpus_dir, manifest, prefect_harness):
+    """Generated drawings (one at two paths), a broken one, two samples, the corpus's attributed
+    drawings; processed once."""
+    lib = tmp_path_factory.mktemp("lib")
+    pump_drawing(lib / "pump.dxf")
+    (lib / "copy").mkdir()
+    shutil.copy2(lib / "pump.dxf", lib / "copy" / "pump.dxf")
+    frame_drawing(lib / "frame.dxf")
+    broken_drawing(lib / "broken.dxf")
+    for name in ("gear.dxf", "viewports_vp4.dxf"):
+        shutil.copy2(REPO / "data" / "samples" / name, lib / name)
+    corpus = attributed_corpus(manifest)
+    (lib / "corpus").mkdir()
+    for r in corpus:
+        shutil.copy2(corpus_dir / r["path"], lib / "corpus" / Path(r["path"]).name)
+    out = tmp_path_factory.mktemp("out")
+    state, summary = run_batch(lib, out)
+    files = pd.read_parquet(out / "catalog" / "files.parquet")
+    return {"lib": lib, "out": out, "state": state, "summary": summary, "files": files, "corpus": corpus}
+
+
+def sha_of(library, path: str) -> str:
+    files = library["files"]
+    return files.loc[files["path"] == path, "sha256"].item()
+
+
+def test_batch_writes_report_and_a_datasheet_per_content(library):
+    out, summary, files = library["out"], library["summary"], library["files"]
+    docs = summary["documents"]
+    assert docs[:2] == ["docs/index.html", f"docs/runs/{summary['run_id']}.html"]
+    ok = set(files.loc[files["status"] == "ok", "sha256"])
+    assert sorted(docs[2:]) == sorted(f"docs/files/{sha}.html" for sha in ok), "one page per content, copies share it"
+    assert {p.name for p in (out / "docs" / "files").iterdir()} == {f"{sha}.html" for sha in ok}
+    for doc in docs:
+        assert_links_resolve(out / doc, out)
+
+
+def test_report_names_every_drawing_and_each_failure_with_its_reason(library):
+    out, files = library["out"], library["files"]
+    for name in ("index.html", f"runs/{library['summary']['run_id']}.html"):
+        report = page(out / "docs" / name)
+        text = "".join(report.text)
+        for path in files["path"]:
+            assert path in text
+        [failed] = files[files["status"] == "failed"].to_dict("records")
+        assert failed["path"] == "broken.dxf"
+        assert failed["error_message"] in text
+        error_report = [link for link in report.links if link.endswith(".error.json")]
+        assert len(error_report) == 1
+        target = (out / "docs" / name).parent / unquote(error_report[0])
+        assert json.loads(target.read_text())["path"] == "broken.dxf"
+        sheets = [link for link in report.links if "/files/" in link]
+        assert len(set(sheets)) == (files["status"] == "ok").sum() - 1  # the copy of pump.dxf shares one
+        assert "Slowest files" in text and "Hex bolt M8" in text
+
+
+def test_datasheet_of_the_generated_drawing(library):
+    out = library["out"]
+    path = out / "docs" / "files" / f"{sha_of(library, 'pump.dxf')}.html"
+    sheet = page(path)
+    text = "".join(sheet.text)
+    assert "script" not in sheet.tags
+    for value in (SCRIPT, "<b>eve</b>", "Pump housing", "D-42", "B-100", "N-200", "W-300", "Hex bolt M8"):
+        assert value in text, value
+    html = path.read_text(encoding="utf-8")
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script" not in html
+    assert f"{library['lib'].as_posix()}/copy/pump.dxf" in text and f"{library['lib'].as_posix()}/pump.dxf" in text
+    [image] = [link for link in sheet.links if link.endswith("model.png")][:1]
+    assert image.startswith("../../outputs/")
+    row = library["files"].query("path == 'pump.dxf'").iloc[0]
+    for output in row["outputs"]:
+        assert f"../../{output}" in sheet.links, output
+    assert f"../../outputs/{row['work_id']}/result.json" in sheet.links
+
+
+def test_rollup_tables_in_the_catalog(library):
+    catalog = library["out"] / "catalog"
+    lib = library["lib"].as_posix()
+    used = pd.read_parquet(catalog / "where_used.parquet").set_index("part_number")
+    bolt = used.loc["B-100"]
+    assert (bolt["drawings"], bolt["contents"], bolt["total_qty"]) == (3, 2, 16.0)
+    assert list(bolt["paths"]) == [f"{lib}/copy/pump.dxf", f"{lib}/frame.dxf", f"{lib}/pump.dxf"]
+    assert used.loc["W-300", "qty_unknown"] == 1 and pd.isna(used.loc["W-300", "total_qty"])
+    assert used.loc["N-200", "description"] == SCRIPT
+    rollup = pd.read_parquet(catalog / "bom_rollup.parquet")
+    pump = rollup[rollup["sha256"] == sha_of(library, "pump.dxf")].set_index("part_number")
+    assert pump.loc["B-100", "total_qty"] == 6.0 and pump.loc["B-100", "rows"] == 2
+    # the documented DuckDB queries run as written
+    with duckdb.connect() as db:
+        top = db.sql(
+            f"SELECT part_number, drawings, total_qty FROM '{catalog}/where_used.parquet' "
+            "ORDER BY drawings DESC, part_number"
+        ).fetchall()
+        per_path = db.sql(
+            f"SELECT f.path, r.part_number, r.total_qty FROM '{catalog}/bom_rollup.parquet' r "
+            f"JOIN '{catalog}/files.parquet' f USING (sha256) WHERE f.status = 'ok' AND r.part_number = 'B-100' ORDER BY f.path"
+        ).fetchall()
+    assert top[0] == ("B-100", 3, 16.0)
+    assert per_path == [("copy/pump.dxf", "B-100", 6.0), ("frame.dxf", "B-100", 10.0), ("pump.dxf", "B-100", 6.0)]
+
+
+def test_corpus_drawings_with_attributed_inserts_give_bom_rows(library):
+    """Every drawing the manifest lists with attributed inserts gets BOM rows in the catalog, and
+    its datasheet shows exactly those rows."""
+    files, out = library["files"].set_index("path"), library["out"]
+    bom = pd.read_parquet(out / "catalog" / "bom.parquet")
+    assert len(library["corpus"]) >= 10
+    for r in library["corpus"]:
+        row = files.loc[f"corpus/{Path(r['path']).name}"]
+        assert row["status"] == "ok", row["error_message"]
+        rows = int((bom["sha256"] == row["sha256"]).sum())
+        assert rows > 0 and rows == row["bom_row_count"], r["path"]
+        sheet = page(out / "docs" / "files" / f"{row['sha256']}.html")
+        assert sheet.rows.get("bom-table") == rows, r["path"]
+
+
+def test_rerun_keeps_datasheets_and_follows_the_library(tmp_path, prefect_harness):
+    lib, out = tmp_path / "lib", tmp_path / "out"
+    lib.mkdir()
+    pump_drawing(lib / "pump.dxf")
+    frame_drawing(lib / "frame.dxf")
+    _, first = run_batch(lib, out)
+    sheets = {p.name: p.stat() for p in (out / "docs" / "files").iterdir()}
+    assert len(sheets) == 2
+
+    _, second = run_batch(lib, out)  # nothing changed: no datasheet rewritten
+    assert second["documents"] == ["docs/index.html", f"docs/runs/{second['run_id']}.html"]
+    for name, before in sheets.items():
+        after = (out / "docs" / "files" / name).stat()
+        assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    index = page(out / "docs" / "index.html")
+    assert second["run_id"] in "".join(index.text)
+    run_pages = {p.name for p in (out / "docs" / "runs").iterdir()}
+    assert run_pages == {f"{first['run_id']}.html", f"{second['run_id']}.html"}
+    assert f"../docs/runs/{first['run_id']}.html" in index.links
+
+    (lib / "frame.dxf").unlink()  # the library changes: roll-ups and datasheets follow
+    os.makedirs(lib / "moved")
+    shutil.move(lib / "pump.dxf", lib / "moved" / "pump.dxf")
+    _, third = run_batch(lib, out)
+    files = pd.read_parquet(out / "catalog" / "files.parquet")
+    assert list(files["path"]) == ["moved/pump.dxf"]
+    [pump_sha] = files["sha256"]
+    assert {p.name for p in (out / "docs" / "files").iterdir()} == {f"{pump_sha}.html"}
+    assert third["documents"][2:] == [f"docs/files/{pump_sha}.html"]  # its path changed: rewritten
+    used = pd.read_parquet(out / "catalog" / "where_used.parquet").set_index("part_number")
+    assert "F-900" not in used.index
+    assert (used.loc["B-100", "drawings"], used.loc["B-100", "total_qty"]) == (1, 6.0)
+    assert list(used.loc["B-100", "paths"]) == [f"{lib.as_posix()}/moved/pump.dxf"]
+    assert f"{lib.as_posix()}/moved/pump.dxf" in "".join(page(out / "docs" / "files" / f"{pump_sha}.html").text)
