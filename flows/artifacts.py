@@ -1,0 +1,231 @@
+"""Prefect artifacts of a run: a progress bar while it runs, then a markdown summary, a table of
+its failures and a table of the library's BOM roll-up (both bounded: the catalog has all rows).
+
+Keys are fixed, so the Prefect UI shows each artifact's history across runs under one name.
+The progress artifact listens to flows.progress and is updated at most every ~2 s or 5 %, not
+per file: a run of 10,000 files must not send 10,000 updates to the server.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+from uuid import UUID
+
+import pandas as pd
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
+
+from flows import progress
+from flows.catalog import Catalog, Outcome
+from flows.rollups import WHERE_USED_TABLE
+
+PROGRESS_KEY = "cadpipe-progress"
+SUMMARY_KEY = "cadpipe-run-summary"
+FAILURES_KEY = "cadpipe-failures"
+ROLLUP_KEY = "cadpipe-bom-rollup"
+FAILURE_ROWS = 200
+ROLLUP_ROWS = 100
+SUMMARY_FAILURES = 5
+
+log = logging.getLogger("cadpipe.artifacts")
+
+
+@dataclass
+class Throttle:
+    """When a progress value is worth sending: the first one, 100 %, and after that only when it
+    moved `min_step` points or `min_interval_s` passed since the last one sent."""
+
+    min_interval_s: float = 2.0
+    min_step: float = 5.0
+    last_value: float | None = None
+    last_time: float = 0.0
+
+    def due(self, value: float, now: float) -> bool:
+        if self.last_value is None:
+            return True
+        if value == self.last_value:
+            return False
+        return value >= 100.0 or value - self.last_value >= self.min_step or now - self.last_time >= self.min_interval_s
+
+    def sent(self, value: float, now: float) -> None:
+        self.last_value, self.last_time = value, now
+
+
+class ProgressReporter:
+    """A flows.progress listener keeping one Prefect progress artifact current.
+
+    `planned` (called in the flow) creates the artifact, linked to the flow run; `file_done` may
+    be called from any chunk thread. A failed update is logged and the run goes on: a progress bar
+    is not worth a file's result.
+    """
+
+    def __init__(self, key: str = PROGRESS_KEY, throttle: Throttle | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+        self.key = key
+        self.throttle = throttle or Throttle()
+        self.clock = clock
+        self.artifact_id: UUID | None = None
+        self.total = 0
+        self.done = 0
+        self._lock = threading.Lock()  # also keeps updates in order
+
+    @property
+    def percent(self) -> float:
+        return 100.0 if self.total <= 0 else round(min(self.done, self.total) * 100.0 / self.total, 1)
+
+    def description(self) -> str:
+        return f"{min(self.done, self.total)} of {self.total} files done"
+
+    def planned(self, total: int, todo: int) -> None:
+        with self._lock:
+            self.total, self.done = total, 0
+            self.throttle = Throttle(self.throttle.min_interval_s, self.throttle.min_step)
+            try:
+                self.artifact_id = create_progress_artifact(self.percent, key=self.key, description=self.description())
+            except Exception as exc:  # noqa: BLE001 - see the class docstring
+                log.warning("progress artifact %s not created: %s", self.key, exc)
+                return
+            self.throttle.sent(self.percent, self.clock())
+
+    def file_done(self, path: str, result: dict) -> None:
+        with self._lock:
+            self.done += 1
+            self._send_if_due()
+
+    def finish(self) -> None:
+        """Send the final value, whatever the throttle says."""
+        with self._lock:
+            self.throttle.last_value = None
+            self._send_if_due()
+
+    def _send_if_due(self) -> None:
+        value, now = self.percent, self.clock()
+        if self.artifact_id is None or not self.throttle.due(value, now):
+            return
+        try:
+            update_progress_artifact(self.artifact_id, value, description=self.description())
+        except Exception as exc:  # noqa: BLE001 - see the class docstring
+            log.warning("progress artifact %s not updated to %.1f %%: %s", self.key, value, exc)
+            return
+        self.throttle.sent(value, now)
+
+
+_tracking_lock = threading.Lock()
+_tracking: Callable[[], None] | None = None
+
+
+def track_progress(key: str = PROGRESS_KEY) -> Callable[[], None]:
+    """Subscribe a ProgressReporter for one batch; the returned function sends the final value and
+    unsubscribes it. A reporter left subscribed by a run that raised is dropped here, so it never
+    reports the next run of this process."""
+    global _tracking
+    reporter = ProgressReporter(key)
+    with _tracking_lock:
+        if _tracking is not None:
+            _tracking()
+        unsubscribe = progress.subscribe(reporter)
+
+        def stop() -> None:
+            global _tracking
+            unsubscribe()
+            with _tracking_lock:
+                if _tracking is unsubscribe:
+                    _tracking = None
+            reporter.finish()
+
+        _tracking = unsubscribe
+    return stop
+
+
+def create_run_artifacts(out: Path | str, summary: dict, outcomes: list[Outcome]) -> dict[str, UUID]:
+    """The summary, failures and BOM roll-up artifacts of a finished run; returns key -> id."""
+    catalog = Catalog(out)
+    failures = failure_rows(catalog.read("files"), outcomes)
+    rollup = rollup_rows(catalog.read(WHERE_USED_TABLE))
+    ids = {
+        SUMMARY_KEY: create_markdown_artifact(
+            summary_markdown(summary, failures, len(rollup)), key=SUMMARY_KEY,
+            description=f"cadpipe run {summary['run_id']}",
+        ),
+        FAILURES_KEY: create_table_artifact(
+            failures[:FAILURE_ROWS], key=FAILURES_KEY,
+            description=_bounded("failed files of this run", len(failures), FAILURE_ROWS),
+        ),
+        ROLLUP_KEY: create_table_artifact(
+            rollup[:ROLLUP_ROWS], key=ROLLUP_KEY,
+            description=_bounded("part numbers of the library by drawings using them", len(rollup), ROLLUP_ROWS),
+        ),
+    }  # fmt: skip
+    return ids
+
+
+def failure_rows(files: pd.DataFrame, outcomes: list[Outcome]) -> list[dict[str, Any]]:
+    """This run's failed inputs, as recorded in the catalog, sorted by path."""
+    if files.empty:
+        return []
+    keys = {o.input.key for o in outcomes}
+    failed = files[files["status"] == "failed"]
+    rows = [
+        {
+            "path": r["path"],
+            "stage": r["error_stage"],
+            "error": r["error_class"],
+            "reason": r["error_message"],
+            "permanent": bool(r["error_permanent"]),
+            "quarantine": r["quarantine"],
+        }
+        for r in failed.to_dict("records")
+        if (r["source_root"], r["path"]) in keys
+    ]
+    return sorted(rows, key=lambda r: r["path"])
+
+
+def rollup_rows(where_used: pd.DataFrame) -> list[dict[str, Any]]:
+    if where_used.empty:
+        return []
+    columns = ["part_number", "description", "drawings", "total_qty", "unit", "qty_unknown"]
+    frame = where_used[columns].astype(object).where(where_used[columns].notna(), None)
+    return frame.to_dict("records")
+
+
+def summary_markdown(summary: dict, failures: list[dict], part_numbers: int) -> str:
+    out = Path(summary["out"])
+    counts = [summary.get(k, 0) for k in ("files_seen", "processed", "reused", "unchanged", "failed")]
+    lines = [
+        f"# cadpipe run {md(summary['run_id'])}",
+        "",
+        "| files | processed | reused | unchanged | failed |",
+        "|---:|---:|---:|---:|---:|",
+        "| " + " | ".join(str(c) for c in counts) + " |",
+        "",
+        f"- Output root: {md(str(out))}",
+        f"- Batch report: {md(str(out / 'docs' / 'index.html'))}",
+        f"- Part numbers in the library: {part_numbers} (table artifact `{ROLLUP_KEY}`)",
+    ]
+    if failures:
+        lines += ["", f"## {len(failures)} failed (table artifact `{FAILURES_KEY}`)", ""]
+        lines += [f"- {md(f['path'])}: {md(str(f['reason']))}" for f in failures[:SUMMARY_FAILURES]]
+        if len(failures) > SUMMARY_FAILURES:
+            lines.append(f"- and {len(failures) - SUMMARY_FAILURES} more")
+    return "\n".join(lines) + "\n"
+
+
+_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_{}[]()#+-.!|~"} | {"<": "&lt;", ">": "&gt;", "&": "&amp;", "\n": " ", "\r": " "})
+
+
+def md(text: str) -> str:
+    """Drawing-derived text as literal markdown text: no markup, no links, no HTML."""
+    return text.translate(_MD_SPECIAL)
+
+
+def _bounded(what: str, total: int, shown: int) -> str:
+    return f"{what}: the first {shown} of {total}" if total > shown else f"{what}: {total}"
