@@ -21,6 +21,7 @@ from prefect.states import Completed, Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows import logs, progress
+from flows.artifacts import create_run_artifacts, track_progress
 from flows.catalog import Catalog, Outcome, now_iso
 from flows.config import Config, fingerprint, load_config
 from flows.discover import InputFile, discover
@@ -177,6 +178,7 @@ def batch(
     }
     run_log = logs.configure(cfg.out, run["run_id"], stdout=cfg.raw["logs"]["stdout"])
     inputs, plan = discover_and_plan(cfg)
+    stop_progress = track_progress()  # the run's progress artifact, until the files are done
     progress.planned(plan.total, len(plan.todo))
     for item in plan.reuse + plan.unchanged + plan.still_failed:
         progress.file_done(item.input.path, {"status": "unchanged"})
@@ -190,6 +192,7 @@ def batch(
         task_runner = _task_runner(settings["runner"], settings["workers"], dask_address)
         for chunk_results in run_chunks.with_options(task_runner=task_runner)(chunks, settings):
             results.extend(chunk_results)
+    stop_progress()
 
     outcomes = [Outcome(item.input, item.work_id, "unchanged") for item in plan.unchanged]
     outcomes += [Outcome(item.input, item.work_id, "failed", {"unchanged": True}) for item in plan.still_failed]
@@ -200,6 +203,7 @@ def batch(
     row = publish(cfg, run, outcomes)
     summary = {**row, "out": out_dir, "failures": Catalog(cfg.out).failures([o.input.key for o in outcomes])}
     summary["documents"] = publish_docs(cfg, row, outcomes)
+    create_run_artifacts(cfg.out, summary, outcomes)
     notify_run(cfg, summary)
     message = (
         f"{row['files_seen']} files: {row['processed']} processed, {row['reused'] + row['unchanged']} unchanged, "
