@@ -58,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     # This machine may have no route out: Prefect's usage telemetry would only log DNS errors.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # Without a configured server Prefect starts a temporary one; on a busy 2-core machine that can
+    # take longer than Prefect's default wait.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     if args.command == "run":
         return run_command(args)
     if args.command == "watch":
