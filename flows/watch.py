@@ -199,6 +199,12 @@ class _Events(FileSystemEventHandler):
         self.folder = folder
 
     def on_any_event(self, event: FileSystemEvent) -> None:
+        try:
+            self._handle(event)
+        except Exception:  # noqa: BLE001 - an exception here would end the observer thread
+            log.exception("could not handle %s", event)
+
+    def _handle(self, event: FileSystemEvent) -> None:
         kind = event.event_type
         src = Path(os.fsdecode(event.src_path))
         if kind == "moved":
@@ -317,7 +323,7 @@ class Watcher:
             return
         try:
             stat = path.stat()
-        except FileNotFoundError:
+        except OSError:  # gone again, or unreadable: nothing to take (an exception would stop the observer)
             return
         now = time.monotonic()
         with self._lock:
@@ -347,7 +353,7 @@ class Watcher:
                     continue
                 try:
                     stat = path.stat()
-                except FileNotFoundError:
+                except OSError:
                     continue
                 seen = known.get((str(here), name))
                 if seen and (seen.size, seen.mtime_ns) == (stat.st_size, stat.st_mtime_ns):
@@ -375,7 +381,7 @@ class Watcher:
                     continue
                 try:
                     stat = path.stat()
-                except FileNotFoundError:
+                except OSError:
                     del self._pending[path]
                     continue
                 if (stat.st_size, stat.st_mtime_ns) != (arrival.size, arrival.mtime_ns):
