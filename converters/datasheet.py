@@ -121,7 +121,8 @@ def build_datasheet(
     folder = f"outputs/{work_id}/"
     groups: dict[str, LayoutOutputs] = {}
     for out in outputs:
-        group = groups.setdefault(out["layout"], LayoutOutputs(out["layout"], bool(out.get("empty")), []))
+        layout = out.get("layout") or "model"  # 3D models' meshes belong to no layout
+        group = groups.setdefault(layout, LayoutOutputs(layout, bool(out.get("empty")), []))
         group.files.append(OutputLink(out["file"], href(root, folder + out["file"]), out["format"]))
     title = [(label, file_row.get(key)) for key, label in TITLE_FIELDS if not is_missing(file_row.get(key))]
     return Datasheet(
@@ -157,12 +158,12 @@ def preview(outputs: list[LayoutOutputs]) -> OutputLink | None:
 
 
 def bom_columns(bom: list[Mapping[str, Any]]) -> list[str]:
-    """BOM value columns with a value in some row (part number, description, qty always), then
-    custom tag-map columns, then where the row comes from."""
+    """Columns with a value in some row (part number, description, qty always): the BOM values,
+    custom tag-map or 3D columns, then where the row comes from."""
     present = {k for row in bom for k, v in row.items() if not is_missing(v)}
     extra = sorted({k for row in bom for k in row} - set(BOM_VALUE_COLUMNS) - _BOM_NOT_VALUES)
     values = [c for c in BOM_VALUE_COLUMNS + extra if c in _BOM_ALWAYS or c in present]
-    return values + _BOM_TAIL
+    return values + [c for c in _BOM_TAIL if c in present]
 
 
 def _bom_row(row: Mapping[str, Any]) -> dict:

@@ -203,6 +203,24 @@ def test_preview_skips_empty_layouts_and_prefers_png():
     assert preview([]) is None
 
 
+def test_3d_model_outputs_without_a_layout():
+    sheet = build_datasheet(
+        {"path": "m.step", "sha256": "e" * 64, "work_id": "w"},
+        paths=["/lib/m.step"],
+        outputs=[
+            {"layout": None, "format": "stl", "file": "model.stl", "empty": False},
+            {"layout": "views", "format": "png", "file": "views.png", "empty": False},
+        ],
+        bom=[{"part_number": "ASM", "qty": 1.0, "parent": None, "level": 0, "source": "3d", "block_path": "ASM"},
+             {"part_number": "BOLT", "qty": 6.0, "parent": "ASM", "level": 1, "source": "3d", "block_path": "ASM/BOLT"}],
+    )  # fmt: skip
+    assert [(g.layout, [f.label for f in g.files]) for g in sheet.outputs] == [("model", ["model.stl"]), ("views", ["views.png"])]
+    assert sheet.preview.label == "views.png"
+    assert sheet.bom_columns == ["part_number", "description", "qty", "parent", "block_path", "source"]
+    parsed = Page(render_datasheet(sheet))
+    assert "None" not in "".join(parsed.text) and parsed.rows["bom-table"] == 2
+
+
 def test_report_escapes_failures_and_links_their_error_reports():
     report = BatchReport(
         run={"run_id": "r1", "started_at": "s", "finished_at": "f", "sources": [EVIL], "pipeline_version": "v",
@@ -233,6 +251,9 @@ def run_batch(src: Path, out: Path):
     return state, state.result(raise_on_failure=False)
 
 
+STEP_ASSEMBLY = "files/occt-import-js/test__testfiles__cax-if__dm1-pe-214.stp"  # an assembly of 8 products
+
+
 def attributed_corpus(manifest) -> list[dict]:
     return [
         r for r in manifest
@@ -253,6 +274,7 @@ def library(tmp_path_factory, corpus_dir, manifest, prefect_harness):
     broken_drawing(lib / "broken.dxf")
     for name in ("gear.dxf", "viewports_vp4.dxf"):
         shutil.copy2(REPO / "data" / "samples" / name, lib / name)
+    shutil.copy2(corpus_dir / STEP_ASSEMBLY, lib / "assembly.stp")
     corpus = attributed_corpus(manifest)
     (lib / "corpus").mkdir()
     for r in corpus:
@@ -315,6 +337,18 @@ def test_datasheet_of_the_generated_drawing(library):
     for output in row["outputs"]:
         assert f"../../{output}" in sheet.links, output
     assert f"../../outputs/{row['work_id']}/result.json" in sheet.links
+
+
+def test_datasheet_of_a_3d_model(library):
+    files = library["files"].set_index("path")
+    row = files.loc["assembly.stp"]
+    assert row["status"] == "ok", row["error_message"]
+    sheet = page(library["out"] / "docs" / "files" / f"{row['sha256']}.html")
+    bom = pd.read_parquet(library["out"] / "catalog" / "bom.parquet")
+    assert sheet.rows["bom-table"] == (bom["sha256"] == row["sha256"]).sum() == row["bom_row_count"] > 0
+    assert [link for link in sheet.links if link.endswith("views.png")]
+    assert [link for link in sheet.links if link.endswith("model.stl")]
+    assert "None" not in "".join(sheet.text)
 
 
 def test_rollup_tables_in_the_catalog(library):
