@@ -92,6 +92,15 @@ class Catalog:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
+    def append(self, name: str, rows: list[dict], columns: list[str]) -> None:
+        """Add rows to a history table (such as `edits`) under the lock, rewritten atomically."""
+        if not rows:
+            return
+        with self.lock():
+            current = self.read(name)
+            added = pd.DataFrame(rows, columns=columns)
+            self._write(name, pd.concat([current, added], ignore_index=True) if not current.empty else added)
+
     # What a run needs to know before it starts.
 
     def known_files(self) -> dict[tuple[str, str], KnownFile]:
