@@ -1,0 +1,262 @@
+"""Apply a recipe to one drawing: load, check the selection, run the operations, write the result.
+
+Whether a drawing changed is decided by the operations' own change lists, never by comparing
+bytes: ezdxf rewrites timestamps and the handle seed on every save, so a drawing no operation
+changed is not written at all, and its file stays byte-identical.
+
+Writing is atomic: the drawing is saved to a temporary file beside its destination, loaded again
+and audited by ezdxf (an edit that leaves a drawing ezdxf rejects is not written), then renamed
+into place. In place, the original is first copied to the backup path, and it is only replaced
+if it is still the file that was edited.
+
+:func:`edit_job` is the same for a worker process of :mod:`flows.apply`: a dict in, a dict out,
+shaped like the batch's per-file results (:mod:`flows.work`) so that the batch's executor can
+retry and time it out.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import shutil
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import ezdxf
+
+from converters.errors import InputError, TransientError
+from editors.changes import Change, EditContext
+from editors.operations import apply_operations
+from editors.recipe import Recipe, load_recipe, version_label
+from editors.selection import FileFacts, TitleSettings, document_facts, facts_selected, stored_version
+from extractors.dxf_document import LoadedDxf, open_dxf
+from extractors.file_kind import sniff_format
+
+
+@dataclass
+class FileEdit:
+    status: str  # changed | unchanged | skipped (selection conditions not met)
+    sha256_before: str
+    changes: list[Change] = field(default_factory=list)
+    sha256_after: str | None = None  # of the written file
+    output: str | None = None  # the written file
+    backup: str | None = None
+    note: str | None = None
+
+
+def edit_file(
+    src: Path,
+    recipe: Recipe,
+    settings: TitleSettings,
+    *,
+    dest: Path,
+    dry_run: bool = False,
+    backup: Path | None = None,
+    facts: FileFacts | None = None,
+    stage: Callable[[str], None] = lambda name: None,
+) -> FileEdit:
+    """Edit `src` into `dest` (the same path: in place, which needs `backup`).
+
+    `facts` are the catalog's record of `src`, when it has one; otherwise selection conditions
+    are checked on the document. A dry run returns the changes and writes nothing.
+    """
+    src, dest = Path(src), Path(dest)
+    in_place = src.resolve() == dest.resolve()
+    if in_place and backup is None and not dry_run:
+        raise ValueError(f"{src.name}: editing in place needs a backup path")
+    stage("load")
+    sha_before = _sha256(src)
+    loaded = open_dxf(src)
+    stage("select")
+    if recipe.select.needs_facts:
+        facts = facts or document_facts(loaded, settings)
+        if not facts_selected(recipe.select, facts):
+            return FileEdit("skipped", sha_before, note="selection conditions not met")
+    stage("edit")
+    context = EditContext(settings.rules(), stored_version(loaded))
+    changes = apply_operations(loaded.doc, recipe.operations, context)
+    if not changes:
+        note = None
+        if not in_place and dest.exists():  # made from an older version of this drawing
+            note = "outdated revision " + ("would be removed" if dry_run else "removed")
+            if not dry_run:
+                _remove(dest)
+        return FileEdit("unchanged", sha_before, note=note)
+    changes += _implied_changes(loaded, context, changes)
+    if dry_run:
+        return FileEdit("changed", sha_before, changes)
+    stage("write")
+    if in_place:
+        assert backup is not None
+        _copy_atomically(src, Path(backup))
+    _save_atomically(
+        loaded,
+        dest,
+        binary=sniff_format(src) == "dxf-binary",
+        mode_from=src,
+        unchanged=(src, sha_before) if in_place else None,
+    )
+    return FileEdit("changed", sha_before, changes, _sha256(dest), str(dest), str(backup) if in_place else None)
+
+
+def _implied_changes(loaded: LoadedDxf, context: EditContext, changes: list[Change]) -> list[Change]:
+    """What writing the drawing changes besides the operations: said, not hidden."""
+    implied = []
+    written = loaded.doc.dxfversion
+    if written != context.stored_version and not any(c.operation == "convert_version" for c in changes):
+        target = "DXF version ($ACADVER), as ezdxf writes it"
+        implied.append(Change("save", target, version_label(context.stored_version), version_label(written)))
+    if loaded.recovered:
+        implied.append(Change("audit", "drawing", "loadable only by ezdxf's recovery", "written as a regular DXF"))
+    implied += [Change("audit", "drawing", fix, "repaired by ezdxf's audit") for fix in loaded.audit_fixes]
+    return implied
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as fh:
+            while block := fh.read(1 << 20):
+                digest.update(block)
+    except FileNotFoundError as exc:
+        raise InputError(f"{path.name}: no such file ({path})") from exc
+    except OSError as exc:
+        raise TransientError(f"{path.name}: cannot read: {exc.strerror or exc}") from exc
+    return digest.hexdigest()
+
+
+def _temp_beside(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def _save_atomically(
+    loaded: LoadedDxf, dest: Path, *, binary: bool, mode_from: Path, unchanged: tuple[Path, str] | None
+) -> None:
+    tmp = _temp_beside(dest)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        loaded.doc.saveas(tmp, fmt="bin" if binary else "asc")
+        _check_written(tmp, allowed_errors=len(loaded.audit_errors))
+        shutil.copymode(mode_from, tmp)
+        if unchanged is not None and _sha256(unchanged[0]) != unchanged[1]:
+            raise TransientError(f"{unchanged[0].name}: changed on disk while being edited; left as it is")
+        os.replace(tmp, dest)
+    except OSError as exc:
+        raise TransientError(f"{dest.name}: cannot write: {exc.strerror or exc}") from exc
+    finally:
+        if tmp.exists():  # exists() is False, not an error, when the folder itself is missing
+            tmp.unlink()
+
+
+def _check_written(path: Path, allowed_errors: int) -> None:
+    """The written drawing loads in ezdxf without recovery, and its audit finds no more errors
+    than the original had (errors the auditor can fix are fixed again on every load)."""
+    try:
+        doc = ezdxf.readfile(path)
+    except OSError:
+        raise
+    except Exception as exc:  # ezdxf reports malformed content with many exception types
+        reason = f"{type(exc).__name__}: {exc}"
+        raise InputError(f"the edited drawing does not load in ezdxf again ({reason}); not written") from exc
+    errors = doc.audit().errors
+    if len(errors) > allowed_errors:
+        found = "; ".join(entry.message for entry in errors[:3])
+        raise InputError(f"the edited drawing fails ezdxf's audit ({found}); not written")
+
+
+def _copy_atomically(src: Path, dest: Path) -> None:
+    tmp = _temp_beside(dest)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, tmp)
+        os.replace(tmp, dest)
+    except OSError as exc:
+        raise TransientError(f"{src.name}: cannot back up to {dest}: {exc.strerror or exc}") from exc
+    finally:
+        if tmp.exists():  # exists() is False, not an error, when the folder itself is missing
+            tmp.unlink()
+
+
+def _remove(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as exc:
+        raise TransientError(f"{path.name}: cannot remove outdated revision: {exc.strerror or exc}") from exc
+
+
+# Worker side of flows/apply.py.
+
+
+@functools.lru_cache(maxsize=4)
+def _recipe(path: str, expected_hash: str, title_fields: tuple[str, ...]) -> Recipe:
+    """Loaded once per worker process; a recipe edited while the run goes on is refused."""
+    recipe = load_recipe(path, title_fields)
+    if recipe.hash != expected_hash:
+        raise InputError(f"recipe {Path(path).name} changed during the run")
+    return recipe
+
+
+def edit_job(job: dict) -> dict:
+    """One file of an apply run. Never raises for a file's own fault: returns a result record
+    (``status``: changed, unchanged, skipped, or failed as :func:`flows.work.failure` makes it)."""
+    from flows.work import Stage, classify, failure
+
+    started = time.monotonic()
+    stage = Stage()
+    try:
+        recipe = _recipe(job["recipe_path"], job["recipe_hash"], tuple(job["title_fields"]))
+        settings = TitleSettings(tuple(job["title_patterns"]), job["title_tags"], job["part_tags"])
+        edit = edit_file(
+            Path(job["source_root"]) / job["path"],
+            recipe,
+            settings,
+            dest=Path(job["dest"]),
+            dry_run=job["dry_run"],
+            backup=Path(job["backup"]) if job.get("backup") else None,
+            facts=FileFacts.from_dict(job["facts"]) if job.get("facts") else None,
+            stage=stage,
+        )
+    except BaseException as exc:  # noqa: BLE001 - every failure becomes a record
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        error_class, permanent = classify(exc)
+        return failure(
+            job,
+            stage.name,
+            error_class,
+            str(exc) or error_class,
+            permanent,
+            duration_ms=round((time.monotonic() - started) * 1000),
+            traceback="".join(traceback.format_exception(exc, limit=-6)),
+        )
+    return {
+        "status": edit.status,
+        "work_id": job["work_id"],
+        "path": job["path"],
+        "attempt": job.get("attempt", 1),
+        "sha256_before": edit.sha256_before,
+        "sha256_after": edit.sha256_after,
+        "output": edit.output,
+        "backup": edit.backup,
+        "note": edit.note,
+        "changes": [asdict(change) for change in edit.changes],
+        "duration_ms": round((time.monotonic() - started) * 1000),
+    }
+
+
+def init_edit_worker(memory_mb: int) -> None:
+    """Worker initializer (this module, and ezdxf with it, is imported before any job runs, so a
+    file's timeout measures its own work): quiet ezdxf's repair log (the result lists repairs),
+    and cap the address space as the batch does."""
+    import logging
+
+    logging.getLogger("ezdxf").setLevel(logging.ERROR)
+    if memory_mb > 0:
+        import resource
+
+        limit = memory_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
