@@ -48,9 +48,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--dask-address", help="scheduler of an existing Dask cluster, e.g. tcp://host:8786")
     run.add_argument("--chunk-size", type=int, help="files per Prefect task run (default: automatic)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
-    from flows import watch
+    from flows import apply, watch
 
     watch.add_parser(sub)
+    apply.add_parser(sub)
     return parser
 
 
@@ -67,6 +68,10 @@ def main(argv: list[str] | None = None) -> int:
         from flows import watch
 
         return watch.run(args)
+    if args.command == "apply":
+        from flows import apply
+
+        return apply.run(args)
     return 2
 
 
