@@ -140,6 +140,8 @@ def print_summary(summary: dict) -> None:
     for message in summary["failures"]:
         out.print(f"  [red]failed[/red] {message}")
     out.print(f"catalog: {os.path.join(summary['out'], 'catalog')}")
+    if summary.get("documents"):
+        out.print(f"report:  {os.path.join(summary['out'], summary['documents'][0])}")
 
 
 if __name__ == "__main__":
