@@ -14,8 +14,8 @@ run is a flow run of the `drop-folder` deployment, started with `run_deployment`
 flow runs in this process.
 
 After each run the catalog says which files it recorded; a file a run did not record (the run
-crashed, the server was away) is tried again later, with a growing delay, so a failing run never
-stops the watcher. At start it sweeps the folders for files that arrived while it was down (files
+crashed, the server was away) or recorded as failed for a passing reason (a timeout, an I/O error)
+is tried again later, with a growing delay, so a failing run never stops the watcher. At start it sweeps the folders for files that arrived while it was down (files
 the catalog already records with the same size and mtime are skipped). Originals stay in place
 unless `watch.move_processed` moves those recorded ok into `<folder>/processed/`; nothing is deleted.
 """
@@ -341,9 +341,23 @@ class Watcher:
         with self._lock:
             self._pending.pop(path, None)
 
+    def _catalog(self) -> dict[tuple[str, str], tuple[int, int, str, bool]]:
+        """(source_root, path) -> (size, mtime_ns, status, retry) as the catalog records them;
+        `retry` for a failure that may pass another time (a timeout, an I/O error)."""
+        files = Catalog(self.out).read("files")
+        if files.empty:
+            return {}
+        retry = (files["status"] == "failed") & ~files["error_permanent"].fillna(False).astype(bool)
+        columns = files[["source_root", "path", "size", "mtime_ns", "status"]]
+        return {
+            (r.source_root, r.path): (int(r.size), int(r.mtime_ns), r.status, bool(flag))
+            for r, flag in zip(columns.itertuples(), retry)
+        }
+
     def sweep(self, folder: Path, root: Path) -> None:
-        """Take every file under `root` the catalog does not record as it is now."""
-        known = Catalog(self.out).known_files()
+        """Take every file under `root` the catalog does not record as it is now (or records as
+        failed for a passing reason)."""
+        known = self._catalog()
         for dirpath, dirnames, filenames in os.walk(root):
             here = Path(dirpath)
             dirnames[:] = [d for d in dirnames if self._candidate(here / d, folder)]
@@ -356,7 +370,7 @@ class Watcher:
                 except OSError:
                     continue
                 seen = known.get((str(here), name))
-                if seen and (seen.size, seen.mtime_ns) == (stat.st_size, stat.st_mtime_ns):
+                if seen and seen[:2] == (stat.st_size, stat.st_mtime_ns) and not seen[3]:
                     continue
                 # No close events for what was already there: the settle time decides.
                 self.note(path, folder, watched=False)
@@ -438,17 +452,16 @@ class Watcher:
                 self._running = False
 
     def _after_run(self, record: RunRecord, arrivals: list[Arrival]) -> None:
-        """Ask the catalog which files the run recorded; retry the rest, move the ok ones if asked."""
-        files = Catalog(self.out).read("files")
-        rows = {}
-        if not files.empty:
-            for row in files[["source_root", "path", "size", "mtime_ns", "status"]].itertuples():
-                rows[(row.source_root, row.path)] = (int(row.size), int(row.mtime_ns), row.status)
+        """Ask the catalog which files the run recorded; retry the rest and those that failed for a
+        passing reason; move the ok ones if asked."""
+        rows = self._catalog()
         missing = []
         for arrival in arrivals:
             row = rows.get((str(arrival.path.parent), arrival.path.name))
             if row and row[:2] == (arrival.size, arrival.mtime_ns):
                 record.recorded[str(arrival.path)] = row[2]
+                if row[3]:  # failed for a passing reason (timeout, I/O): worth another run
+                    missing.append(arrival)
             else:
                 missing.append(arrival)
         self._retry(record, missing)
@@ -474,7 +487,7 @@ class Watcher:
                 self._pending[arrival.path] = arrival
                 record.retried.append(arrival.path)
         if record.retried:
-            log.warning("%d files not recorded by the run; trying again in %.0f s", len(record.retried), delay)
+            log.warning("%d files not done by the run; trying again in %.0f s", len(record.retried), delay)
 
     def _move_processed(self, arrival: Arrival) -> Path | None:
         """Move an original recorded ok into <folder>/processed/ (same relative path, never over a file)."""

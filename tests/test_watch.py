@@ -21,7 +21,7 @@ from flows.watch import PROCESSED_DIR, Watcher, WatchSettings, add_parser, is_in
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 
-def dxf_text(seed: int) -> str:
+def dxf_text(seed: int, lines: int = 0) -> str:
     """A small drawing whose content differs by seed (so each is its own piece of work); ezdxf
     stamps the time into the header, so two calls with one seed differ too."""
     doc = ezdxf.new("R2010")
@@ -29,6 +29,8 @@ def dxf_text(seed: int) -> str:
     msp.add_line((0, 0), (100 + seed, 50))
     msp.add_circle((seed, seed), radius=5 + seed % 7)
     msp.add_text(f"PART {seed}", dxfattribs={"height": 2.5}).set_placement((10, 10))
+    for i in range(lines):
+        msp.add_line((i, 0), (i, 10 + i % 17))
     stream = io.StringIO()
     doc.write(stream)
     return stream.getvalue()
@@ -180,6 +182,20 @@ def test_a_failing_run_never_stops_the_watcher_and_its_files_are_tried_again(tmp
         wait_for(lambda: settled(watcher, out, {"first.dxf", "second.dxf"}), what="both files recorded")
     files = files_table(out)
     assert sorted(files["path"]) == ["first.dxf", "second.dxf"] and (files["status"] == "ok").all()
+
+
+def test_a_file_that_failed_for_a_passing_reason_is_tried_again(tmp_path, drop):
+    cfg = load_config(write_config(tmp_path))
+    config = Path(cfg.path)
+    config.write_text(config.read_text() + "[limits]\ntimeout_s = 0.3\n", encoding="utf-8")
+    (drop / "slowpoke.dxf").write_text(dxf_text(12, lines=40_000), encoding="utf-8")  # seconds of work: it times out
+    cfg = load_config(config)
+    with Watcher(cfg, WatchSettings.from_config(cfg, [str(drop)])) as watcher:
+        wait_for(lambda: len(runs_with(watcher, "slowpoke.dxf")) >= 2, what="a second run of the file")
+    first = runs_with(watcher, "slowpoke.dxf")[0]
+    assert first.recorded == {str(drop / "slowpoke.dxf"): "failed"} and first.retried == [drop / "slowpoke.dxf"]
+    row = files_table(tmp_path / "out").iloc[0]
+    assert row["error_class"] == "Timeout" and not row["error_permanent"]
 
 
 def test_originals_move_to_processed_only_when_asked_and_nothing_is_deleted(tmp_path, drop, corpus_dir, manifest):
