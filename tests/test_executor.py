@@ -33,15 +33,18 @@ def _jobs(src: Path, out: Path) -> dict[str, dict]:
 
 
 def _children() -> list[int]:
+    """The pool's worker processes: spawned children of this process, never other children of the
+    test session (its Prefect server is one; killing it would break every later test)."""
     me = os.getpid()
     pids = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 stat = Path(f"/proc/{entry}/stat").read_text()
+                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
             except OSError:
                 continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == me:
+            if int(stat.rsplit(")", 1)[1].split()[1]) == me and b"spawn_main" in cmdline:
                 pids.append(int(entry))
     return pids
 
