@@ -30,7 +30,7 @@ from flows.notify import notify_run
 from flows.executor import RetryPolicy, default_workers, shared_executor
 from flows.plan import Plan, make_plan, work_id
 from flows.version import pipeline_version
-from flows.work import failure, is_complete
+from flows.work import failure, is_complete, sweep_abandoned
 
 MAX_TASK_RUNS = 200
 
@@ -50,6 +50,9 @@ def completed_work(out: Path, inputs: list[InputFile], cfg: Config, version: str
 @task(name="discover-and-plan")
 def discover_and_plan(cfg: Config) -> tuple[list[InputFile], Plan]:
     catalog = Catalog(cfg.out)
+    abandoned = sweep_abandoned(cfg.out)
+    if abandoned:
+        get_run_logger().info("removed %d unfinished output folders of earlier, interrupted runs", len(abandoned))
     inputs = discover(
         list(cfg.sources),
         exclude=cfg.raw["inputs"]["exclude"],

@@ -137,6 +137,7 @@ class Catalog:
     def publish(self, run: dict, outcomes: list[Outcome], walked_roots: list[str]) -> dict:
         """Record every outcome of a run; return the run row. Safe to repeat."""
         with self.lock():
+            self._sweep_temporaries()
             files = self.read("files")
             fresh = [o for o in outcomes if o.state in ("processed", "reused")]
             self._publish_details(fresh)
@@ -284,6 +285,13 @@ class Catalog:
             errors = errors[errors["run_id"] != run["run_id"]]
         added = pd.DataFrame(rows, columns=ERROR_COLUMNS)
         self._write("errors", pd.concat([errors, added], ignore_index=True) if not errors.empty else added)
+
+    def _sweep_temporaries(self) -> None:
+        """Remove half-written tables and quarantine copies of a publisher killed mid-write. Only
+        publishers write there, each under the lock we hold, so every temporary is abandoned."""
+        for folder in (self.dir, self.out / QUARANTINE_DIR):
+            for tmp in folder.glob(".*.tmp-*") if folder.is_dir() else []:
+                tmp.unlink(missing_ok=True)
 
     def _prune(self, files: pd.DataFrame) -> None:
         """Drop detail rows and quarantine copies no recorded file refers to any more."""

@@ -22,6 +22,7 @@ from converters.errors import CadpipeError, InputError
 RESULT_FILE = "result.json"
 OUTPUTS_DIR = "outputs"
 LOCKS_DIR = ".locks"
+TMP_PREFIX = ".tmp-"
 
 
 def work_dir(out: Path | str, wid: str) -> Path:
@@ -215,7 +216,8 @@ def process_job(job: dict) -> dict:
     if (final / RESULT_FILE).is_file():
         os.close(lock)
         return _done(job, final, started, reused=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{job['work_id']}-", dir=final.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{job['work_id']}-", dir=final.parent))
+    os.chmod(tmp, 0o755)  # mkdtemp makes it private; outputs are for everyone who can read OUT
     try:
         handler = HANDLERS.get(job["format"])
         if handler is None:
@@ -265,6 +267,31 @@ def _claim(out: Path, wid: str) -> int:
     fd = os.open(locks / f"{wid}.lock", os.O_RDWR | os.O_CREAT, 0o644)
     fcntl.flock(fd, fcntl.LOCK_EX)
     return fd
+
+
+def sweep_abandoned(out: Path | str) -> list[Path]:
+    """Remove the temporary folders of work whose worker died mid-file (killed, timed out, power
+    cut). The worker owning one holds its work lock until the folder is renamed or removed, so a
+    folder whose lock is free is abandoned; one whose lock is held is left to its owner."""
+    removed = []
+    outputs = Path(out) / OUTPUTS_DIR
+    for tmp in sorted(outputs.glob(f"{TMP_PREFIX}*")):
+        wid = tmp.name[len(TMP_PREFIX) :].rsplit("-", 1)[0]  # mkdtemp's suffix has no "-"
+        try:
+            fd = os.open(outputs / LOCKS_DIR / f"{wid}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)  # someone is working on it right now
+            continue
+        try:
+            shutil.rmtree(tmp, ignore_errors=True)
+            removed.append(tmp)
+        finally:
+            os.close(fd)
+    return removed
 
 
 def _done(job: dict, final: Path, started: float, reused: bool = False) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import threading
@@ -14,6 +15,7 @@ from flows.config import load_config
 from flows.discover import discover
 from flows.executor import FileExecutor, RetryPolicy
 from flows.plan import work_id
+from flows.work import process_job, sweep_abandoned
 
 SLOW = "files/ezdxf/examples_dxf__mtext_complex_inline_codes.dxf"  # several seconds of rendering
 FAST = ["files/ezdxf/examples_dxf__text_alignments.dxf", "files/cadquery/tests__testdata__gear.dxf"]
@@ -90,13 +92,23 @@ def test_a_crashed_worker_fails_only_its_file_and_is_retried(corpus_copy, tmp_pa
 def test_without_retries_a_crash_is_a_recorded_failure(corpus_copy, tmp_path):
     src = corpus_copy(SLOW)
     jobs = _jobs(src, tmp_path / "out")
+    outputs = tmp_path / "out" / "outputs"
+
+    def crash_mid_file() -> None:  # once the worker is writing its temporary folder
+        deadline = time.monotonic() + 60
+        while not list(outputs.glob(".tmp-*")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for pid in _children():
+            os.kill(pid, signal.SIGSEGV)
+
     with FileExecutor(workers=1) as pool:
-        timer = threading.Timer(3.0, lambda: [os.kill(pid, signal.SIGSEGV) for pid in _children()])
-        timer.start()
+        threading.Thread(target=crash_mid_file, daemon=True).start()
         [result] = pool.run(list(jobs.values()), timeout_s=120, retry=RetryPolicy(attempts=1))
-        timer.cancel()
     assert result["status"] == "failed" and result["error_class"] == "WorkerCrashed"
     assert "process: worker" in result["error_message"]  # "worker process died" or "worker pool broke"
+    # The dead worker's half-written folder stays behind until the next run's sweep removes it.
+    [leftover] = [p for p in outputs.iterdir() if p.name.startswith(".tmp-")]
+    assert sweep_abandoned(tmp_path / "out") == [leftover] and not leftover.exists()
 
 
 def test_backoff_grows_exponentially_with_bounded_jitter():
@@ -105,3 +117,19 @@ def test_backoff_grows_exponentially_with_bounded_jitter():
         delays = [policy.delay(attempt) for _ in range(200)]
         assert all(base * 0.5 <= d <= base * 1.5 for d in delays)
         assert len(set(delays)) > 1, "jitter spreads retries"
+
+
+def test_the_sweep_leaves_work_in_progress_and_finished_work_alone(corpus_copy, tmp_path):
+    out = tmp_path / "out"
+    [job] = _jobs(corpus_copy(FAST[0]), out).values()
+    assert process_job(job)["status"] == "ok"
+    finished = out / "outputs" / job["work_id"]
+    assert finished.stat().st_mode & 0o777 == 0o755, "outputs readable by others, like any written file"
+    locks = out / "outputs" / ".locks"
+    busy = out / "outputs" / ".tmp-busywork-abc_12"
+    busy.mkdir()
+    with open(locks / "busywork.lock", "a+") as held:  # what a worker holds while it writes
+        fcntl.flock(held, fcntl.LOCK_EX)
+        assert sweep_abandoned(out) == []
+    assert busy.is_dir() and (finished / "result.json").is_file()
+    assert sweep_abandoned(out) == [busy] and not busy.exists(), "its worker is gone: the lock is free"
