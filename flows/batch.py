@@ -17,7 +17,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 from prefect.futures import as_completed
 from prefect.runtime import flow_run
-from prefect.states import Completed, Failed
+from prefect.states import Completed, Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows import logs, progress
@@ -26,7 +26,7 @@ from flows.catalog import Catalog, Outcome, now_iso
 from flows.config import Config, fingerprint, load_config
 from flows.discover import InputFile, discover
 from flows.docs import publish_docs
-from flows.notify import notify_run
+from flows.notify import notify_crash, notify_run
 from flows.executor import RetryPolicy, default_workers, shared_executor
 from flows.plan import Plan, make_plan, work_id
 from flows.version import pipeline_version
@@ -180,22 +180,37 @@ def batch(
         "config": fingerprint(cfg.raw),
     }
     run_log = logs.configure(cfg.out, run["run_id"], stdout=cfg.raw["logs"]["stdout"])
+    try:
+        return _run_batch(cfg, run, settings, dask_address, logger)
+    except BaseException as exc:
+        # The batch itself could not finish (not a file's fault: those are recorded and published).
+        # Say so where a per-file failure would be heard, then let Prefect mark the run Crashed/Failed.
+        logger.error("batch could not finish: %s: %s", type(exc).__name__, exc, extra={"event": "run.crashed"})
+        notify_crash(cfg, run, exc)
+        raise
+    finally:
+        run_log.close()
+
+
+def _run_batch(cfg: Config, run: dict, settings: dict, dask_address: str | None, logger) -> State:
     inputs, plan = discover_and_plan(cfg)
     stop_progress = track_progress()  # the run's progress artifact, until the files are done
-    progress.planned(plan.total, len(plan.todo))
-    for item in plan.reuse + plan.unchanged + plan.still_failed:
-        progress.file_done(item.input.path, {"status": "unchanged"})
+    try:
+        progress.planned(plan.total, len(plan.todo))
+        for item in plan.reuse + plan.unchanged + plan.still_failed:
+            progress.file_done(item.input.path, {"status": "unchanged"})
 
-    out_dir = str(cfg.out)
-    jobs = [item.to_job(out_dir) for item in plan.todo]
-    size = chunk_size_for(len(jobs), settings["workers"], cfg.raw["run"]["chunk_size"])
-    chunks = [jobs[i : i + size] for i in range(0, len(jobs), size)]
-    results: list[dict] = []
-    if chunks:
-        task_runner = _task_runner(settings["runner"], settings["workers"], dask_address)
-        for chunk_results in run_chunks.with_options(task_runner=task_runner)(chunks, settings):
-            results.extend(chunk_results)
-    stop_progress()
+        out_dir = str(cfg.out)
+        jobs = [item.to_job(out_dir) for item in plan.todo]
+        size = chunk_size_for(len(jobs), settings["workers"], cfg.raw["run"]["chunk_size"])
+        chunks = [jobs[i : i + size] for i in range(0, len(jobs), size)]
+        results: list[dict] = []
+        if chunks:
+            task_runner = _task_runner(settings["runner"], settings["workers"], dask_address)
+            for chunk_results in run_chunks.with_options(task_runner=task_runner)(chunks, settings):
+                results.extend(chunk_results)
+    finally:
+        stop_progress()
 
     outcomes = [Outcome(item.input, item.work_id, "unchanged") for item in plan.unchanged]
     outcomes += [Outcome(item.input, item.work_id, "failed", {"unchanged": True}) for item in plan.still_failed]
@@ -213,7 +228,6 @@ def batch(
         f"{row['failed']} failed"
     )
     logger.info(message, extra={"event": "run.finished"})
-    run_log.close()
     if row["failed"]:
         return Failed(message=message, data=summary)
     return Completed(message=message, data=summary)

@@ -197,13 +197,32 @@ def deliver(
 
 def notify_run(cfg, summary: dict) -> None:
     """Send the run's events; a failed delivery is logged and never fails the batch."""
+    _send(cfg, lambda: payloads(summary.get("out") or cfg.out, summary))
+
+
+def notify_crash(cfg, run: dict, error: BaseException) -> None:
+    """`batch.failed` for a run that could not finish (its files' states are unknown): the error
+    instead of counts, so a receiver hears about it as it would about failed files."""
+    message = {
+        "event": "batch.failed",
+        **{k: run.get(k) for k in ("run_id", "flow_run_id", "started_at", "sources", "pipeline_version")},
+        "finished_at": None,
+        "counts": None,
+        "failures": [],
+        "error": f"{type(error).__name__}: {error}",
+        "outputs": {"root": str(cfg.out), "log": str(log_path(cfg.out, run["run_id"]))},
+    }
+    _send(cfg, lambda: [("batch.failed", message)])
+
+
+def _send(cfg, build) -> None:
     settings = WebhookSettings.from_config(cfg)
     if not any(settings.urls.values()):
         return
     logger = _logger()
     try:
         secret = settings.secret()
-        messages = payloads(summary.get("out") or cfg.out, summary)
+        messages = build()
     except Exception as exc:  # noqa: BLE001 - notifying must never fail the batch; the log says why
         logger.error("webhooks not sent: %s", exc, extra={"event": "webhook.failed"})
         return

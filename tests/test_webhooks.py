@@ -240,3 +240,22 @@ def test_the_secret_can_come_from_a_prefect_secret_block(tmp_path, monkeypatch, 
         cfg = config(tmp_path, secret_block="cadpipe-webhook-test", batch_completed=[receiver.url])
         notify_run(cfg, summary(cfg.out))
     assert [r["valid"] for r in receiver.requests] == [True]
+
+
+def test_a_batch_that_cannot_finish_sends_batch_failed_with_the_error(tmp_path, library, secret_env, prefect_harness):
+    from flows.batch import batch
+
+    with Receiver(SECRET) as receiver:
+        cfg = config(tmp_path, batch_failed=[receiver.url])
+        cfg.out.mkdir()
+        (cfg.out / "catalog").write_text("a file where the catalog folder belongs")  # nothing can be published
+        state = batch(sources=[str(library)], out=str(cfg.out), config=str(cfg.path), workers=1, return_state=True)
+    assert state.is_failed() or state.is_crashed()
+    [request] = receiver.requests
+    body = request["body"]
+    assert request["valid"] and body["event"] == "batch.failed" and body["counts"] is None
+    assert body["error"].startswith("FileExistsError") and "catalog" in body["error"]
+    [log] = (cfg.out / "logs").glob("*.jsonl")
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    [crash] = [e for e in events if e["event"] == "run.crashed"]
+    assert crash["level"] == "ERROR" and crash["run_id"] == body["run_id"] == log.stem
