@@ -93,12 +93,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--files", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=default_workers())
-    parser.add_argument("--corpus", type=Path, default=REPO.parent / "shared" / "corpus")
+    parser.add_argument(
+        "--corpus", type=Path, default=Path(os.environ.get("CADPIPE_CORPUS", REPO.parent / "shared" / "corpus"))
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="cadpipe-bench-"))
     try:
         inputs = work / "inputs"
+        if not (args.corpus / "manifest.csv").is_file():
+            parser.error(f"no corpus at {args.corpus} (manifest.csv missing): pass --corpus or set CADPIPE_CORPUS")
         made = replicate(args.corpus, inputs, args.files)
         print(f"{made} input files in {inputs}, {args.workers} workers")
         base = floor(inputs, work / "out-floor", args.workers)
