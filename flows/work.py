@@ -262,11 +262,15 @@ def _claim(out: Path, wid: str) -> int:
     """Hold an exclusive lock on one piece of work across processes and runs sharing the output
     root (a nightly batch and a drop-folder run), so the same content is never worked on twice at
     once. Blocks while another holder works; returns the descriptor whose closing releases it."""
-    locks = out / OUTPUTS_DIR / LOCKS_DIR
-    locks.mkdir(exist_ok=True)
-    fd = os.open(locks / f"{wid}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    lock = _lock_path(out, wid)
+    lock.parent.mkdir(exist_ok=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
     fcntl.flock(fd, fcntl.LOCK_EX)
     return fd
+
+
+def _lock_path(out: Path | str, wid: str) -> Path:
+    return Path(out) / OUTPUTS_DIR / LOCKS_DIR / f"{wid}.lock"
 
 
 def sweep_abandoned(out: Path | str) -> list[Path]:
@@ -278,7 +282,7 @@ def sweep_abandoned(out: Path | str) -> list[Path]:
     for tmp in sorted(outputs.glob(f"{TMP_PREFIX}*")):
         wid = tmp.name[len(TMP_PREFIX) :].rsplit("-", 1)[0]  # mkdtemp's suffix has no "-"
         try:
-            fd = os.open(outputs / LOCKS_DIR / f"{wid}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(_lock_path(out, wid), os.O_RDWR | os.O_CREAT, 0o644)
         except OSError:
             continue
         try:
