@@ -21,6 +21,7 @@ import os
 import posixpath
 import re
 import threading
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -82,9 +83,8 @@ def write_datasheets(out: Path, catalog: Catalog, files: pd.DataFrame, rollup: p
     ok = files[files["status"] == "ok"] if not files.empty else files
     fingerprint = templates_fingerprint()
     wanted: dict[str, tuple[dict, list[str], str]] = {}
-    for sha, group in (ok.groupby("sha256", sort=True) if not ok.empty else []):
-        rows = group.sort_values("processed_at", na_position="first").to_dict("records")
-        row = rows[-1]  # the latest record of this content
+    for sha, rows in sorted(_by_sha(ok).items()):
+        row = max(rows, key=_processed_order)  # the latest record of this content
         paths = sorted(full_path(r["source_root"], r["path"]) for r in rows)
         key = hashlib.sha256(json.dumps([fingerprint, row["work_id"], paths]).encode()).hexdigest()[:32]
         if _stored_key(folder / f"{sha}.html") != key:
@@ -116,11 +116,25 @@ def _stored_key(page: Path) -> str | None:
     return match.group(1).decode() if match else None
 
 
-def _by_sha(frame: pd.DataFrame, wanted) -> dict[str, list[dict]]:
+def _by_sha(frame: pd.DataFrame, wanted=None) -> dict[str, list[dict]]:
+    """A catalog table's rows grouped by content hash (of `wanted` contents only, if given).
+
+    One conversion of the whole table: pandas converts column by column on every call, so a call
+    per group cost seconds at a thousand drawings."""
     if frame.empty or "sha256" not in frame.columns:
         return {}
-    frame = frame[frame["sha256"].isin(list(wanted))]
-    return {sha: group.to_dict("records") for sha, group in frame.groupby("sha256")}
+    if wanted is not None:
+        frame = frame[frame["sha256"].isin(list(wanted))]
+    grouped: dict[str, list[dict]] = defaultdict(list)
+    for row in frame.to_dict("records"):
+        grouped[row["sha256"]].append(row)
+    return grouped
+
+
+def _processed_order(row: dict) -> tuple[bool, str]:
+    """Sort key: records without a processing time first, then by time."""
+    at = row.get("processed_at")
+    return (not is_missing(at), "" if is_missing(at) else str(at))
 
 
 def _outputs(out: Path, row: dict) -> list[dict]:
