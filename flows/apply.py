@@ -397,26 +397,7 @@ def apply_recipe(
     return Failed(message=message, data=summary) if summary["failed"] else Completed(message=message, data=summary)
 
 
-# Command line: `cadpipe apply` (flows/cli.py calls add_parser and run).
-
-
-def add_parser(subparsers) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(
-        "apply",
-        help="apply a recipe of edits to the DXF drawings of a library (see editors/recipe.py)",
-        description="Apply a YAML recipe of declarative edits to the DXF drawings of a library.",
-    )
-    parser.add_argument("recipe", metavar="RECIPE", help="recipe file (YAML)")
-    parser.add_argument("--library", required=True, metavar="DIR", help="folder of drawings the recipe selects from")
-    parser.add_argument("--out", help="output root: revisions/ and catalog/ (default: the config's output.root)")
-    parser.add_argument("--dry-run", action="store_true", help="print each change, write nothing")
-    parser.add_argument("--in-place", action="store_true", help="edit the library's files (needs --backup)")
-    parser.add_argument("--backup", metavar="DIR", help="with --in-place: originals are copied to DIR/<run id>/ first")
-    parser.add_argument("--config", help="config file (default: cadpipe.toml of the repository)")
-    parser.add_argument("--workers", type=int, help="worker processes (default: one per core)")
-    parser.add_argument("--no-catalog", action="store_true", help="do not re-catalogue the edited drawings")
-    parser.add_argument("--quiet", action="store_true", help="only failures and the summary, not each change")
-    return parser
+# Command line: `cadpipe apply` (flows/cli.py defines its arguments and calls run).
 
 
 def run(args: argparse.Namespace) -> int:

@@ -170,7 +170,7 @@ def batch(
     logger = get_run_logger()
     overrides = {"run": {k: v for k, v in (("runner", runner), ("workers", workers), ("chunk_size", chunk_size)) if v}}
     cfg = load_config(config, sources=sources, out=out, overrides=overrides)
-    settings = _settings(cfg)
+    settings = batch_settings(cfg)
     run = {
         "run_id": new_run_id(),
         "flow_run_id": str(flow_run.id) if flow_run.id else None,
@@ -233,7 +233,8 @@ def _run_batch(cfg: Config, run: dict, settings: dict, dask_address: str | None,
     return Completed(message=message, data=summary)
 
 
-def _settings(cfg: Config) -> dict:
+def batch_settings(cfg: Config) -> dict:
+    """What the chunk tasks need of the config: runner, pool size, limits, retries."""
     run = cfg.raw["run"]
     return {
         "runner": run["runner"],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import threading
@@ -11,6 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from flows import temporary_server
 from flows.config import ConfigError, load_config
 
 console = Console(stderr=True)
@@ -36,7 +38,8 @@ class ProgressBar:
             self.progress.advance(self.task)
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    """Every subcommand's arguments; cheap to build (the subcommands import what they need)."""
     parser = argparse.ArgumentParser(prog="cadpipe", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="convert, measure and catalogue CAD files (only what is missing or stale)")
@@ -48,18 +51,38 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--dask-address", help="scheduler of an existing Dask cluster, e.g. tcp://host:8786")
     run.add_argument("--chunk-size", type=int, help="files per Prefect task run (default: automatic)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
-    from flows import apply, watch
 
-    watch.add_parser(sub)
-    apply.add_parser(sub)
+    watch = sub.add_parser(
+        "watch", help="process CAD files dropped into folders as they arrive (until stopped with Ctrl-C)"
+    )
+    watch.add_argument("folders", nargs="*", metavar="FOLDER", help="drop folders (default: the config's watch.folders)")
+    watch.add_argument("--out", help="output root (default: the config's output.root)")
+    watch.add_argument("--config", help="config file (default: cadpipe.toml of the repository)")
+    watch.add_argument("--poll", action="store_true", help="poll instead of change events (network shares)")
+
+    apply = sub.add_parser(
+        "apply",
+        help="apply a recipe of edits to the DXF drawings of a library (see editors/recipe.py)",
+        description="Apply a YAML recipe of declarative edits to the DXF drawings of a library.",
+    )
+    apply.add_argument("recipe", metavar="RECIPE", help="recipe file (YAML)")
+    apply.add_argument("--library", required=True, metavar="DIR", help="folder of drawings the recipe selects from")
+    apply.add_argument("--out", help="output root: revisions/ and catalog/ (default: the config's output.root)")
+    apply.add_argument("--dry-run", action="store_true", help="print each change, write nothing")
+    apply.add_argument("--in-place", action="store_true", help="edit the library's files (needs --backup)")
+    apply.add_argument("--backup", metavar="DIR", help="with --in-place: originals are copied to DIR/<run id>/ first")
+    apply.add_argument("--config", help="config file (default: cadpipe.toml of the repository)")
+    apply.add_argument("--workers", type=int, help="worker processes (default: one per core)")
+    apply.add_argument("--no-catalog", action="store_true", help="do not re-catalogue the edited drawings")
+    apply.add_argument("--quiet", action="store_true", help="only failures and the summary, not each change")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     # This machine may have no route out: Prefect's usage telemetry would only log DNS errors.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    # Without a configured server Prefect starts a temporary one; on a busy 2-core machine that can
+    # Without a configured server a temporary one is started; on a busy 2-core machine that can
     # take longer than Prefect's default wait.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     if args.command == "run":
@@ -76,9 +99,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from flows import progress
-    from flows.batch import batch
-
     if args.dask_address and not args.runner:
         args.runner = "dask"
     params = dict(
@@ -101,6 +121,28 @@ def run_command(args: argparse.Namespace) -> int:
     if missing:
         console.print(f"[red]input not found:[/red] {', '.join(missing)}")
         return 2
+    # Before any heavy import: the server's start-up then runs beside them (flows/temporary_server.py).
+    # It stops at exit, after Prefect has sent its last logs and events (Prefect's exit hooks run first).
+    server = temporary_server.launch_unless_configured()
+    return _run_batch(args, params, cfg, server)
+
+
+def _run_batch(args: argparse.Namespace, params: dict, cfg, server) -> int:
+    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL, temporary_settings
+
+    from flows import progress
+    from flows.batch import batch, batch_settings
+    from flows.executor import shared_executor
+
+    server = temporary_server.keep_if_needed(server)
+    settings = batch_settings(cfg)
+    if settings["runner"] == "processes":  # workers load their libraries while the server starts
+        shared_executor(settings["workers"], settings["memory_mb"]).warm_up()
+    prefect_settings = contextlib.nullcontext()
+    if server is not None:
+        server.wait_ready(float(os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"]))
+        # No UI link in the logs: the temporary server has no UI and ends with this command.
+        prefect_settings = temporary_settings(updates={PREFECT_API_URL: server.api_url, PREFECT_UI_URL: ""})
     bar = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -113,7 +155,7 @@ def run_command(args: argparse.Namespace) -> int:
     listener = ProgressBar(bar)
     unsubscribe = progress.subscribe(listener)
     try:
-        with bar:
+        with prefect_settings, bar:
             state = batch(**params, return_state=True)
     finally:
         unsubscribe()

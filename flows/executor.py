@@ -69,6 +69,12 @@ class FileExecutor:
                 self._pool = self._new_pool()
             return self._pool.schedule(process_job, args=(job,), timeout=timeout_s)
 
+    def warm_up(self) -> None:
+        """Start the worker processes now (each imports the drawing libraries, seconds), for
+        example while the Prefect server starts, instead of when the first file arrives."""
+        with self._lock:
+            self._pool.schedule(os.getpid)
+
     def close(self) -> None:
         with self._lock:
             self._pool.close()

@@ -509,18 +509,6 @@ class Watcher:
 # Command line.
 
 
-def add_parser(subparsers) -> argparse.ArgumentParser:
-    """The `watch` subcommand, for flows/cli.py."""
-    parser = subparsers.add_parser(
-        "watch", help="process CAD files dropped into folders as they arrive (until stopped with Ctrl-C)"
-    )
-    parser.add_argument("folders", nargs="*", metavar="FOLDER", help="drop folders (default: the config's watch.folders)")
-    parser.add_argument("--out", help="output root (default: the config's output.root)")
-    parser.add_argument("--config", help="config file (default: cadpipe.toml of the repository)")
-    parser.add_argument("--poll", action="store_true", help="poll instead of change events (network shares)")
-    return parser
-
-
 def run(args: argparse.Namespace) -> int:
     """Watch until SIGINT or SIGTERM; 0 when stopped, 2 for a configuration mistake."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -553,12 +541,3 @@ def run(args: argparse.Namespace) -> int:
         watcher.stop()
     return 0
 
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="cadpipe")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":  # `python -m flows.watch watch FOLDER` until the CLI has the subcommand
-    sys.exit(main())

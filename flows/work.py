@@ -318,8 +318,10 @@ def _write_json(path: Path, value: Any) -> None:
 
 
 def init_worker(memory_mb: int) -> None:
-    """Worker initializer: import the heavy libraries once, so a file's timeout measures its own
-    work, then cap the address space so a blow-up fails one file, not the machine."""
+    """Worker initializer: import the drawing libraries once, so a file's timeout measures its own
+    work, then cap the address space so a blow-up fails one file, not the machine.
+
+    OpenCASCADE (2 s per worker) is left to a worker's first model: most batches are drawings."""
     import logging
 
     # ezdxf reports what its loader repaired through logging; the loader's audit already records
@@ -329,7 +331,6 @@ def init_worker(memory_mb: int) -> None:
     import extractors.dxf_document  # noqa: F401
     import extractors.dxf_bom  # noqa: F401
     import extractors.dxf_metadata  # noqa: F401
-    import extractors.step_document  # noqa: F401  (OpenCASCADE: seconds to load)
 
     if memory_mb > 0:
         import resource

@@ -11,7 +11,8 @@ import ezdxf
 import pandas as pd
 import pytest
 
-from flows.apply import EDIT_COLUMNS, add_parser, apply_recipe, run
+from flows.apply import EDIT_COLUMNS, apply_recipe, run
+from flows.cli import build_parser
 from tests.test_edit_drawings import attribs_of, make_sheet, sha256
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -177,9 +178,7 @@ def test_in_place_with_backups_then_selection_from_the_catalog(tmp_path):
 
 
 def cli(*argv: str) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="cadpipe")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    return parser.parse_args(["apply", *argv])
+    return build_parser().parse_args(["apply", *argv])
 
 
 def test_command_line_dry_run_prints_before_and_after_and_exits_1_on_a_failure(tmp_path, capsys):

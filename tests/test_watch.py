@@ -16,7 +16,8 @@ import pandas as pd
 import pytest
 
 from flows.config import ConfigError, load_config
-from flows.watch import PROCESSED_DIR, Watcher, WatchSettings, add_parser, is_input
+from flows.cli import build_parser
+from flows.watch import PROCESSED_DIR, Watcher, WatchSettings, is_input
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -240,11 +241,7 @@ def test_settings_and_command_line(tmp_path, drop):
     with pytest.raises(FileNotFoundError, match="drop folder does not exist"):
         Watcher(cfg, missing).start()
 
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="cadpipe")
-    add_parser(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["watch", str(drop), "--out", "/tmp/x", "--config", "c.toml", "--poll"])
+    args = build_parser().parse_args(["watch", str(drop), "--out", "/tmp/x", "--config", "c.toml", "--poll"])
     assert (args.command, args.folders, args.out, args.config, args.poll) == ("watch", [str(drop)], "/tmp/x", "c.toml", True)
 
 

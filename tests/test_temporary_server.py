@@ -1,0 +1,123 @@
+"""The temporary Prefect server of a `cadpipe run` without PREFECT_API_URL (flows/temporary_server.py):
+a real uvicorn Prefect server, started, answering, stopped; never left behind by the command."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from flows.temporary_server import TemporaryServer, launch_unless_configured
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _server_children(parent: int) -> list[int]:
+    """uvicorn processes whose parent is `parent`."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == parent and b"uvicorn" in cmdline:
+                found.append(int(entry))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie has exited; only its parent's wait is missing
+
+
+def _wait_until(predicate, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return predicate()
+
+
+def test_the_server_answers_the_api_and_stops():
+    server = TemporaryServer()
+    try:
+        server.wait_ready(180)
+        assert httpx.get(f"{server.api_url}/health", timeout=10).json() is True
+        version = httpx.get(f"{server.api_url}/admin/version", timeout=10).json()
+        import prefect
+
+        assert version == prefect.__version__
+        process = server.process
+    finally:
+        server.stop()
+    assert process.poll() is not None
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{server.api_url}/health", timeout=2)
+    server.stop()  # a second stop is harmless
+
+
+def test_a_server_that_cannot_start_is_reported_not_waited_for(tmp_path, monkeypatch):
+    # A database in a folder that does not exist: the server's start-up fails and it exits.
+    monkeypatch.setenv("PREFECT_SERVER_DATABASE_CONNECTION_URL", f"sqlite+aiosqlite:///{tmp_path}/no/such/dir/p.db")
+    server = TemporaryServer()
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match="temporary Prefect server exited"):
+        server.wait_ready(180)
+    assert time.monotonic() - started < 120
+    assert server.process is None
+
+
+def test_nothing_is_started_when_a_server_is_configured(monkeypatch):
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:4200/api")
+    before = _server_children(os.getpid())
+    assert launch_unless_configured() is None
+    assert _server_children(os.getpid()) == before
+
+
+def _start_cli(tmp_path: Path) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "flows.cli", "run", str(REPO / "data" / "samples"), "--out", str(tmp_path / "out"),
+         "--quiet", "--workers", "1"],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+
+
+def test_a_finished_run_leaves_no_server_behind(tmp_path):
+    proc = _start_cli(tmp_path)
+    seen: set[int] = set()
+    while proc.poll() is None:
+        seen.update(_server_children(proc.pid))
+        time.sleep(0.2)
+    output = proc.stdout.read()
+    assert proc.returncode == 0, output[-3000:]
+    assert "catalog:" in output, output[-3000:]
+    assert seen, "the run started no temporary server"
+    assert _wait_until(lambda: not any(_alive(pid) for pid in seen), 10), "the temporary server outlived the run"
+
+
+def test_a_killed_run_takes_its_server_with_it(tmp_path):
+    proc = _start_cli(tmp_path)
+    try:
+        assert _wait_until(lambda: _server_children(proc.pid), 60), "no temporary server started"
+        [server] = _server_children(proc.pid)
+        proc.send_signal(signal.SIGKILL)  # no exit hooks run
+        proc.wait(timeout=30)
+        # The kernel signals the orphan (PR_SET_PDEATHSIG); it shuts down on its own.
+        assert _wait_until(lambda: not _alive(server), 30), "the server of a killed run is still running"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stdout.close()
