@@ -30,7 +30,7 @@ from flows.discover import discover  # noqa: E402
 from flows.executor import default_workers  # noqa: E402
 from flows.plan import work_id  # noqa: E402
 from flows.version import pipeline_version  # noqa: E402
-from flows.work import process_job  # noqa: E402
+from flows.work import init_worker, process_job  # noqa: E402
 
 
 def replicate(corpus: Path, dest: Path, count: int) -> int:
@@ -68,7 +68,8 @@ def floor(inputs: Path, out: Path, workers: int) -> float:
         for f in files
     ]
     started = time.perf_counter()
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    # The same worker set-up as cadpipe's pool (libraries loaded once, ezdxf's loader chatter off), no memory cap.
+    with ProcessPoolExecutor(max_workers=workers, initializer=init_worker, initargs=(0,)) as pool:
         results = list(pool.map(process_job, jobs, chunksize=1))
     elapsed = time.perf_counter() - started
     failed = sum(r["status"] != "ok" for r in results)
