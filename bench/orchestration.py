@@ -1,14 +1,14 @@
 """Orchestration overhead: the same outputs through a plain process pool and through `cadpipe run`.
 
 Replicates the corpus DXF files to at least --files inputs (each replica made unique with a DXF
-comment, so content hashing cannot skip it), then times
+comment, so content hashing cannot skip it), then times, --repeat times, in alternating order
+(a 2-core VM drifts by several per cent between identical runs, more than the effect measured):
   1. the floor: `concurrent.futures.ProcessPoolExecutor` mapping the per-file work, nothing else;
-  2. `cadpipe run` on the same inputs into a fresh output root (discovery, hashing, planning,
-     Prefect flow and task runs, retries, catalog and quarantine included),
-and prints both times and their ratio. Usage:
-    .venv/bin/python bench/orchestration.py [--files 1000] [--workers N] [--corpus DIR]
-"""
-
+  2. `cadpipe run` on the same inputs into a fresh output root (process start, discovery, hashing,
+     planning, Prefect server, flow and task runs, retries, catalog, documents included),
+and prints every time, each pair's ratio and the ratio of the totals; then one unchanged rerun.
+Usage:
+    .venv/bin/python bench/orchestration.py [--files 1000] [--repeat 2] [--workers N] [--corpus DIR]
 from __future__ import annotations
 
 import argparse
@@ -73,7 +73,7 @@ def floor(inputs: Path, out: Path, workers: int) -> float:
         results = list(pool.map(process_job, jobs, chunksize=1))
     elapsed = time.perf_counter() - started
     failed = sum(r["status"] != "ok" for r in results)
-    print(f"floor: {len(jobs)} files, {failed} failed, {elapsed:.1f} s (hashing excluded)")
+    print(f"floor: {len(jobs)} files, {failed} failed, {elapsed:.1f} s (hashing excluded)", flush=True)
     return elapsed
 
 
@@ -86,13 +86,14 @@ def cadpipe(inputs: Path, out: Path, workers: int) -> float:
     )
     elapsed = time.perf_counter() - started
     print(proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else proc.stderr[-2000:])
-    print(f"cadpipe run: exit {proc.returncode}, {elapsed:.1f} s (process start, Prefect, hashing, catalog included)")
+    print(f"cadpipe run: exit {proc.returncode}, {elapsed:.1f} s (process start, Prefect, hashing, catalog included)", flush=True)
     return elapsed
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--files", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=2, help="floor/cadpipe pairs, in alternating order")
     parser.add_argument("--workers", type=int, default=default_workers())
     parser.add_argument(
         "--corpus", type=Path, default=Path(os.environ.get("CADPIPE_CORPUS", REPO.parent / "shared" / "corpus"))
@@ -106,10 +107,25 @@ def main() -> None:
             parser.error(f"no corpus at {args.corpus} (manifest.csv missing): pass --corpus or set CADPIPE_CORPUS")
         made = replicate(args.corpus, inputs, args.files)
         print(f"{made} input files in {inputs}, {args.workers} workers")
-        base = floor(inputs, work / "out-floor", args.workers)
-        full = cadpipe(inputs, work / "out-cadpipe", args.workers)
-        print(f"ratio cadpipe/floor: {full / base:.3f} (overhead {100 * (full / base - 1):.1f} %)")
-        rerun = cadpipe(inputs, work / "out-cadpipe", args.workers)
+        floors, fulls = [], []
+        for i in range(args.repeat):
+            floor_out, cadpipe_out = work / f"out-floor-{i}", work / f"out-cadpipe-{i}"
+            if i % 2 == 0:
+                base = floor(inputs, floor_out, args.workers)
+                full = cadpipe(inputs, cadpipe_out, args.workers)
+            else:
+                full = cadpipe(inputs, cadpipe_out, args.workers)
+                base = floor(inputs, floor_out, args.workers)
+            floors.append(base)
+            fulls.append(full)
+            print(f"pair {i + 1}: ratio cadpipe/floor {full / base:.3f}", flush=True)
+            shutil.rmtree(floor_out, ignore_errors=True)
+            if i + 1 < args.repeat:
+                shutil.rmtree(cadpipe_out, ignore_errors=True)
+        ratio = sum(fulls) / sum(floors)
+        print(f"floor total {sum(floors):.1f} s, cadpipe total {sum(fulls):.1f} s over {args.repeat} pairs")
+        print(f"ratio cadpipe/floor: {ratio:.3f} (overhead {100 * (ratio - 1):.1f} %)")
+        rerun = cadpipe(inputs, cadpipe_out, args.workers)
         print(f"unchanged rerun: {rerun:.1f} s = {100 * rerun / full:.1f} % of the first run")
     finally:
         if args.keep:
