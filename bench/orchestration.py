@@ -9,6 +9,8 @@ comment, so content hashing cannot skip it), then times, --repeat times, in alte
 and prints every time, each pair's ratio and the ratio of the totals; then one unchanged rerun.
 Usage:
     .venv/bin/python bench/orchestration.py [--files 1000] [--repeat 2] [--workers N] [--corpus DIR]
+"""
+
 from __future__ import annotations
 
 import argparse
