@@ -18,7 +18,7 @@ bench: $(VENV)/.synced        ## orchestration overhead over the corpus replicat
 
 env: $(VENV)/.synced
 
-$(VENV)/.synced: pyproject.toml uv.lock
+$(VENV)/.synced: pyproject.toml uv.lock Makefile
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --disable-pip-version-check "uv==$(UV_VERSION)"
 	# Bytecode is compiled at install: with PYTHONDONTWRITEBYTECODE set (as on our CI machines)

@@ -108,7 +108,8 @@ def main() -> None:
         if not (args.corpus / "manifest.csv").is_file():
             parser.error(f"no corpus at {args.corpus} (manifest.csv missing): pass --corpus or set CADPIPE_CORPUS")
         made = replicate(args.corpus, inputs, args.files)
-        print(f"{made} input files in {inputs}, {args.workers} workers")
+        server = os.environ.get("PREFECT_API_URL") or "none configured: each cadpipe run starts a temporary one"
+        print(f"{made} input files in {inputs}, {args.workers} workers; Prefect server: {server}")
         floors, fulls = [], []
         for i in range(args.repeat):
             floor_out, cadpipe_out = work / f"out-floor-{i}", work / f"out-cadpipe-{i}"

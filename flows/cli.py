@@ -140,7 +140,11 @@ def _run_batch(args: argparse.Namespace, params: dict, cfg, server) -> int:
         shared_executor(settings["workers"], settings["memory_mb"]).warm_up()
     prefect_settings = contextlib.nullcontext()
     if server is not None:
-        server.wait_ready(float(os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"]))
+        try:
+            server.wait_ready(float(os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"]))
+        except RuntimeError as exc:
+            console.print(f"[red]batch did not start:[/red] {exc}")
+            return 3
         # No UI link in the logs: the temporary server has no UI and ends with this command.
         prefect_settings = temporary_settings(updates={PREFECT_API_URL: server.api_url, PREFECT_UI_URL: ""})
     bar = Progress(

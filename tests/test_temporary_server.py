@@ -121,3 +121,37 @@ def test_a_killed_run_takes_its_server_with_it(tmp_path):
         if proc.poll() is None:
             proc.kill()
         proc.stdout.close()
+
+
+def test_a_run_whose_server_cannot_start_exits_3_with_the_reason(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = f"sqlite+aiosqlite:///{tmp_path}/no/such/dir/p.db"
+    proc = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "run", str(REPO / "data" / "samples"), "--out", str(tmp_path / "out")],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 3, proc.stdout + proc.stderr[-3000:]
+    assert "batch did not start: the temporary Prefect server exited" in " ".join(proc.stderr.split())
+    assert not (tmp_path / "out" / "catalog").exists()
+
+
+def test_a_server_named_in_the_prefect_profile_is_used_instead(tmp_path):
+    # The environment names no server, so one is launched at once; once Prefect has read the
+    # profile (which names one) it is stopped again.
+    profiles = tmp_path / "profiles.toml"
+    profiles.write_text('active = "remote"\n\n[profiles.remote]\nPREFECT_API_URL = "http://127.0.0.1:4299/api"\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    env["PREFECT_PROFILES_PATH"] = str(profiles)
+    script = (
+        "from flows.temporary_server import launch_unless_configured, keep_if_needed\n"
+        "server = launch_unless_configured()\n"
+        "assert server is not None\n"
+        "process = server.process\n"
+        "assert keep_if_needed(server) is None\n"
+        "assert process.poll() is not None\n"
+        "from prefect.settings import get_current_settings\n"
+        "print('api', get_current_settings().api.url)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "api http://127.0.0.1:4299/api" in proc.stdout
