@@ -96,7 +96,8 @@ class TemporaryServer:
 
 def _die_with_parent() -> None:
     """In the child, before exec: a `cadpipe run` killed outright (SIGKILL, the OOM killer) skips
-    its exit hooks; the kernel then stops the server instead of leaving it orphaned."""
+    its exit hooks; the kernel then stops the server instead of leaving it orphaned. (The signal
+    comes when the launching thread ends: launch from the main thread, as the CLI does.)"""
     import ctypes
     import signal
 
