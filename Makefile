@@ -18,11 +18,11 @@ bench: $(VENV)/.synced        ## orchestration overhead over the corpus replicat
 
 env: $(VENV)/.synced
 
+# Bytecode is compiled at install: with PYTHONDONTWRITEBYTECODE set (as on our CI machines) every
+# process would otherwise recompile Prefect, pandas and ezdxf from source (~4 s each).
 $(VENV)/.synced: pyproject.toml uv.lock Makefile
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --disable-pip-version-check "uv==$(UV_VERSION)"
-	# Bytecode is compiled at install: with PYTHONDONTWRITEBYTECODE set (as on our CI machines)
-	# every process would otherwise recompile Prefect, pandas and ezdxf from source (~4 s each).
 	UV_PYTHON_DOWNLOADS=never $(VENV)/bin/uv sync --frozen --inexact --extra test --compile-bytecode --python $(VENV)/bin/python
 	$(VENV)/bin/python -m compileall -q flows converters extractors editors
 	touch $@
