@@ -16,6 +16,7 @@ from flows.discover import discover
 from flows.executor import FileExecutor, RetryPolicy
 from flows.plan import work_id
 from flows.work import process_job, sweep_abandoned
+from tests.processes import children
 
 SLOW = "files/ezdxf/examples_dxf__mtext_complex_inline_codes.dxf"  # 3.4 s of work; the fast ones 0.2 s
 FAST = ["files/ezdxf/examples_dxf__text_alignments.dxf", "files/cadquery/tests__testdata__gear.dxf"]
@@ -37,18 +38,7 @@ def _jobs(src: Path, out: Path) -> dict[str, dict]:
 def _children() -> list[int]:
     """The pool's worker processes: spawned children of this process, never other children of the
     test session (its Prefect server is one; killing it would break every later test)."""
-    me = os.getpid()
-    pids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == me and b"spawn_main" in cmdline:
-                pids.append(int(entry))
-    return pids
+    return children(os.getpid(), b"spawn_main")
 
 
 def test_a_hung_file_times_out_and_the_others_finish(corpus_copy, tmp_path):

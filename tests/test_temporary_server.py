@@ -14,23 +14,13 @@ import httpx
 import pytest
 
 from flows.temporary_server import TemporaryServer, launch_unless_configured
+from tests.processes import children
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _server_children(parent: int) -> list[int]:
-    """uvicorn processes whose parent is `parent`."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == parent and b"uvicorn" in cmdline:
-                found.append(int(entry))
-    return found
+    return children(parent, b"uvicorn")
 
 
 def _alive(pid: int) -> bool:
