@@ -82,8 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # This machine may have no route out: Prefect's usage telemetry would only log DNS errors.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    # Without a configured server a temporary one is started; on a busy 2-core machine that can
-    # take longer than Prefect's default wait.
+    # Without a configured server a temporary one is started (ours for `run`, Prefect's for `watch`
+    # and `apply`); on a busy 2-core machine that can take longer than Prefect's default 20 s wait,
+    # and one of Prefect's that timed out is left running.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     if args.command == "run":
         return run_command(args)

@@ -511,10 +511,7 @@ class Watcher:
 
 def run(args: argparse.Namespace) -> int:
     """Watch until SIGINT or SIGTERM; 0 when stopped, 2 for a configuration mistake."""
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    # Without a server, runs use Prefect's ephemeral one; on a loaded machine it needs more than
-    # the default 20 s to start, and one that timed out is left running by Prefect.
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+    # Prefect's environment defaults (no telemetry, a longer server start-up) are set by cli.main.
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)
