@@ -11,11 +11,19 @@ import threading
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from flows import temporary_server
-from flows.config import ConfigError, load_config
+from flows.config import ConfigError, check_roots, load_config
+from flows.names import to_text
 
 console = Console(stderr=True)
+
+
+def labelled(label: str, style: str, message: object) -> Text:
+    """`label` in `style`, then `message` as plain text: file names, drawing content and library
+    errors are data, never Rich markup (a `[/x]` in a message would otherwise raise)."""
+    return Text.assemble((label, style), " ", str(message))
 
 
 class ProgressBar:
@@ -34,8 +42,19 @@ class ProgressBar:
         with self.lock:
             if result.get("status") == "failed":
                 self.failed += 1
-                self.progress.console.print(f"[red]failed[/red] {result.get('error_message')}")
+                self.progress.console.print(labelled("failed", "red", result.get("error_message")))
             self.progress.advance(self.task)
+
+
+def positive_int(text: str) -> int:
+    """A count given on the command line: a whole number of at least 1 (omit it for the default)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 (omit the option for the default), not {value}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,9 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="output root (default: the config's output.root)")
     run.add_argument("--config", help="config file (default: cadpipe.toml of the repository)")
     run.add_argument("--runner", choices=["processes", "dask"], help="where chunks run (default: config)")
-    run.add_argument("--workers", type=int, help="worker processes (default: one per core)")
+    run.add_argument("--workers", type=positive_int, help="worker processes (default: one per core)")
     run.add_argument("--dask-address", help="scheduler of an existing Dask cluster, e.g. tcp://host:8786")
-    run.add_argument("--chunk-size", type=int, help="files per Prefect task run (default: automatic)")
+    run.add_argument("--chunk-size", type=positive_int, help="files per Prefect task run (default: automatic)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
 
     watch = sub.add_parser(
@@ -72,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     apply.add_argument("--in-place", action="store_true", help="edit the library's files (needs --backup)")
     apply.add_argument("--backup", metavar="DIR", help="with --in-place: originals are copied to DIR/<run id>/ first")
     apply.add_argument("--config", help="config file (default: cadpipe.toml of the repository)")
-    apply.add_argument("--workers", type=int, help="worker processes (default: one per core)")
+    apply.add_argument("--workers", type=positive_int, help="worker processes (default: one per core)")
     apply.add_argument("--no-catalog", action="store_true", help="do not re-catalogue the edited drawings")
     apply.add_argument("--quiet", action="store_true", help="only failures and the summary, not each change")
     return parser
@@ -102,9 +121,9 @@ def main(argv: list[str] | None = None) -> int:
 def run_command(args: argparse.Namespace) -> int:
     if args.dask_address and not args.runner:
         args.runner = "dask"
-    params = dict(
-        sources=args.sources or None,
-        out=args.out,
+    params = dict(  # Prefect parameters are JSON: paths in the catalog's text form (flows/names.py)
+        sources=[to_text(s) for s in args.sources] or None,
+        out=to_text(args.out) if args.out else None,
         config=args.config,
         runner=args.runner,
         workers=args.workers,
@@ -113,14 +132,16 @@ def run_command(args: argparse.Namespace) -> int:
     )
     # Check the config and sources before starting Prefect: a typo should cost a second, not a server start.
     try:
-        overrides = {"run": {k: v for k, v in (("runner", args.runner), ("workers", args.workers)) if v}}
-        cfg = load_config(args.config, sources=params["sources"], out=args.out, overrides=overrides)
+        chosen = (("runner", args.runner), ("workers", args.workers), ("chunk_size", args.chunk_size))
+        overrides = {"run": {k: v for k, v in chosen if v}}
+        cfg = load_config(args.config, sources=params["sources"], out=params["out"], overrides=overrides)
+        check_roots(cfg.sources, cfg.out)
     except ConfigError as exc:
-        console.print(f"[red]configuration error:[/red] {exc}")
+        console.print(labelled("configuration error:", "red", exc))
         return 2
-    missing = [str(s) for s in cfg.sources if not s.exists()]
+    missing = [to_text(s) for s in cfg.sources if not s.exists()]
     if missing:
-        console.print(f"[red]input not found:[/red] {', '.join(missing)}")
+        console.print(labelled("input not found:", "red", ", ".join(missing)))
         return 2
     # Before any heavy import: the server's start-up then runs beside them (flows/temporary_server.py).
     # It stops at exit, after Prefect has sent its last logs and events (Prefect's exit hooks run first).
@@ -144,7 +165,7 @@ def _run_batch(args: argparse.Namespace, params: dict, cfg, server) -> int:
         try:
             server.wait_ready(float(os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"]))
         except RuntimeError as exc:
-            console.print(f"[red]batch did not start:[/red] {exc}")
+            console.print(labelled("batch did not start:", "red", exc))
             return 3
         # No UI link in the logs: the temporary server has no UI and ends with this command.
         prefect_settings = temporary_settings(updates={PREFECT_API_URL: server.api_url, PREFECT_UI_URL: ""})
@@ -166,7 +187,7 @@ def _run_batch(args: argparse.Namespace, params: dict, cfg, server) -> int:
         unsubscribe()
     summary = state.result(raise_on_failure=False)
     if not isinstance(summary, dict):  # the flow itself crashed before publishing
-        console.print(f"[red]batch did not complete:[/red] {state.message}")
+        console.print(labelled("batch did not complete:", "red", state.message))
         return 3
     print_summary(summary)
     return 1 if summary["failed"] else 0
@@ -185,10 +206,10 @@ def print_summary(summary: dict) -> None:
     out = Console()
     out.print(table)
     for message in summary["failures"]:
-        out.print(f"  [red]failed[/red] {message}")
-    out.print(f"catalog: {os.path.join(summary['out'], 'catalog')}")
+        out.print(Text("  ").append(labelled("failed", "red", message)))
+    out.print(Text(f"catalog: {os.path.join(summary['out'], 'catalog')}"))
     if summary.get("documents"):
-        out.print(f"report:  {os.path.join(summary['out'], summary['documents'][0])}")
+        out.print(Text(f"report:  {os.path.join(summary['out'], summary['documents'][0])}"))
 
 
 if __name__ == "__main__":

@@ -9,10 +9,14 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from flows.names import native_path, to_text
 
 REPO_CONFIG = Path(__file__).resolve().parents[1] / "cadpipe.toml"
 
@@ -21,6 +25,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "sources": ["data/samples"],
         "exclude": ["*.part", "*.tmp", "~$*", ".*", "*.bak"],
         "formats": ["dxf", "dwg", "step", "iges", "stl"],
+        "follow_symlinks": False,
     },
     "output": {"root": "out"},
     "dxf": {
@@ -75,6 +80,52 @@ FREE_FORM = {("step", "densities"), ("bom", "tags"), ("title_block", "tags")}
 DXF_OUTPUTS = {"svg", "pdf", "png"}
 STEP_OUTPUTS = {"stl", "glb", "svg", "png"}
 FORMATS = {"dxf", "dwg", "step", "iges", "stl"}
+# More worker processes than this per core only thrash (and each holds a drawing library in memory).
+WORKERS_PER_CORE = 4
+MIN_MEMORY_MB = 1024  # a worker takes about 600 MB of address space once its libraries are loaded
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class Range:
+    """Allowed values of a number: low < x (or low <= x when `low_inclusive`) and x <= high."""
+
+    low: float = 0.0
+    high: float = math.inf
+    low_inclusive: bool = True
+    note: str = ""
+
+    def check(self, value: float, name: str) -> None:
+        above = value >= self.low if self.low_inclusive else value > self.low
+        if not (above and value <= self.high):
+            low = f">= {self.low:g}" if self.low_inclusive else f"> {self.low:g}"
+            high = "" if math.isinf(self.high) else f" and <= {self.high:g}"
+            raise ConfigError(f"{name} must be {low}{high}{self.note}, not {value!r}")
+
+
+def _ranges() -> dict[tuple[str, str], Range]:
+    """Every number's range; a number not listed must be >= 0. Checked after merging."""
+    positive = Range(0.0, low_inclusive=False)
+    return {
+        ("dxf", "png_dpi"): Range(1, 2400),
+        ("dxf", "png_max_pixels"): Range(1),
+        ("dxf", "margin_mm"): Range(0, 500),
+        ("step", "stl_linear_tolerance"): positive,
+        ("step", "stl_angular_tolerance"): Range(0, math.pi, low_inclusive=False),
+        ("step", "stl_max_bytes"): Range(1),
+        ("limits", "timeout_s"): positive,
+        ("limits", "memory_mb"): Range(0, note=" (0 = no cap)"),
+        ("retries", "attempts"): Range(1, 100),
+        ("retries", "jitter"): Range(0, 1),
+        ("run", "workers"): Range(0, WORKERS_PER_CORE * _cores(), note=f" ({WORKERS_PER_CORE} per core; 0 = one per core)"),
+        ("webhooks", "timeout_s"): positive,
+        ("webhooks", "attempts"): Range(1, 100),
+        ("watch", "poll_interval_s"): Range(0, 3600, note=" (0 = 1 s)"),
+        ("watch", "retry_s"): positive,
+    }
 
 
 class ConfigError(ValueError):
@@ -136,7 +187,7 @@ def _free_form(value: dict, expected: dict, name: str) -> dict:
     out = {}
     for key, item in value.items():
         if section_is_numeric:
-            if isinstance(item, bool) or not isinstance(item, (int, float)) or item <= 0:
+            if isinstance(item, bool) or not isinstance(item, (int, float)) or not (0 < item < math.inf):
                 raise ConfigError(f"{name}.{key} must be a positive number, not {item!r}")
             out[str(key)] = float(item)
         else:
@@ -154,8 +205,11 @@ def _coerce(value: Any, expected: Any, name: str) -> Any:
     if isinstance(expected, (int, float)) and not isinstance(expected, bool):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{name} must be a number, not {value!r}")
-        if value < 0:
-            raise ConfigError(f"{name} must not be negative, not {value!r}")
+        # TOML has nan and inf; a comparison with nan is always False, so check it first.
+        if not math.isfinite(value):
+            raise ConfigError(f"{name} must be a finite number, not {value!r}")
+        if isinstance(expected, int) and not isinstance(expected, float) and value != int(value):
+            raise ConfigError(f"{name} must be a whole number, not {value!r}")
         return type(expected)(value) if isinstance(expected, float) else int(value)
     if isinstance(expected, list):
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -164,6 +218,14 @@ def _coerce(value: Any, expected: Any, name: str) -> Any:
     if isinstance(expected, str) and not isinstance(value, str):
         raise ConfigError(f"{name} must be a string, not {value!r}")
     return value
+
+
+def _check_numbers(raw: dict, where: str) -> None:
+    ranges = _ranges()
+    for section, values in raw.items():
+        for key, value in values.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                ranges.get((section, key), Range()).check(value, f"{where}: {section}.{key}")
 
 
 def _validate(raw: dict, where: str) -> None:
@@ -180,12 +242,40 @@ def _validate(raw: dict, where: str) -> None:
             )
     if raw["run"]["runner"] not in ("processes", "dask"):
         raise ConfigError(f"{where}: run.runner must be 'processes' or 'dask'")
-    if raw["retries"]["attempts"] < 1:
-        raise ConfigError(f"{where}: retries.attempts must be at least 1")
-    if raw["limits"]["timeout_s"] <= 0:
-        raise ConfigError(f"{where}: limits.timeout_s must be positive")
+    memory_mb = raw["limits"]["memory_mb"]
+    if 0 < memory_mb < MIN_MEMORY_MB:
+        raise ConfigError(
+            f"{where}: limits.memory_mb must be 0 (no cap) or at least {MIN_MEMORY_MB}: "
+            f"a worker needs that much to load its libraries, not {memory_mb!r}"
+        )
     if raw["dxf"]["orientation"] not in ("landscape", "portrait"):
         raise ConfigError(f"{where}: dxf.orientation must be 'landscape' or 'portrait'")
+
+
+# Where `cadpipe apply` writes revised drawings: a library of its own, catalogued from there.
+REVISIONS_DIR = "revisions"
+
+
+def check_roots(sources, out: Path, what: str = "source") -> None:
+    """A source may not overlap the output root: not be it, not contain it (every run would take
+    its own quarantine copies as new inputs), not lie inside it (except `OUT/revisions/`, the
+    drawings `cadpipe apply` revised, which are a library of their own). Links are resolved."""
+    out_real = os.path.realpath(out)
+    revisions = os.path.join(out_real, REVISIONS_DIR)
+    for source in sources:
+        real = os.path.realpath(source)
+        if _within(real, revisions):
+            continue
+        if real == out_real or _within(out_real, real):
+            raise ConfigError(
+                f"the output root {to_text(out)} lies inside the {what} {to_text(source)}; choose an output root outside it"
+            )
+        if _within(real, out_real):
+            raise ConfigError(f"the {what} {to_text(source)} lies inside the output root {to_text(out)}; choose one outside it")
+
+
+def _within(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
 def load_config(
@@ -211,14 +301,17 @@ def load_config(
             raise ConfigError(f"{config_path}: invalid TOML: {exc}") from exc
     where = str(config_path or "defaults")
     raw = _merge(DEFAULTS, given, where)
+    _check_numbers(raw, where)
     if overrides:
         raw = _merge(raw, overrides, "command line")
+        _check_numbers(raw, "command line")
     _validate(raw, where)
     base = config_path.parent if config_path else Path.cwd()
+    # Given here (command line, flow parameters): the catalog's text form of a path (flows/names.py).
     source_paths = (
-        tuple(Path(s).resolve() for s in sources)
+        tuple(native_path(s).resolve() for s in sources)
         if sources
         else tuple((base / s).resolve() for s in raw["inputs"]["sources"])
     )
-    out_path = Path(out).resolve() if out else (base / raw["output"]["root"]).resolve()
+    out_path = native_path(out).resolve() if out else (base / raw["output"]["root"]).resolve()
     return Config(raw=raw, base_dir=base, path=config_path, sources=source_paths, out=out_path)

@@ -140,7 +140,9 @@ def _outcome(future, job: dict, timeout_s: float) -> dict:
     try:
         return future.result()
     except FutureTimeout:
-        return failure(job, "process", "Timeout", f"no result within {timeout_s:g} s; worker stopped", False)
+        return failure(
+            job, "process", "Timeout", f"no result within {timeout_s:g} s; worker stopped", False, limit=timeout_s
+        )
     except ProcessExpired as exc:
         return failure(job, "process", "WorkerCrashed", f"worker process died (exit code {exc.exitcode})", False)
     except BrokenProcessPool as exc:

@@ -3,8 +3,11 @@ the Prefect progress artifact). Listeners must be quick and thread-safe: chunk t
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Callable, Protocol
+
+log = logging.getLogger("cadpipe.progress")
 
 
 class Listener(Protocol):
@@ -30,9 +33,17 @@ def subscribe(listener: Listener) -> Callable[[], None]:
 
 def planned(total: int, todo: int) -> None:
     for listener in list(_listeners):
-        listener.planned(total, todo)
+        _call(listener.planned, total, todo)
 
 
 def file_done(path: str, result: dict) -> None:
     for listener in list(_listeners):
-        listener.file_done(path, result)
+        _call(listener.file_done, path, result)
+
+
+def _call(method: Callable, *args) -> None:
+    """A listener is a display: its failure is logged, never the chunk's or the file's."""
+    try:
+        method(*args)
+    except Exception:  # noqa: BLE001
+        log.exception("progress listener %r failed", method)

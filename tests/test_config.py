@@ -50,3 +50,43 @@ def test_output_options_change_the_work_identity_of_their_family_only(tmp_path: 
     assert base.options_key("dxf") != changed.options_key("dxf")
     assert base.options_key("dxf-binary") == base.options_key("dxf")
     assert base.options_key("step") == changed.options_key("step")
+
+
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("[limits]\ntimeout_s = nan\n", ["limits.timeout_s", "finite"]),
+        ("[limits]\ntimeout_s = inf\n", ["limits.timeout_s", "finite"]),
+        ("[limits]\ntimeout_s = -inf\n", ["limits.timeout_s", "finite"]),
+        ("[limits]\ntimeout_s = 0\n", ["limits.timeout_s", "> 0"]),
+        ("[limits]\nmemory_mb = nan\n", ["limits.memory_mb", "finite"]),
+        ("[limits]\nmemory_mb = 1\n", ["limits.memory_mb", "at least 1024"]),
+        ("[retries]\nbackoff_s = -1\n", ["retries.backoff_s", ">= 0"]),
+        ("[retries]\njitter = 2.0\n", ["retries.jitter", "<= 1"]),
+        ("[retries]\nattempts = 0\n", ["retries.attempts", ">= 1"]),
+        ("[run]\nworkers = 100000\n", ["run.workers", "per core"]),
+        ("[run]\nworkers = -2\n", ["run.workers"]),
+        ("[run]\nworkers = 2.5\n", ["run.workers", "whole number"]),
+        ("[run]\nchunk_size = -1\n", ["run.chunk_size", ">= 0"]),
+        ("[dxf]\npng_dpi = 0\n", ["dxf.png_dpi", ">= 1"]),
+        ("[step]\nstl_linear_tolerance = 0.0\n", ["step.stl_linear_tolerance", "> 0"]),
+        ("[step.densities]\nsteel = nan\n", ["step.densities.steel", "positive"]),
+        ("[webhooks]\ntimeout_s = nan\n", ["webhooks.timeout_s", "finite"]),
+        ("[watch]\nsettle_s = inf\n", ["watch.settle_s", "finite"]),
+        ("[watch]\nretry_s = 0\n", ["watch.retry_s", "> 0"]),
+    ],
+)
+def test_every_number_is_finite_and_in_range(tmp_path: Path, text: str, words: list[str]):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    for word in words:
+        assert word in str(info.value)
+
+
+def test_command_line_numbers_are_checked_as_such(tmp_path: Path):
+    with pytest.raises(ConfigError, match=r"command line: run.chunk_size must be >= 0"):
+        load_config(REPO_CONFIG, overrides={"run": {"chunk_size": -1}})
+    with pytest.raises(ConfigError, match=r"command line: run.workers"):
+        load_config(REPO_CONFIG, overrides={"run": {"workers": 10**5}})
