@@ -52,7 +52,8 @@ from xml.etree import ElementTree as ET
 import pymupdf
 from ezdxf.addons.drawing import Frontend, RenderContext
 from ezdxf.addons.drawing import layout as page_layout
-from ezdxf.addons.drawing.config import BackgroundPolicy, ColorPolicy, Configuration
+from ezdxf.addons.drawing.config import BackgroundPolicy, ColorPolicy, Configuration, ImagePolicy
+from ezdxf.addons.drawing.frontend import _find_image_path  # the path ezdxf itself would open
 from ezdxf.addons.drawing.properties import BackendProperties, Filling, Properties
 from ezdxf.addons.drawing.svg import SVGBackend, SVGRenderBackend
 from ezdxf.colors import RGB
@@ -62,6 +63,7 @@ from ezdxf.layouts import Layout, Paperspace
 from ezdxf.math import BoundingBox2d
 
 from converters.errors import InputError, TransientError
+from extractors.file_access import may_read
 
 FORMATS = ("svg", "pdf", "png")
 
@@ -307,6 +309,20 @@ class _TolerantFrontend(Frontend):
             while clipping.stack_depth > clip_depth:
                 clipping.pop()
             self.failures.append(f"{entity} ({type(exc).__name__}: {exc})")
+
+    def draw_image_entity(self, entity: DXFGraphic, properties: Properties) -> None:
+        # ezdxf opens the image file it finds; only one the read scope allows is opened (outside
+        # the drawing's source, or a FIFO, it is drawn as missing: its frame and file name).
+        image_def = entity.image_def
+        if image_def is not None and self.ctx.document_dir is not None:
+            found = _find_image_path(self.ctx.document_dir, image_def.dxf.filename)
+            if not may_read(found):
+                saved, self.config = self.config, self.config.with_changes(image_policy=ImagePolicy.MISSING)
+                try:
+                    return super().draw_image_entity(entity, properties)
+                finally:
+                    self.config = saved
+        return super().draw_image_entity(entity, properties)
 
 
 def _readable_on_white(entity: DXFGraphic, properties: Properties) -> None:

@@ -105,6 +105,7 @@ from ezdxf.math import BoundingBox
 from ezdxf.tools.juliandate import calendardate
 
 from extractors.dxf_document import LoadedDxf
+from extractors.file_access import may_read
 
 # Releases ezdxf does not name: pre-R9 files still turn up in old archives.
 _OLD_RELEASES = {"AC1001": "R2.2", "AC1002": "R2.5", "AC1003": "R2.6"}
@@ -394,8 +395,8 @@ def _resolve(stored: str, folder: Path) -> Path | None:
         candidates.append(Path(posix) if posix.startswith("/") else folder / posix)
     candidates.append(folder / ntpath.basename(text.replace("/", "\\")))
     for candidate in candidates:
-        # os.path.isfile answers False (never raises) for odd names: NUL bytes, too long.
-        if os.path.isfile(candidate):
+        # Never raises for odd names; outside the read scope (the source) not even looked up.
+        if may_read(candidate):
             return Path(os.path.normpath(candidate))
     return None
 

@@ -9,7 +9,9 @@ was finished and published, so the UI shows it and its Retry redoes only what is
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import os
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,11 +25,12 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from flows import logs, progress
 from flows.artifacts import create_run_artifacts, track_progress
 from flows.catalog import Catalog, Outcome, now_iso
-from flows.config import Config, fingerprint, load_config
-from flows.discover import InputFile, discover
+from flows.config import Config, check_roots, fingerprint, load_config
+from flows.discover import InputFile, scan
 from flows.docs import publish_docs
 from flows.notify import notify_crash, notify_run
 from flows.executor import RetryPolicy, default_workers, shared_executor
+from flows.names import to_text
 from flows.plan import Plan, make_plan, work_id
 from flows.version import pipeline_version
 from flows.work import failure, is_complete, sweep_abandoned
@@ -48,30 +51,37 @@ def completed_work(out: Path, inputs: list[InputFile], cfg: Config, version: str
 
 
 @task(name="discover-and-plan")
-def discover_and_plan(cfg: Config) -> tuple[list[InputFile], Plan]:
+def discover_and_plan(cfg: Config, roots: list[str] | None = None) -> tuple[list[InputFile], Plan]:
+    """`roots`: folders (text form) that name identities besides the sources (the watcher's drop folders)."""
     catalog = Catalog(cfg.out)
     abandoned = sweep_abandoned(cfg.out)
     if abandoned:
         get_run_logger().info("removed %d unfinished output folders of earlier, interrupted runs", len(abandoned))
-    inputs = discover(
+    found = scan(
         list(cfg.sources),
         exclude=cfg.raw["inputs"]["exclude"],
         formats=cfg.raw["inputs"]["formats"],
         known=catalog.known_files(),
         skip=[cfg.out],
+        roots=list(roots or []) + catalog.roots(),
+        follow_symlinks=cfg.raw["inputs"]["follow_symlinks"],
     )
+    inputs = found.inputs
     version = pipeline_version()
     plan = make_plan(
         inputs,
         options_for=cfg.options_for,
         options_key=cfg.options_key,
         version=version,
-        recorded=catalog.recorded(),
+        recorded=catalog.recorded(cfg.raw["limits"]["memory_mb"]),
         completed=completed_work(cfg.out, inputs, cfg, version),
     )
+    plan.unreadable = found.problems
     get_run_logger().info(
-        "%d input files: %d to process, %d already done elsewhere, %d unchanged, %d failed before (not retried)",
+        "%d input files: %d to process, %d already done elsewhere, %d unchanged, %d failed before (not retried), "
+        "%d unreadable",
         plan.total, len(plan.todo), len(plan.reuse), len(plan.unchanged), len(plan.still_failed),
+        len(plan.unreadable),
     )  # fmt: skip
     return inputs, plan
 
@@ -115,8 +125,8 @@ def process_chunk(index: int, jobs: list[dict], settings: dict) -> list[dict]:
 
 @task(name="publish")
 def publish(cfg: Config, run: dict, outcomes: list[Outcome]) -> dict:
-    walked = [str(s) for s in cfg.sources if s.is_dir()]
-    return Catalog(cfg.out).publish(run, outcomes, walked)
+    walked = [to_text(os.path.realpath(s)) for s in cfg.sources if s.is_dir()]
+    return Catalog(cfg.out).publish(run, outcomes, walked, cfg.raw["inputs"]["follow_symlinks"])
 
 
 def _task_runner(runner: str, workers: int, dask_address: str | None):
@@ -161,27 +171,32 @@ def batch(
     workers: int | None = None,
     dask_address: str | None = None,
     chunk_size: int | None = None,
+    roots: list[str] | None = None,
 ):
     """Convert, measure and catalogue every CAD file under `sources` into `out`.
 
     Parameters left empty take their value from the config file (default: the repository's
-    cadpipe.toml). Rerunning is always safe: only missing or stale work is done.
+    cadpipe.toml). Rerunning is always safe: only missing or stale work is done. Paths are in
+    the text form of the catalog (flows/names.py: a backslash doubled, a byte that is not UTF-8
+    as backslash-x and two hex digits); `roots` are folders that files of `sources` are known
+    under (drop folders).
     """
     logger = get_run_logger()
     overrides = {"run": {k: v for k, v in (("runner", runner), ("workers", workers), ("chunk_size", chunk_size)) if v}}
     cfg = load_config(config, sources=sources, out=out, overrides=overrides)
+    check_roots(cfg.sources, cfg.out)
     settings = batch_settings(cfg)
     run = {
         "run_id": new_run_id(),
         "flow_run_id": str(flow_run.id) if flow_run.id else None,
         "started_at": now_iso(),
-        "sources": [str(s) for s in cfg.sources],
+        "sources": [to_text(s) for s in cfg.sources],
         "pipeline_version": pipeline_version(),
         "config": fingerprint(cfg.raw),
     }
     run_log = logs.configure(cfg.out, run["run_id"], stdout=cfg.raw["logs"]["stdout"])
     try:
-        return _run_batch(cfg, run, settings, dask_address, logger)
+        return _run_batch(cfg, run, settings, dask_address, logger, roots)
     except BaseException as exc:
         # The batch itself could not finish (not a file's fault: those are recorded and published).
         # Say so where a per-file failure would be heard, then let Prefect mark the run Crashed/Failed.
@@ -192,16 +207,19 @@ def batch(
         run_log.close()
 
 
-def _run_batch(cfg: Config, run: dict, settings: dict, dask_address: str | None, logger) -> State:
-    inputs, plan = discover_and_plan(cfg)
+def _run_batch(cfg: Config, run: dict, settings: dict, dask_address: str | None, logger, roots=None) -> State:
+    inputs, plan = discover_and_plan(cfg, roots)
     stop_progress = track_progress()  # the run's progress artifact, until the files are done
     try:
         progress.planned(plan.total, len(plan.todo))
         for item in plan.reuse + plan.unchanged + plan.still_failed:
             progress.file_done(item.input.path, {"status": "unchanged"})
+        for problem in plan.unreadable:
+            progress.file_done(problem.path, unreadable_result(problem))
 
-        out_dir = str(cfg.out)
-        jobs = [item.to_job(out_dir) for item in plan.todo]
+        out_dir = to_text(cfg.out)
+        follow = cfg.raw["inputs"]["follow_symlinks"]
+        jobs = [item.to_job(out_dir, follow_symlinks=follow) for item in plan.todo]
         size = chunk_size_for(len(jobs), settings["workers"], cfg.raw["run"]["chunk_size"])
         chunks = [jobs[i : i + size] for i in range(0, len(jobs), size)]
         results: list[dict] = []
@@ -217,7 +235,8 @@ def _run_batch(cfg: Config, run: dict, settings: dict, dask_address: str | None,
     outcomes += [Outcome(item.input, item.work_id, "reused") for item in plan.reuse]
     for item, result in zip(plan.todo, results):
         state = "processed" if result["status"] == "ok" else "failed"
-        outcomes.append(Outcome(item.input, item.work_id, state, result))
+        outcomes.append(Outcome(as_read(item.input, result), result.get("work_id") or item.work_id, state, result))
+    outcomes += [Outcome(p.as_input(), None, "failed", unreadable_result(p)) for p in plan.unreadable]
     row = publish(cfg, run, outcomes)
     summary = {**row, "out": out_dir, "failures": Catalog(cfg.out).failures([o.input.key for o in outcomes])}
     summary["documents"] = publish_docs(cfg, row, outcomes)
@@ -231,6 +250,28 @@ def _run_batch(cfg: Config, run: dict, settings: dict, dask_address: str | None,
     if row["failed"]:
         return Failed(message=message, data=summary)
     return Completed(message=message, data=summary)
+
+
+def unreadable_result(problem) -> dict:
+    """The failure record of something discovery could not take (flows/discover.py: Unreadable)."""
+    return {
+        "status": "failed",
+        "stage": "discover",
+        "error_class": problem.error_class,
+        "error_message": problem.message,
+        "permanent": problem.permanent,
+    }
+
+
+def as_read(item: InputFile, result: dict) -> InputFile:
+    """The input as the worker found it: a file rewritten since discovery is recorded with the
+    content the worker hashed and processed (flows/work.py)."""
+    if not result.get("sha256") or result["sha256"] == item.sha256:
+        return item
+    return dataclasses.replace(
+        item, sha256=result["sha256"], format=result.get("format") or item.format,
+        size=result.get("size", item.size), mtime_ns=result.get("mtime_ns", item.mtime_ns),
+    )  # fmt: skip
 
 
 def batch_settings(cfg: Config) -> dict:

@@ -11,9 +11,10 @@ two paths, or moved, has its details once.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
-import shutil
+import posixpath
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -22,8 +23,10 @@ from typing import Iterator
 
 import pandas as pd
 
-from flows.discover import InputFile, KnownFile
-from flows.work import read_result
+from extractors.file_access import open_regular
+from flows.discover import InputFile, KnownFile, inside
+from flows.names import clean, to_native, to_text
+from flows.work import mode_no_wider, read_result
 
 CATALOG_DIR = "catalog"
 QUARANTINE_DIR = "quarantine"
@@ -32,6 +35,7 @@ DETAIL_TABLES = ("layouts", "layers", "entities", "blocks", "texts", "refs", "bo
 FILE_COLUMNS = [
     "path", "source_root", "sha256", "format", "status", "error_class", "error_message", "error_stage",
     "error_permanent",
+    "error_limit",
     "outputs", "warnings", "quarantine", "processed_at", "run_id", "pipeline_version", "work_id",
     "size", "mtime_ns", "attempts", "duration_ms",
 ]  # fmt: skip
@@ -45,6 +49,10 @@ ERROR_COLUMNS = [
 ]  # fmt: skip
 
 
+# Quarantine names: `<sha16>-<name>` and `<sha16>-<name>.error.json` must fit a file name.
+_QUARANTINE_OVERHEAD = len("0123456789abcdef-") + len(".error.json")
+
+
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
@@ -54,7 +62,7 @@ class Outcome:
     """The final state of one input in one run."""
 
     input: InputFile
-    work_id: str
+    work_id: str | None  # None for what discovery could not read
     state: str  # processed | reused | unchanged | failed
     result: dict = field(default_factory=dict)
 
@@ -107,17 +115,38 @@ class Catalog:
         files = self.read("files")
         if files.empty:
             return {}
+        files = files[files["sha256"].notna() & files["size"].notna() & files["format"].notna()]
         return {
             (r.source_root, r.path): KnownFile(int(r.size), int(r.mtime_ns), r.sha256, r.format)
             for r in files[["source_root", "path", "size", "mtime_ns", "sha256", "format"]].itertuples()
         }
 
-    def recorded(self) -> dict[tuple[str, str], tuple[str, str, bool]]:
-        """(source_root, path) -> (work_id, status, retryable)."""
+    def roots(self) -> list[str]:
+        """The source roots the catalog knows files under (text form): they name identities."""
+        files = self.read("files")
+        return sorted(set(files["source_root"])) if not files.empty else []
+
+    def by_location(self) -> dict[str, dict]:
+        """Absolute path (text form) -> the file's row: how the watcher finds a file's record
+        whatever root it is known under."""
+        files = self.read("files")
+        if files.empty:
+            return {}
+        return {posixpath.join(r["source_root"], r["path"]): r for r in files.to_dict("records")}
+
+    def recorded(self, memory_mb: int | None = None) -> dict[tuple[str, str], tuple[str, str, bool]]:
+        """(source_root, path) -> (work_id, status, retryable).
+
+        A file that failed for lack of memory is retryable once `memory_mb` (the cap now in
+        force) is above the cap it failed under, or no cap (0)."""
         files = self.read("files")
         if files.empty:
             return {}
         retryable = (files["status"] == "failed") & ~files["error_permanent"].fillna(False).astype(bool)
+        if memory_mb is not None and "error_limit" in files.columns:
+            limit = pd.to_numeric(files["error_limit"], errors="coerce")
+            raised = (files["error_class"] == "MemoryLimit") & ((memory_mb == 0) | (limit < memory_mb))
+            retryable |= raised.fillna(False).astype(bool)
         return {
             (r.source_root, r.path): (r.work_id, r.status, bool(flag))
             for r, flag in zip(files[["source_root", "path", "work_id", "status"]].itertuples(), retryable)
@@ -134,15 +163,21 @@ class Catalog:
 
     # Publishing a run.
 
-    def publish(self, run: dict, outcomes: list[Outcome], walked_roots: list[str]) -> dict:
-        """Record every outcome of a run; return the run row. Safe to repeat."""
+    def publish(
+        self, run: dict, outcomes: list[Outcome], walked_roots: list[str], follow_symlinks: bool = False
+    ) -> dict:
+        """Record every outcome of a run; return the run row. Safe to repeat.
+
+        `walked_roots` are the folders (text form) this run walked: rows of files below them
+        that the run did not see are removed (the files are gone)."""
         with self.lock():
             self._sweep_temporaries()
             files = self.read("files")
             fresh = [o for o in outcomes if o.state in ("processed", "reused")]
             self._publish_details(fresh)
+            self._mark_repeated(files, outcomes)
             failed = [o for o in outcomes if o.state == "failed" and not o.result.get("unchanged")]
-            quarantined = {id(o): self._quarantine(o) for o in failed}
+            quarantined = {id(o): self._quarantine(o, follow_symlinks) for o in failed}
             self._append_errors(run, failed, quarantined)
             files = self._merge_files(files, run, outcomes, walked_roots, quarantined)
             self._write("files", files)
@@ -178,12 +213,30 @@ class Catalog:
                 added = pd.DataFrame(columns=["sha256"])
             self._write(name, pd.concat([current, added], ignore_index=True) if not current.empty else added)
 
+    def _mark_repeated(self, files: pd.DataFrame, outcomes: list[Outcome]) -> None:
+        """A discovery failure the catalog already records as it is (same class and reason) is
+        not news: kept as recorded, like a permanent failure not retried."""
+        if files.empty:
+            return
+        previous = {(r.source_root, r.path): (r.error_stage, r.error_message) for r in files.itertuples()}
+        for o in outcomes:
+            if o.state == "failed" and o.result.get("stage") == "discover":
+                if previous.get(o.input.key) == ("discover", o.result.get("error_message")):
+                    o.result["unchanged"] = True
+
     def _merge_files(self, files, run, outcomes, walked_roots, quarantined) -> pd.DataFrame:
         seen = {o.input.key for o in outcomes}
         previous = {}
         if not files.empty:
             previous = {(r["source_root"], r["path"]): r for r in files.to_dict("records")}
-        rows = {key: row for key, row in previous.items() if key not in seen and key[0] not in walked_roots}
+        # Folders this run could not list: what the catalog knows below them stays as it is.
+        unlisted = [posixpath.join(*o.input.key) for o in outcomes if o.result.get("stage") == "discover"]
+
+        def gone(key: tuple[str, str]) -> bool:
+            where = posixpath.join(*key)
+            return any(inside(where, root) for root in walked_roots) and not any(inside(where, u) for u in unlisted)
+
+        rows = {key: row for key, row in previous.items() if key not in seen and not gone(key)}
         for o in outcomes:
             base = {
                 "path": o.input.path,
@@ -214,6 +267,7 @@ class Catalog:
                     error_message=o.result.get("error_message"),
                     error_stage=o.result.get("stage"),
                     error_permanent=bool(o.result.get("permanent")),
+                    error_limit=o.result.get("limit"),
                     quarantine=quarantined.get(id(o)),
                 )
             else:
@@ -227,6 +281,7 @@ class Catalog:
                     error_message=None,
                     error_stage=None,
                     error_permanent=None,
+                    error_limit=None,
                     quarantine=None,
                 )
             rows[o.input.key] = row
@@ -234,19 +289,40 @@ class Catalog:
         ordered = FILE_COLUMNS + sorted(c for c in frame.columns if c not in FILE_COLUMNS)
         return frame.reindex(columns=ordered).sort_values(["source_root", "path"], ignore_index=True)
 
-    def _quarantine(self, o: Outcome) -> str | None:
-        """Copy a failed input and its error report into OUT/quarantine/; the original stays."""
+    def _quarantine(self, o: Outcome, follow_symlinks: bool = False) -> str | None:
+        """Copy a failed input and its error report into OUT/quarantine/; the original stays.
+
+        Only the content that failed is copied (checked by its hash while copying), only from a
+        regular file (never through a link, unless links are followed), and never more readable
+        than the input. Nothing is copied for what discovery could not read."""
+        if o.result.get("stage") == "discover" or not o.input.sha256:
+            return None
         qdir = self.out / QUARANTINE_DIR
         qdir.mkdir(parents=True, exist_ok=True)
-        name = f"{o.input.sha256[:16]}-{Path(o.input.path).name}"
+        name = quarantine_name(o.input.sha256, os.path.basename(to_native(o.input.path)), qdir)
         target = qdir / name
         try:
+            fd = open_regular(o.input.abs_path, follow_symlinks=follow_symlinks)
+        except Exception:  # noqa: BLE001 - vanished, unreadable, replaced by a FIFO: the report says why it failed
+            return None
+        with open(fd, "rb") as src:
+            mode = mode_no_wider(os.fstat(src.fileno()).st_mode)
             if not target.exists():
-                tmp = qdir / f".{name}.tmp-{os.getpid()}"
-                shutil.copyfile(o.input.abs_path, tmp)
-                os.replace(tmp, target)
-        except OSError:
-            return None  # the input vanished or is unreadable: the error report still says why
+                tmp = qdir / f".q-{o.input.sha256[:16]}.tmp-{os.getpid()}"
+                digest = hashlib.sha256()
+                try:
+                    with open(tmp, "wb") as dst:
+                        os.fchmod(dst.fileno(), mode)
+                        while block := src.read(1 << 20):
+                            digest.update(block)
+                            dst.write(block)
+                    if digest.hexdigest() != o.input.sha256:  # rewritten since it failed: not that content
+                        tmp.unlink()
+                        return None
+                    os.replace(tmp, target)
+                except OSError:
+                    tmp.unlink(missing_ok=True)
+                    return None
         report = {
             "path": o.input.path,
             "source_root": o.input.source_root,
@@ -256,10 +332,12 @@ class Catalog:
             "traceback": o.result.get("traceback"),
             "failed_at": now_iso(),
         }
-        tmp = qdir / f".{name}.error.json.tmp-{os.getpid()}"
-        tmp.write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
+        tmp = qdir / f".r-{o.input.sha256[:16]}.tmp-{os.getpid()}"
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode), "w", encoding="utf-8") as fh:
+            os.fchmod(fh.fileno(), mode)
+            fh.write(json.dumps(clean(report), indent=2, ensure_ascii=False))
         os.replace(tmp, qdir / f"{name}.error.json")
-        return f"{QUARANTINE_DIR}/{name}"
+        return f"{QUARANTINE_DIR}/{to_text(name)}"
 
     def _append_errors(self, run: dict, failed: list[Outcome], quarantined: dict) -> None:
         if not failed:
@@ -308,7 +386,24 @@ class Catalog:
         if qdir.is_dir():
             kept = set(files["quarantine"].dropna()) if not files.empty else set()
             for entry in qdir.iterdir():
-                base = entry.name.removesuffix(".error.json")
+                base = to_text(entry.name.removesuffix(".error.json"))
                 if not entry.name.startswith(".") and f"{QUARANTINE_DIR}/{base}" not in kept:
                     entry.unlink()
 
+
+
+def quarantine_name(sha256: str, name: str, folder: Path) -> str:
+    """`<sha16>-<name>` (native), the name shortened, keeping its extension, so that it and its
+    `.error.json` fit the file system's name limit (a 238-character name would not)."""
+    try:
+        limit = os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = 255
+    budget = limit - _QUARANTINE_OVERHEAD
+    raw = os.fsencode(name)
+    if len(raw) > budget:
+        stem, dot, suffix = raw.rpartition(b".")
+        suffix = dot + suffix if stem and len(suffix) < 16 else b""
+        stem = raw[: len(raw) - len(suffix)]
+        raw = stem[: budget - len(suffix) - 1] + b"~" + suffix
+    return f"{sha256[:16]}-{os.fsdecode(raw)}"

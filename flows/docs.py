@@ -24,6 +24,7 @@ import threading
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pandas as pd
 
@@ -43,6 +44,7 @@ from converters.datasheet import (
 )
 from converters.errors import TransientError
 from flows.catalog import Catalog, Outcome
+from flows.names import to_bytes
 from flows.rollups import write_rollups
 from flows.work import read_result
 
@@ -65,6 +67,12 @@ def publish_docs(cfg, run: dict, outcomes: list[Outcome]) -> list[str]:
     sheets = write_datasheets(out, catalog, files, rollup)
     reports = write_report(out, run, outcomes, files, used, catalog.read("runs"))
     return reports + sheets
+
+
+def native_href(root: str, relative: str) -> str:
+    """Link to a file whose name (in the catalog's text form) may not be UTF-8: each segment is
+    percent-encoded from the name's bytes, as the file system holds it."""
+    return root + "/".join(quote(to_bytes(part), safe="") for part in relative.split("/"))
 
 
 def datasheet_path(sha256: str) -> str:
@@ -216,8 +224,8 @@ def batch_report(
                     message=_value(row.get("error_message")) or o.result.get("error_message"),
                     permanent=bool(_value(row.get("error_permanent")) or o.result.get("permanent")),
                     earlier=bool(o.result.get("unchanged")),
-                    report=href(root, f"{quarantine}.error.json") if quarantine else None,
-                    copy=href(root, quarantine) if quarantine else None,
+                    report=native_href(root, f"{quarantine}.error.json") if quarantine else None,
+                    copy=native_href(root, quarantine) if quarantine else None,
                 )
             )
         timed = o.state in ("processed", "failed") and not o.result.get("unchanged")

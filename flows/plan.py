@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-from flows.discover import InputFile
+from flows.discover import InputFile, Unreadable
 
 
 def work_id(sha256: str, options_key: str, version: str) -> str:
@@ -28,9 +28,12 @@ class WorkItem:
     input: InputFile
     work_id: str
     options: dict
+    options_key: str = ""
+    version: str = ""
 
-    def to_job(self, out: str, attempt: int = 1) -> dict:
-        """The picklable job a worker process receives."""
+    def to_job(self, out: str, attempt: int = 1, follow_symlinks: bool = False) -> dict:
+        """The picklable (and JSON-safe: paths in text form) job a worker process receives. The
+        worker recomputes the work id from `options_key` and `version` if the content changed."""
         return {
             "source_root": self.input.source_root,
             "path": self.input.path,
@@ -38,8 +41,11 @@ class WorkItem:
             "sha256": self.input.sha256,
             "work_id": self.work_id,
             "options": self.options,
+            "options_key": self.options_key,
+            "version": self.version,
             "out": out,
             "attempt": attempt,
+            "follow_symlinks": follow_symlinks,
         }
 
 
@@ -49,10 +55,11 @@ class Plan:
     reuse: list[WorkItem] = field(default_factory=list)
     unchanged: list[WorkItem] = field(default_factory=list)
     still_failed: list[WorkItem] = field(default_factory=list)
+    unreadable: list[Unreadable] = field(default_factory=list)  # discovery could not take them
 
     @property
     def total(self) -> int:
-        return len(self.todo) + len(self.reuse) + len(self.unchanged) + len(self.still_failed)
+        return len(self.todo) + len(self.reuse) + len(self.unchanged) + len(self.still_failed) + len(self.unreadable)
 
 
 def make_plan(
@@ -68,8 +75,9 @@ def make_plan(
     `completed` holds the work ids whose output folder is complete on disk."""
     plan = Plan()
     for item in inputs:
-        wid = work_id(item.sha256, options_key(item.format), version)
-        work = WorkItem(item, wid, options_for(item.format))
+        key = options_key(item.format)
+        wid = work_id(item.sha256, key, version)
+        work = WorkItem(item, wid, options_for(item.format), key, version)
         previous = recorded.get(item.key)
         same = previous is not None and previous[0] == wid
         if same and previous[1] == "ok" and wid in completed:

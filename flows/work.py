@@ -8,21 +8,29 @@ with `result.json` (metadata and table rows) inside; a folder there is therefore
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import shutil
+import stat as stat_module
 import tempfile
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from converters.errors import CadpipeError, InputError
+from converters.errors import CadpipeError, InputError, TransientError
+from extractors.file_access import ReadScope, open_regular, reading_within
+from extractors.file_kind import HEAD_SIZE, sniff_bytes
+from flows.names import clean, native_path, printable, to_native
 
 RESULT_FILE = "result.json"
 OUTPUTS_DIR = "outputs"
 LOCKS_DIR = ".locks"
 TMP_PREFIX = ".tmp-"
+_CHUNK = 1 << 20
+_memory_mb = 0  # this worker's address-space cap (init_worker), named in a MemoryLimit failure
 
 
 def work_dir(out: Path | str, wid: str) -> Path:
@@ -50,6 +58,7 @@ class Stage:
 def _dxf(src: Path, job: dict, dest: Path, stage: Stage) -> dict:
     from converters.dxf_render import PageSpec, RenderOptions, render_dxf
     from extractors.dxf_document import open_dxf
+    from extractors.dxf_sanity import remove_non_finite
     from extractors.dxf_bom import DEFAULT_TAG_MAP, bom_rows
     from extractors.dxf_metadata import extract_metadata
     from extractors.title_block import DEFAULT_TITLE_BLOCK_PATTERNS, DEFAULT_TITLE_TAG_MAP, title_block
@@ -57,6 +66,7 @@ def _dxf(src: Path, job: dict, dest: Path, stage: Stage) -> dict:
     opts = job["options"]
     stage("load")
     loaded = open_dxf(src)
+    loaded.warnings += remove_non_finite(loaded.doc)
     stage("metadata")
     meta = extract_metadata(loaded, src)
     tables = {
@@ -175,12 +185,68 @@ HANDLERS: dict[str, Callable[[Path, dict, Path, Stage], dict]] = {
 }
 
 
+def mode_no_wider(input_mode: int, folder: bool = False) -> int:
+    """Permissions for what is made from an input (outputs, quarantine copies): readable by
+    whom the input is readable, never more; writable by us alone."""
+    readers = input_mode & 0o044
+    return 0o700 | readers | readers >> 2 if folder else 0o600 | readers
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The input as the worker read it: what its work is filed under."""
+
+    sha256: str
+    format: str | None  # sniffed from the bytes read (None: not a CAD format)
+    size: int
+    mtime_ns: int
+    mode: int
+    identity: tuple  # (dev, inode, size, mtime, ctime): any write in between changes it
+
+
+def _identity(st: os.stat_result) -> tuple:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def snapshot(src: Path, follow_symlinks: bool) -> Snapshot:
+    """Hash `src` in one read. Checked again after the work (`unchanged_since`): the kernel moves
+    a file's ctime on every write, so an unchanged identity means the bytes parsed are these."""
+    fd = open_regular(src, follow_symlinks=follow_symlinks)
+    with open(fd, "rb") as fh:
+        before = os.fstat(fh.fileno())
+        head = fh.read(HEAD_SIZE)
+        digest = hashlib.sha256(head)
+        while block := fh.read(_CHUNK):
+            digest.update(block)
+        st = os.fstat(fh.fileno())
+    if _identity(st) != _identity(before):
+        raise TransientError("was being written while it was read")
+    return Snapshot(digest.hexdigest(), sniff_bytes(head, st.st_size), st.st_size, st.st_mtime_ns, st.st_mode, _identity(st))
+
+
+def unchanged_since(src: Path, snap: Snapshot, follow_symlinks: bool) -> bool:
+    try:
+        st = os.stat(src) if follow_symlinks else os.lstat(src)
+    except OSError:
+        return False
+    return _identity(st) == snap.identity
+
+
+def _family(fmt: str | None) -> str | None:
+    return "dxf" if fmt in ("dxf", "dxf-binary", "dwg", "unknown") else ("model" if fmt else None)
+
+
+def _malloc_failed(exc: BaseException) -> bool:
+    """MuPDF reports the address-space cap as its own error ("code=2: malloc (N bytes) failed")."""
+    return type(exc).__name__ == "FzErrorSystem" and "malloc" in str(exc)
+
+
 def classify(exc: BaseException) -> tuple[str, bool]:
     """(error_class, permanent) of an exception raised while working on a file."""
     if isinstance(exc, CadpipeError):
         return type(exc).__name__, exc.permanent
-    if isinstance(exc, MemoryError):
-        return "MemoryLimit", True  # the same file blows the same limit again
+    if isinstance(exc, MemoryError) or _malloc_failed(exc):
+        return "MemoryLimit", True  # the same file blows the same limit again (retried once it is raised)
     if isinstance(exc, OSError):
         return type(exc).__name__, False  # disk, network share, file locked: may pass
     # Anything else is a library failing on this content: deterministic, so retrying cannot help.
@@ -189,6 +255,7 @@ def classify(exc: BaseException) -> tuple[str, bool]:
 
 def failure(job: dict, stage: str, error_class: str, message: str, permanent: bool, **extra: Any) -> dict:
     name = Path(job["path"]).name
+    message = printable(message)  # a library's message may carry the file's raw name or content
     message = message.removeprefix(f"{name}: ")  # the path leads the message already
     return {
         "status": "failed",
@@ -203,27 +270,47 @@ def failure(job: dict, stage: str, error_class: str, message: str, permanent: bo
 
 
 def process_job(job: dict) -> dict:
-    """Do one file's work. Never raises for a file's own fault: returns a result record."""
+    """Do one file's work. Never raises for a file's own fault: returns a result record.
+
+    The worker hashes the file itself and files the work under the hash of the bytes it parsed:
+    a file rewritten since discovery is processed as it is now, under its new identity (the
+    result says so), never under the old content's work id."""
     started = time.monotonic()
-    src = Path(job["source_root"]) / job["path"]
-    out = Path(job["out"])
-    final = work_dir(out, job["work_id"])
+    src = native_path(job["source_root"]) / to_native(job["path"])
+    out = native_path(job["out"])
+    follow = bool(job.get("follow_symlinks"))
     stage = Stage()
+    try:
+        snap = snapshot(src, follow)
+    except FileNotFoundError:
+        return failure(job, "open", "FileNotFoundError", "vanished before its turn; tried again when it is back", False)
+    except BaseException as exc:  # noqa: BLE001 - unreadable, or not a regular file any more
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        error_class, permanent = classify(exc)
+        return failure(job, "open", error_class, str(exc) or error_class, permanent)
+    job = _as_read(job, snap)
+    if "changed_format" in job:
+        return failure(job, "open", "TransientError", job["changed_format"], False, **_identity_fields(job, snap))
+    final = work_dir(out, job["work_id"])
     if (final / RESULT_FILE).is_file():  # done meanwhile by another run or attempt
-        return _done(job, final, started, reused=True)
+        return _done(job, final, started, reused=True, snap=snap)
     final.parent.mkdir(parents=True, exist_ok=True)
     lock = _claim(out, job["work_id"])  # another run on the same content: wait for it, then reuse its result
     if (final / RESULT_FILE).is_file():
         os.close(lock)
-        return _done(job, final, started, reused=True)
+        return _done(job, final, started, reused=True, snap=snap)
     tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{job['work_id']}-", dir=final.parent))
-    os.chmod(tmp, 0o755)  # mkdtemp makes it private; outputs are for everyone who can read OUT
     try:
         handler = HANDLERS.get(job["format"])
         if handler is None:
             raise InputError(f"no converter for format {job['format']}")
-        record = handler(src, job, tmp, stage)
+        # The drawing's references (xrefs, images) are looked up inside its source root only.
+        with reading_within(ReadScope.of([native_path(job["source_root"])], follow)):
+            record = handler(src, job, tmp, stage)
         stage("write")
+        if not unchanged_since(src, snap, follow):
+            raise TransientError("changed while it was being processed; tried again")
         record.update(
             work_id=job["work_id"],
             sha256=job["sha256"],
@@ -232,19 +319,21 @@ def process_job(job: dict) -> dict:
             options=job["options"],
         )
         _write_json(tmp / RESULT_FILE, record)
+        _restrict(tmp, snap.mode)
         try:
             os.rename(tmp, final)
         except OSError:
             if not (final / RESULT_FILE).is_file():
                 raise
             shutil.rmtree(tmp, ignore_errors=True)  # a concurrent run finished the same work first
-        return _done(job, final, started)
+        return _done(job, final, started, snap=snap)
     except BaseException as exc:  # noqa: BLE001 - every failure becomes a record
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(exc, KeyboardInterrupt):
             raise
         error_class, permanent = classify(exc)
         message = str(exc) or error_class
+        extra = {"limit": _memory_mb} if error_class == "MemoryLimit" else {}
         return failure(
             job,
             stage.name,
@@ -252,10 +341,42 @@ def process_job(job: dict) -> dict:
             message,
             permanent,
             duration_ms=round((time.monotonic() - started) * 1000),
-            traceback="".join(traceback.format_exception(exc, limit=-6)),
+            traceback=printable("".join(traceback.format_exception(exc, limit=-6)), keep_newlines=True),
+            **extra,
+            **_identity_fields(job, snap),
         )
     finally:
         os.close(lock)  # releases the lock; a killed worker's lock is released by the kernel
+
+
+def _as_read(job: dict, snap: Snapshot) -> dict:
+    """The job as the bytes read make it: unchanged, or under the new content's identity."""
+    if snap.sha256 == job["sha256"]:
+        return job
+    from flows.plan import work_id  # the same identity the plan computes
+
+    fmt = snap.format or ("unknown" if _family(job["format"]) == "dxf" else None)
+    changed = {**job, "sha256": snap.sha256}
+    if _family(fmt) != _family(job["format"]) or fmt is None:
+        changed["changed_format"] = (
+            f"content changed since discovery and is no longer {job['format']}; the next run takes it as it is"
+        )
+        return changed
+    changed.update(format=fmt, work_id=work_id(snap.sha256, job["options_key"], job["version"]))
+    return changed
+
+
+def _identity_fields(job: dict, snap: Snapshot) -> dict:
+    """What a result tells the catalog about the input it came from (as read)."""
+    return {"sha256": job["sha256"], "work_id": job["work_id"], "format": job["format"],
+            "size": snap.size, "mtime_ns": snap.mtime_ns}  # fmt: skip
+
+
+def _restrict(folder: Path, input_mode: int) -> None:
+    """Outputs are readable by whom the input is readable, never more (mkdtemp made it private)."""
+    os.chmod(folder, mode_no_wider(input_mode, folder=True))
+    for path in folder.rglob("*"):
+        os.chmod(path, mode_no_wider(input_mode, folder=path.is_dir()))
 
 
 def _claim(out: Path, wid: str) -> int:
@@ -298,9 +419,10 @@ def sweep_abandoned(out: Path | str) -> list[Path]:
     return removed
 
 
-def _done(job: dict, final: Path, started: float, reused: bool = False) -> dict:
+def _done(job: dict, final: Path, started: float, reused: bool = False, snap: Snapshot | None = None) -> dict:
     record = json.loads((final / RESULT_FILE).read_text(encoding="utf-8"))
     return {
+        **(_identity_fields(job, snap) if snap is not None else {}),
         "status": "ok",
         "work_id": job["work_id"],
         "outputs": [f"{OUTPUTS_DIR}/{job['work_id']}/{o['file']}" for o in record.get("outputs", [])],
@@ -313,7 +435,8 @@ def _done(job: dict, final: Path, started: float, reused: bool = False) -> dict:
 
 def _write_json(path: Path, value: Any) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(value, default=str, ensure_ascii=False), encoding="utf-8")
+    # clean: drawing text ezdxf could not decode reaches us as lone surrogates, which UTF-8 refuses.
+    tmp.write_text(json.dumps(clean(value), default=str, ensure_ascii=False), encoding="utf-8")
     os.replace(tmp, path)
 
 
@@ -332,6 +455,8 @@ def init_worker(memory_mb: int) -> None:
     import extractors.dxf_bom  # noqa: F401
     import extractors.dxf_metadata  # noqa: F401
 
+    global _memory_mb
+    _memory_mb = memory_mb
     if memory_mb > 0:
         import resource
 
