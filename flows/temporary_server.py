@@ -15,6 +15,7 @@ With `PREFECT_API_URL` set (a real server, or a test harness) nothing is started
 from __future__ import annotations
 
 import atexit
+import contextlib
 import importlib.util
 import os
 import socket
@@ -22,6 +23,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Iterator
 
 # What Prefect sets for its temporary server: no UI, and the server knows it is ephemeral.
 SERVER_ENV = {"PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
@@ -131,3 +133,24 @@ def keep_if_needed(server: TemporaryServer | None) -> TemporaryServer | None:
         server.stop()
         return None
     return server
+
+
+@contextlib.contextmanager
+def prefect_api(timeout_s: float) -> Iterator[TemporaryServer | None]:
+    """Prefect's API for one command (`watch`, `apply`): the configured server, or else a
+    temporary one started here, which dies with this process even when it is killed outright
+    (Prefect's own temporary server would outlive a SIGKILL). Inside the block Prefect uses it.
+    RuntimeError when the temporary server does not start."""
+    server = keep_if_needed(launch_unless_configured())
+    if server is None:
+        yield None
+        return
+    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL, temporary_settings
+
+    try:
+        server.wait_ready(timeout_s)
+        # No UI link in the logs: the temporary server has no UI and ends with this command.
+        with temporary_settings(updates={PREFECT_API_URL: server.api_url, PREFECT_UI_URL: ""}):
+            yield server
+    finally:
+        server.stop()

@@ -1,10 +1,13 @@
 """`cadpipe watch`: process CAD files dropped into folders, once each file is complete.
 
-A watchdog observer reports arrivals. A file counts as complete when the writer closed it (Linux
-inotify reports close-after-write) or, with observers that cannot tell (the polling observer for
-network shares, other platforms, and files found by the start-up sweep), when its size and mtime
-stayed the same for `watch.settle_s`. A rename into place (`x.part` -> `x.dxf`) is complete at once.
-Names matching `inputs.exclude` (`*.part`, `*.tmp`, `~$*`, dotfiles ...) are never taken.
+A watchdog observer reports arrivals. A file counts as complete only when all of these hold: its
+size and mtime stayed the same for `watch.settle_s`; where the observer reports closes (Linux
+inotify's close-after-write), the writer closed it after its last change (or renamed it into
+place, `x.part` -> `x.dxf`); and, where the platform shows it (Linux /proc, for the processes
+this user may inspect), no process holds it open for writing. So a writer that closes the file
+after every chunk, or pauses for longer than `settle_s` with the file open, never has a partial
+version taken. Names matching `inputs.exclude` (`*.part`, `*.tmp`, `~$*`, dotfiles ...) are never
+taken.
 
 Complete files are gathered until no file has changed for `watch.batch_window_s` (at most
 `watch.max_wait_s` after the first), then go into one run of the batch flow with exactly those
@@ -23,7 +26,9 @@ unless `watch.move_processed` moves those recorded ok into `<folder>/processed/`
 from __future__ import annotations
 
 import argparse
+import contextlib
 import contextvars
+import dataclasses
 import fnmatch
 import logging
 import os
@@ -35,14 +40,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import pandas as pd
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
 
-from extractors.file_kind import is_cad_extension, sniff_format
+from converters.errors import InputError
+from extractors.file_access import open_regular
+from extractors.file_kind import HEAD_SIZE, is_cad_extension, sniff_bytes
 from flows.catalog import Catalog
-from flows.config import Config, ConfigError, load_config
-from flows.discover import format_family
+from flows.config import Config, ConfigError, check_roots, load_config
+from flows.discover import format_family, inside
+from flows.names import printable, to_text
 
 PROCESSED_DIR = "processed"
 TRIGGERS = ("auto", "deployment", "local")
@@ -121,7 +130,7 @@ class RunRecord:
     moved: list[Path] = field(default_factory=list)
 
 
-Dispatch = Callable[[list[Path]], dict]
+Dispatch = Callable[[list[Path], list[Path]], dict]  # (files, the drop folders they are known under)
 
 
 def prefect_server_configured() -> bool:
@@ -130,18 +139,25 @@ def prefect_server_configured() -> bool:
     return bool(get_current_settings().api.url)
 
 
+def run_parameters(cfg: Config, paths: list[Path], roots: list[Path]) -> dict:
+    """The batch flow's parameters for these files: JSON, paths in the catalog's text form, and
+    the drop folders as roots, so that a file is known as (drop folder, path below it), as a run
+    over the folder knows it."""
+    return {
+        "sources": [to_text(p) for p in paths],
+        "roots": [to_text(r) for r in roots],
+        "out": to_text(cfg.out),
+        "config": str(cfg.path) if cfg.path else None,
+    }
+
+
 def run_in_process(cfg: Config) -> Dispatch:
     """Run the batch flow here (no Prefect server configured: an ephemeral one serves it)."""
 
-    def dispatch(paths: list[Path]) -> dict:
+    def dispatch(paths: list[Path], roots: list[Path]) -> dict:
         from flows.batch import batch
 
-        state = batch(
-            sources=[str(p) for p in paths],
-            out=str(cfg.out),
-            config=str(cfg.path) if cfg.path else None,
-            return_state=True,
-        )
+        state = batch(**run_parameters(cfg, paths, roots), return_state=True)
         summary = state.result(raise_on_failure=False)
         if not isinstance(summary, dict):
             raise RuntimeError(f"batch did not complete: {state.message}")
@@ -158,16 +174,12 @@ def run_deployment_flow(cfg: Config, deployment: str, poll_interval_s: float = 2
     the files are retried), the flow run id is known at once, and no automation has to exist.
     """
 
-    def dispatch(paths: list[Path]) -> dict:
+    def dispatch(paths: list[Path], roots: list[Path]) -> dict:
         from prefect.deployments import run_deployment
 
         flow_run = run_deployment(
             name=deployment,
-            parameters={
-                "sources": [str(p) for p in paths],
-                "out": str(cfg.out),
-                "config": str(cfg.path) if cfg.path else None,
-            },
+            parameters=run_parameters(cfg, paths, roots),
             timeout=None,
             poll_interval=poll_interval_s,
             tags=["drop-folder"],
@@ -187,10 +199,51 @@ def _excluded(name: str, patterns: list[str]) -> bool:
     return any(fnmatch.fnmatch(name, pattern) for pattern in patterns)
 
 
-def is_input(path: Path, formats: list[str]) -> bool:
-    """The batch's own rule (flows/discover.py): CAD content, or a CAD extension, of an enabled format."""
-    fmt = sniff_format(path) or ("unknown" if is_cad_extension(path) else None)
+def is_input(path: Path, formats: list[str], folder: Path | None = None, follow_symlinks: bool = False) -> bool:
+    """The batch's own rule (flows/discover.py): CAD content, or a CAD extension, of an enabled
+    format; and what the batch records as failed without reading it (a FIFO with a CAD name, a
+    link out of the folder). A link within the folder is not an input of its own (its target is).
+    Nothing is opened that could block or lead out of the folder."""
+    if not follow_symlinks and path.is_symlink():
+        return folder is None or not inside(os.path.realpath(path), os.path.realpath(folder))
+    try:
+        fd = open_regular(path, follow_symlinks=follow_symlinks)
+    except InputError:  # not a regular file: recorded as failed when it has a CAD name
+        return is_cad_extension(path) and not path.is_dir()
+    with open(fd, "rb") as fh:
+        head = fh.read(HEAD_SIZE)
+        size = os.fstat(fh.fileno()).st_size
+    fmt = sniff_bytes(head, size) or ("unknown" if is_cad_extension(path) else None)
     return fmt is not None and (fmt == "unknown" or format_family(fmt) in formats)
+
+
+def open_for_writing(path: Path) -> bool:
+    """True when some process holds `path` open for writing, as far as this platform shows it:
+    Linux /proc, for the processes this user may inspect (all of them for root). Elsewhere, or
+    for processes of other users, nothing is known and False is returned."""
+    try:
+        target = os.stat(path)
+        pids = [p for p in os.listdir("/proc") if p.isdigit()]
+    except OSError:
+        return False
+    wanted = (target.st_dev, target.st_ino)
+    for pid in pids:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:  # gone, or another user's process
+            continue
+        for fd in fds:
+            try:
+                st = os.stat(f"/proc/{pid}/fd/{fd}")
+                if (st.st_dev, st.st_ino) != wanted:
+                    continue
+                with open(f"/proc/{pid}/fdinfo/{fd}", encoding="ascii") as info:
+                    flags = next(int(line.split()[1], 8) for line in info if line.startswith("flags:"))
+            except (OSError, StopIteration, ValueError):
+                continue
+            if flags & os.O_ACCMODE in (os.O_WRONLY, os.O_RDWR):
+                return True
+    return False
 
 
 class _Events(FileSystemEventHandler):
@@ -231,6 +284,7 @@ class Watcher:
         self.settings = settings
         self.exclude = list(cfg.raw["inputs"]["exclude"])
         self.formats = list(cfg.raw["inputs"]["formats"])
+        self.follow_symlinks = cfg.raw["inputs"]["follow_symlinks"]
         self.out = cfg.out.resolve()
         self.trigger = "custom"
         self.dispatch = dispatch or self._default_dispatch()
@@ -322,7 +376,7 @@ class Watcher:
         if not self._candidate(path, folder):
             return
         try:
-            stat = path.stat()
+            stat = self._stat(path)
         except OSError:  # gone again, or unreadable: nothing to take (an exception would stop the observer)
             return
         now = time.monotonic()
@@ -337,40 +391,49 @@ class Watcher:
             arrival.not_before = 0.0  # new content: no reason to wait for an earlier failure's retry
             self._last_activity = now
 
+    def _stat(self, path: Path) -> os.stat_result:
+        """The entry's own stat: a link is not followed unless links are."""
+        return path.stat() if self.follow_symlinks else path.lstat()
+
     def forget(self, path: Path) -> None:
         with self._lock:
             self._pending.pop(path, None)
 
-    def _catalog(self) -> dict[tuple[str, str], tuple[int, int, str, bool]]:
-        """(source_root, path) -> (size, mtime_ns, status, retry) as the catalog records them;
-        `retry` for a failure that may pass another time (a timeout, an I/O error)."""
-        files = Catalog(self.out).read("files")
-        if files.empty:
-            return {}
-        retry = (files["status"] == "failed") & ~files["error_permanent"].fillna(False).astype(bool)
-        columns = files[["source_root", "path", "size", "mtime_ns", "status"]]
-        return {
-            (r.source_root, r.path): (int(r.size), int(r.mtime_ns), r.status, bool(flag))
-            for r, flag in zip(columns.itertuples(), retry)
-        }
+    def _catalog(self) -> dict[str, tuple[int | None, int | None, str, bool]]:
+        """Absolute path (text form) -> (size, mtime_ns, status, retry) as the catalog records
+        it, whatever root it is known under; `retry` for a failure that may pass another time
+        (a timeout, an I/O error)."""
+        rows = {}
+        for where, r in Catalog(self.out).by_location().items():
+            permanent = r.get("error_permanent")
+            retry = r["status"] == "failed" and not (pd.notna(permanent) and bool(permanent))
+            size, mtime = r.get("size"), r.get("mtime_ns")
+            stat = (int(size), int(mtime)) if pd.notna(size) and pd.notna(mtime) else (None, None)
+            rows[where] = (*stat, r["status"], bool(retry))
+        return rows
 
     def sweep(self, folder: Path, root: Path) -> None:
         """Take every file under `root` the catalog does not record as it is now (or records as
         failed for a passing reason)."""
+        if root != folder and root.is_symlink() and not self.follow_symlinks:
+            self.note(root, folder, watched=False)  # a link to a folder is an entry, not walked
+            return
         known = self._catalog()
-        for dirpath, dirnames, filenames in os.walk(root):
+        for dirpath, dirnames, filenames in os.walk(root, followlinks=self.follow_symlinks):
             here = Path(dirpath)
             dirnames[:] = [d for d in dirnames if self._candidate(here / d, folder)]
+            if not self.follow_symlinks:  # links to folders are entries (the batch says why not walked)
+                filenames = filenames + [d for d in dirnames if (here / d).is_symlink()]
             for name in filenames:
                 path = here / name
                 if not self._candidate(path, folder):
                     continue
                 try:
-                    stat = path.stat()
+                    stat = self._stat(path)
                 except OSError:
                     continue
-                seen = known.get((str(here), name))
-                if seen and seen[:2] == (stat.st_size, stat.st_mtime_ns) and not seen[3]:
+                seen = known.get(to_text(path))
+                if seen and (seen[0] is None or seen[:2] == (stat.st_size, stat.st_mtime_ns)) and not seen[3]:
                     continue
                 # No close events for what was already there: the settle time decides.
                 self.note(path, folder, watched=False)
@@ -394,7 +457,7 @@ class Watcher:
                 if now < arrival.not_before:
                     continue
                 try:
-                    stat = path.stat()
+                    stat = self._stat(path)
                 except OSError:
                     del self._pending[path]
                     continue
@@ -403,8 +466,9 @@ class Watcher:
                     arrival.closed, arrival.ready_at = False, None  # written again: wait for the next close
                     self._last_activity = now
                     continue
-                complete = arrival.closed if arrival.watched else now - arrival.changed_at >= self.settings.settle_s
-                if complete:
+                stable = now - arrival.changed_at >= self.settings.settle_s
+                closed = arrival.closed or not arrival.watched
+                if stable and closed and not open_for_writing(path):
                     arrival.ready_at = arrival.ready_at or now
                     ready.append(arrival)
             if not ready:
@@ -419,7 +483,7 @@ class Watcher:
         taken = []
         for arrival in ready:
             try:
-                if is_input(arrival.path, self.formats):
+                if is_input(arrival.path, self.formats, arrival.folder, self.follow_symlinks):
                     taken.append(arrival)
                 else:
                     log.info("ignored %s: not a CAD file of an enabled format", arrival.path)
@@ -434,7 +498,7 @@ class Watcher:
         record = RunRecord([a.path for a in arrivals], started_at=time.monotonic())
         log.info("run of %d files: %s", len(arrivals), ", ".join(a.path.name for a in arrivals[:10]))
         try:
-            outcome = self.dispatch(record.paths)
+            outcome = self.dispatch(record.paths, sorted({a.folder for a in arrivals}))
             record.flow_run_id, record.state = outcome.get("flow_run_id"), outcome.get("state")
             log.info("run %s ended %s: %s", record.flow_run_id, record.state, outcome.get("message"))
         except Exception as exc:  # noqa: BLE001 - a failing run must not stop the watcher; logged
@@ -457,8 +521,8 @@ class Watcher:
         rows = self._catalog()
         missing = []
         for arrival in arrivals:
-            row = rows.get((str(arrival.path.parent), arrival.path.name))
-            if row and row[:2] == (arrival.size, arrival.mtime_ns):
+            row = rows.get(to_text(arrival.path))
+            if row and (row[0] is None or row[:2] == (arrival.size, arrival.mtime_ns)):  # None: unreadable
                 record.recorded[str(arrival.path)] = row[2]
                 if row[3]:  # failed for a passing reason (timeout, I/O): worth another run
                     missing.append(arrival)
@@ -481,7 +545,7 @@ class Watcher:
         now = time.monotonic()
         with self._lock:
             for arrival in arrivals:
-                if arrival.path in self._pending or not arrival.path.exists():
+                if arrival.path in self._pending or not os.path.lexists(arrival.path):
                     continue  # changed again meanwhile (a newer arrival), or gone
                 arrival.not_before = now + delay
                 self._pending[arrival.path] = arrival
@@ -510,8 +574,11 @@ class Watcher:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Watch until SIGINT or SIGTERM; 0 when stopped, 2 for a configuration mistake."""
+    """Watch until SIGINT or SIGTERM; 0 when stopped, 2 for a configuration mistake, 3 when the
+    temporary Prefect server cannot start."""
     # Prefect's environment defaults (no telemetry, a longer server start-up) are set by cli.main.
+    from flows import temporary_server
+
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)
@@ -520,21 +587,43 @@ def run(args: argparse.Namespace) -> int:
     try:
         cfg = load_config(args.config, out=args.out)
         settings = WatchSettings.from_config(cfg, args.folders or None, poll=True if args.poll else None)
-        watcher = Watcher(cfg, settings)
-        watcher.start()
+        check_roots(settings.folders, cfg.out, what="drop folder")
+        missing = [to_text(f) for f in settings.folders if not f.is_dir()]
+        if missing:
+            raise FileNotFoundError(f"drop folder does not exist: {', '.join(missing)}")
     except (ConfigError, FileNotFoundError) as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
+        print(f"configuration error: {printable(exc)}", file=sys.stderr)
         return 2
-    stopped = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda *_: stopped.set())
-    try:
-        while not stopped.wait(1.0):
+    with contextlib.ExitStack() as stack:
+        try:
+            # Ours, not Prefect's temporary server: it dies with this process, even on SIGKILL.
+            server = stack.enter_context(
+                temporary_server.prefect_api(float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", 180)))
+            )
+        except RuntimeError as exc:
+            print(f"watcher did not start: {printable(exc)}", file=sys.stderr)
+            return 3
+        if server is not None:  # no deployment can exist on a server that lives with this process
+            if settings.trigger == "deployment":
+                print("configuration error: watch.trigger = \"deployment\" needs a Prefect server (PREFECT_API_URL)",
+                      file=sys.stderr)  # fmt: skip
+                return 2
+            settings = dataclasses.replace(settings, trigger="local")
+        try:
+            watcher = Watcher(cfg, settings)
+            watcher.start()
+        except FileNotFoundError as exc:
+            print(f"configuration error: {printable(exc)}", file=sys.stderr)
+            return 2
+        stopped = threading.Event()
+        previous = signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+        try:
+            while not stopped.wait(1.0):
+                pass
+        except KeyboardInterrupt:
             pass
-    except KeyboardInterrupt:
-        pass
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        log.info("stopping; a run in progress finishes first")
-        watcher.stop()
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            log.info("stopping; a run in progress finishes first")
+            watcher.stop()
     return 0
-

@@ -141,13 +141,14 @@ def test_files_dropped_while_the_watcher_was_stopped_are_processed_at_its_next_s
     (drop / "sub").mkdir()
     (drop / "sub" / "nested.dxf").write_text(dxf_text(5), encoding="utf-8")
     with make_watcher(tmp_path, drop) as second:
-        wait_for(lambda: settled(second, out, {"while-down.dxf", "nested.dxf"}), what="the sweep's files recorded")
+        wait_for(lambda: settled(second, out, {"while-down.dxf", "sub/nested.dxf"}), what="the sweep's files recorded")
         runs = list(second.runs)
     assert sorted(p.name for r in runs for p in r.paths) == ["nested.dxf", "while-down.dxf"], (
         "the sweep takes only what the catalog does not record yet"
     )
     files = files_table(out)
-    assert sorted(files["path"]) == ["before.dxf", "nested.dxf", "while-down.dxf"]
+    assert sorted(files["path"]) == ["before.dxf", "sub/nested.dxf", "while-down.dxf"], "known below the drop folder"
+    assert set(files["source_root"]) == {str(drop)}
     assert (files["status"] == "ok").all()
 
 
