@@ -58,11 +58,14 @@ def edit_file(
     backup: Path | None = None,
     facts: FileFacts | None = None,
     stage: Callable[[str], None] = lambda name: None,
+    before_replace: Callable[[FileEdit], None] | None = None,
 ) -> FileEdit:
     """Edit `src` into `dest` (the same path: in place, which needs `backup`).
 
     `facts` are the catalog's record of `src`, when it has one; otherwise selection conditions
     are checked on the document. A dry run returns the changes and writes nothing.
+    `before_replace` gets the edit as it will be (with the new file's hash) once the new file is
+    written and checked, just before it replaces `dest`: the audit trail is written first.
     """
     src, dest = Path(src), Path(dest)
     in_place = src.resolve() == dest.resolve()
@@ -93,14 +96,23 @@ def edit_file(
     if in_place:
         assert backup is not None
         _copy_atomically(src, Path(backup))
+    edit = FileEdit("changed", sha_before, changes, None, str(dest), str(backup) if in_place else None)
+
+    def announce(sha_after: str) -> None:
+        edit.sha256_after = sha_after
+        if before_replace is not None:
+            before_replace(edit)
+
     _save_atomically(
         loaded,
         dest,
         binary=sniff_format(src) == "dxf-binary",
         mode_from=src,
         unchanged=(src, sha_before) if in_place else None,
+        before_replace=announce,
     )
-    return FileEdit("changed", sha_before, changes, _sha256(dest), str(dest), str(backup) if in_place else None)
+    edit.sha256_after = _sha256(dest)
+    return edit
 
 
 def _implied_changes(loaded: LoadedDxf, context: EditContext, changes: list[Change]) -> list[Change]:
@@ -130,11 +142,19 @@ def _sha256(path: Path) -> str:
 
 
 def _temp_beside(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    # Not `.<name>.tmp-<pid>`: a long name would pass the file system's 255-byte limit.
+    tag = hashlib.sha256(os.fsencode(path.name)).hexdigest()[:12]
+    return path.with_name(f".cadpipe-{tag}.tmp-{os.getpid()}")
 
 
 def _save_atomically(
-    loaded: LoadedDxf, dest: Path, *, binary: bool, mode_from: Path, unchanged: tuple[Path, str] | None
+    loaded: LoadedDxf,
+    dest: Path,
+    *,
+    binary: bool,
+    mode_from: Path,
+    unchanged: tuple[Path, str] | None,
+    before_replace: Callable[[str], None] = lambda sha_after: None,
 ) -> None:
     tmp = _temp_beside(dest)
     try:
@@ -144,6 +164,7 @@ def _save_atomically(
         shutil.copymode(mode_from, tmp)
         if unchanged is not None and _sha256(unchanged[0]) != unchanged[1]:
             raise TransientError(f"{unchanged[0].name}: changed on disk while being edited; left as it is")
+        before_replace(_sha256(tmp))
         os.replace(tmp, dest)
     except OSError as exc:
         raise TransientError(f"{dest.name}: cannot write: {exc.strerror or exc}") from exc
@@ -205,20 +226,23 @@ def edit_job(job: dict) -> dict:
     (``status``: changed, unchanged, skipped, or failed as :func:`flows.work.failure` makes it)."""
     from flows.work import Stage, classify, failure
 
+    from flows.names import clean, native_path, to_native, to_text
+
     started = time.monotonic()
     stage = Stage()
     try:
         recipe = _recipe(job["recipe_path"], job["recipe_hash"], tuple(job["title_fields"]))
         settings = TitleSettings(tuple(job["title_patterns"]), job["title_tags"], job["part_tags"])
-        edit = edit_file(
-            Path(job["source_root"]) / job["path"],
+        edit = edit_file(  # paths in the job are in the catalog's text form (flows/names.py)
+            native_path(job["source_root"]) / to_native(job["path"]),
             recipe,
             settings,
-            dest=Path(job["dest"]),
+            dest=native_path(job["dest"]),
             dry_run=job["dry_run"],
-            backup=Path(job["backup"]) if job.get("backup") else None,
+            backup=native_path(job["backup"]) if job.get("backup") else None,
             facts=FileFacts.from_dict(job["facts"]) if job.get("facts") else None,
             stage=stage,
+            before_replace=functools.partial(_announce, job) if job.get("intent_file") else None,
         )
     except BaseException as exc:  # noqa: BLE001 - every failure becomes a record
         if isinstance(exc, KeyboardInterrupt):
@@ -240,12 +264,39 @@ def edit_job(job: dict) -> dict:
         "attempt": job.get("attempt", 1),
         "sha256_before": edit.sha256_before,
         "sha256_after": edit.sha256_after,
-        "output": edit.output,
-        "backup": edit.backup,
+        "output": to_text(edit.output) if edit.output else None,
+        "backup": to_text(edit.backup) if edit.backup else None,
         "note": edit.note,
-        "changes": [asdict(change) for change in edit.changes],
+        "changes": clean([asdict(change) for change in edit.changes]),  # drawing text may not be encodable
         "duration_ms": round((time.monotonic() - started) * 1000),
     }
+
+
+def _announce(job: dict, edit: FileEdit) -> None:
+    """Write the record of this edit to the run's journal (flows/edit_journal.py) before the
+    drawing is replaced: a run killed after the replacement still has its edit recorded."""
+    import json
+    from datetime import datetime, timezone
+
+    from flows.names import clean, native_path, to_text
+
+    record = {
+        "source_root": job["source_root"],
+        "path": job["path"],
+        "output": to_text(edit.output),
+        "backup": to_text(edit.backup) if edit.backup else None,
+        "sha256_before": edit.sha256_before,
+        "sha256_after": edit.sha256_after,
+        "changes": clean([asdict(change) for change in edit.changes]),
+        "edited_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+    }
+    target = native_path(job["intent_file"])
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(json.dumps(record, ensure_ascii=False), encoding="utf-8")
+        os.replace(tmp, target)
+    except OSError as exc:  # no record, no edit: the drawing is left as it is
+        raise TransientError(f"{job['path']}: cannot write the edit's record to the journal: {exc.strerror or exc}") from exc
 
 
 def init_edit_worker(memory_mb: int) -> None:

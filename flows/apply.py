@@ -22,7 +22,9 @@ reports zero changes, even for a recipe whose replacement text matches its own p
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing
+import os
 import threading
 from collections import Counter
 from pathlib import Path
@@ -38,13 +40,14 @@ from editors.selection import FileFacts, TitleSettings, facts_selected, path_sel
 from extractors.block_attributes import DEFAULT_TAG_MAP
 from extractors.title_block import DEFAULT_TITLE_BLOCK_PATTERNS, DEFAULT_TITLE_TAG_MAP
 from flows.catalog import Catalog, now_iso
-from flows.config import Config, ConfigError, load_config
-from flows.discover import InputFile, discover, sha256_file
+from flows.config import REVISIONS_DIR, Config, ConfigError, check_roots, load_config
+from flows.discover import InputFile, scan, sha256_file
+from flows.edit_journal import RunJournal, edit_rows, recover
 from flows.executor import FileExecutor, RetryPolicy, default_workers
 from flows.batch import chunk_size_for, new_run_id
+from flows.names import native_path, printable, to_native, to_text
 from flows.work import failure
 
-REVISIONS_DIR = "revisions"
 EDIT_COLUMNS = [
     "run_id", "recipe_name", "recipe_hash", "mode", "source_root", "path", "output", "backup",
     "sha256_before", "sha256_after", "operation", "target", "before", "after", "edited_at",
@@ -76,16 +79,24 @@ def revision_dir(out: Path, recipe: Recipe) -> Path:
     return Path(out) / REVISIONS_DIR / f"{recipe.name}-{recipe.short_hash}"
 
 
-def check_paths(library: str, in_place: bool, backup: str | None, dry_run: bool) -> tuple[Path, Path | None]:
-    """The library, and the backup folder (in place only); raises ApplyError for what cannot work."""
-    root = Path(library).resolve()
+def check_paths(
+    library: str, in_place: bool, backup: str | None, dry_run: bool, out: Path | None = None
+) -> tuple[Path, Path | None]:
+    """The library, and the backup folder (in place only); raises ApplyError for what cannot work.
+    `library` and `backup` in the catalog's text form (flows/names.py)."""
+    root = native_path(library).resolve()
     if not root.exists():
-        raise ApplyError(f"library not found: {root}")
+        raise ApplyError(f"library not found: {to_text(root)}")
+    if out is not None:
+        try:
+            check_roots([root], out, what="library")
+        except ConfigError as exc:
+            raise ApplyError(str(exc)) from exc
     if backup and not in_place:
         raise ApplyError("--backup is only used with --in-place")
     if in_place and not backup and not dry_run:
         raise ApplyError("--in-place needs --backup DIR: the originals are copied there first")
-    backup_dir = Path(backup).resolve() if backup else None
+    backup_dir = native_path(backup).resolve() if backup else None
     if backup_dir is not None and root.is_dir() and backup_dir.is_relative_to(root):
         raise ApplyError(f"the backup folder {backup_dir} lies inside the library; choose one outside it")
     return root, backup_dir
@@ -150,12 +161,19 @@ def plan_edits(
     catalog = Catalog(cfg.out)
     skip = [cfg.out] + ([backup_root.parent] if backup_root is not None else [])
     exclude = cfg.raw["inputs"]["exclude"]
-    inputs = discover([library], exclude=exclude, formats=["dxf"], known=catalog.known_files(), skip=skip)
-    root = str(library if library.is_dir() else library.parent)
+    follow = cfg.raw["inputs"]["follow_symlinks"]
+    found = scan([library], exclude=exclude, formats=["dxf"], known=catalog.known_files(), skip=skip,
+                 follow_symlinks=follow)  # fmt: skip
+    inputs = found.inputs
+    root = to_text(library if library.is_dir() else library.parent)
     facts = catalog_facts(catalog, root, settings) if recipe.select.needs_facts else {}
     records = applied_edits(catalog, recipe, "in-place" if in_place else "revision", root)
     jobs: list[dict] = []
-    settled: list[dict] = []
+    settled: list[dict] = [  # what could not be read fails with its reason, never silently
+        {"path": p.path, "source_root": p.source_root, "changes": [], "status": "failed",
+         "error_message": p.message, "error_class": p.error_class, "stage": "discover", "permanent": p.permanent}
+        for p in found.problems
+    ]  # fmt: skip
     for item in inputs:
         base = {"path": item.path, "source_root": item.source_root, "changes": []}
         if not path_selected(recipe.select, item.path, item.format):
@@ -166,7 +184,7 @@ def plan_edits(
         if known_facts is not None and not facts_selected(recipe.select, known_facts):
             settled.append({**base, "status": "skipped", "note": "selection conditions not met (catalog)"})
             continue
-        dest = target_root / item.path
+        dest = target_root / to_native(item.path)
         record = records.get(item.path)
         if _up_to_date(record, item, dest, in_place):
             settled.append({**base, "status": "unchanged", "note": f"already applied (run {record['run_id']})"})
@@ -185,8 +203,8 @@ def plan_edits(
                 "title_tags": settings.title_tags,
                 "part_tags": settings.part_tags,
                 "facts": known_facts.to_dict() if known_facts is not None else None,
-                "dest": str(dest),
-                "backup": str(backup_root / item.path) if backup_root is not None else None,
+                "dest": to_text(dest),
+                "backup": to_text(backup_root / to_native(item.path)) if backup_root is not None else None,
                 "dry_run": dry_run,
                 "attempt": 1,
             }
@@ -246,7 +264,7 @@ def edit_chunk(index: int, jobs: list[dict], settings: dict) -> list[dict]:
 
     def report(job: dict, result: dict) -> None:
         if result["status"] == "failed":
-            logger.warning(result["error_message"])
+            logger.warning("%s", result["error_message"])
         elif result["status"] == "changed":
             changes = result["changes"]
             lines = "\n".join(f"  {c['operation']}: {c['target']}: {c['before']!r} -> {c['after']!r}" for c in changes)
@@ -281,34 +299,29 @@ def _run_chunks(jobs: list[dict], settings: dict) -> list[dict]:
 @task(name="record-edits")
 def record_edits(out: Path, recipe: Recipe, run_id: str, mode: str, files: list[dict]) -> int:
     edited_at = now_iso()
-    rows = [
-        {
-            "run_id": run_id,
-            "recipe_name": recipe.name,
-            "recipe_hash": recipe.hash,
-            "mode": mode,
-            "source_root": result["source_root"],
-            "path": result["path"],
-            "output": result["output"],
-            "backup": result["backup"],
-            "sha256_before": result["sha256_before"],
-            "sha256_after": result["sha256_after"],
-            **change,
-            "edited_at": edited_at,
-        }
-        for result in files
-        if result["status"] == "changed"
-        for change in result["changes"]
-    ]
+    run = {"run_id": run_id, "recipe_name": recipe.name, "recipe_hash": recipe.hash, "mode": mode}
+    rows = [row for result in files if result["status"] == "changed" for row in edit_rows(result, run, edited_at)]
     Catalog(out).append("edits", rows, EDIT_COLUMNS)
     return len(rows)
+
+
+def complete_interrupted_edits(out: Path) -> tuple[int, int]:
+    """Record the edits of apply runs killed before they recorded them (flows/edit_journal.py);
+    returns (rows recorded, intents dropped)."""
+    catalog = Catalog(out)
+    with catalog.lock():
+        edits = catalog.read("edits")
+        recorded = set(zip(edits["run_id"], edits["path"])) if not edits.empty else set()
+        rows, dropped = recover(out, recorded)
+    catalog.append("edits", rows, EDIT_COLUMNS)
+    return len(rows), dropped
 
 
 def recatalogue(source: Path, out: Path, config: str | None, workers: int | None) -> dict:
     """The batch flow over the folder the edited drawings are in (a sub-flow run)."""
     from flows.batch import batch
 
-    state = batch(sources=[str(source)], out=str(out), config=config, workers=workers, return_state=True)
+    state = batch(sources=[to_text(source)], out=to_text(out), config=config, workers=workers, return_state=True)
     summary = state.result(raise_on_failure=False)
     if not isinstance(summary, dict):
         return {"error": state.message}
@@ -337,12 +350,33 @@ def apply_recipe(
     cfg = load_config(config, out=out, overrides={"run": {"workers": workers}} if workers else None)
     settings = title_settings(cfg)
     plan_recipe = load_recipe(recipe, settings.title_tags)
-    root, backup_dir = check_paths(library, in_place, backup, dry_run)
+    root, backup_dir = check_paths(library, in_place, backup, dry_run, cfg.out)
     run = {"run_id": new_run_id(), "flow_run_id": str(flow_run.id) if flow_run.id else None, "started_at": now_iso()}
     mode = "in-place" if in_place else "revision"
     target_root = (root if root.is_dir() else root.parent) if in_place else revision_dir(cfg.out, plan_recipe)
     backup_root = backup_dir / run["run_id"] if backup_dir is not None else None
+    journal = None
+    if not dry_run:
+        recovered, dropped = complete_interrupted_edits(cfg.out)
+        if recovered or dropped:
+            logger.warning(
+                "%d edit rows of interrupted apply runs recorded now; %d announced edits never happened",
+                recovered, dropped,
+            )  # fmt: skip
+        journal = RunJournal(cfg.out, {**run, "recipe_name": plan_recipe.name, "recipe_hash": plan_recipe.hash, "mode": mode})
+    try:
+        return _apply(cfg, plan_recipe, settings, root, target_root, in_place, backup_root, dry_run, run, mode,
+                      journal, logger, config, workers, recatalog)  # fmt: skip
+    finally:
+        if journal is not None:
+            journal.release()  # an unrecorded journal (the run raised) stays for the next apply
+
+
+def _apply(cfg, plan_recipe, settings, root, target_root, in_place, backup_root, dry_run, run, mode, journal,
+           logger, config, workers, recatalog):  # fmt: skip
     jobs, settled = plan_edits(cfg, plan_recipe, settings, root, target_root, in_place, backup_root, dry_run)
+    for job in jobs if journal is not None else []:
+        job["intent_file"] = journal.intent_file(job["path"])
     total = len(jobs) + len(settled)
     logger.info("%s (%s): %d drawings, %d to open", plan_recipe.name, plan_recipe.short_hash, total, len(jobs))
     exec_settings = {
@@ -362,6 +396,7 @@ def apply_recipe(
     touched = [r for r in files if r.get("output") or r.get("note") == "outdated revision removed"]
     if not dry_run:
         rows = record_edits(cfg.out, plan_recipe, run["run_id"], mode, files)
+        journal.close()
         if touched and recatalog:
             catalogued = recatalogue(target_root if not in_place else root, cfg.out, config, workers)
     counts = Counter(r["status"] for r in files)
@@ -370,11 +405,11 @@ def apply_recipe(
         "finished_at": now_iso(),
         "recipe": plan_recipe.name,
         "recipe_hash": plan_recipe.hash,
-        "library": str(root),
-        "out": str(cfg.out),
+        "library": to_text(root),
+        "out": to_text(cfg.out),
         "mode": "dry-run" if dry_run else mode,
-        "revision_dir": None if in_place else str(target_root),
-        "backup_dir": str(backup_root) if backup_root is not None and not dry_run else None,
+        "revision_dir": None if in_place else to_text(target_root),
+        "backup_dir": to_text(backup_root) if backup_root is not None and not dry_run else None,
         "files_seen": len(files),
         "selected": len(files) - counts["skipped"],
         "changed": counts["changed"],
@@ -393,7 +428,7 @@ def apply_recipe(
         f"{summary['changed']} {verb} ({summary['changes']} changes), {summary['unchanged']} unchanged, "
         f"{summary['failed']} failed"
     )
-    logger.info(message)
+    logger.info("%s", message)  # the recipe's name is user text, never a format string
     return Failed(message=message, data=summary) if summary["failed"] else Completed(message=message, data=summary)
 
 
@@ -407,25 +442,36 @@ def run(args: argparse.Namespace) -> int:
 
     err = Console(stderr=True, soft_wrap=True)  # whole lines: messages name files and fields
     # Check everything that needs no Prefect first: a typo should cost a second, not a server start.
+    from flows import temporary_server
+
+    # Prefect parameters are JSON: paths in the catalog's text form (flows/names.py).
+    library, backup = to_text(args.library), to_text(args.backup) if args.backup else None
+    out = to_text(args.out) if args.out else None
     try:
-        cfg = load_config(args.config, out=args.out)
+        cfg = load_config(args.config, out=out)
         load_recipe(args.recipe, title_settings(cfg).title_tags)
-        check_paths(args.library, args.in_place, args.backup, args.dry_run)
+        check_paths(library, args.in_place, backup, args.dry_run, cfg.out)
     except (ConfigError, RecipeError, ApplyError) as exc:
-        err.print(f"[red]error:[/red] {escape(str(exc))}")
+        err.print(f"[red]error:[/red] {escape(printable(exc))}")
         return 2
-    state = apply_recipe(
-        recipe=args.recipe,
-        library=args.library,
-        out=args.out,
-        dry_run=args.dry_run,
-        in_place=args.in_place,
-        backup=args.backup,
-        config=args.config,
-        workers=args.workers,
-        recatalog=not args.no_catalog,
-        return_state=True,
-    )
+    with contextlib.ExitStack() as stack:
+        try:  # ours, not Prefect's temporary server: it dies with this process, even on SIGKILL
+            stack.enter_context(temporary_server.prefect_api(float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", 180))))
+        except RuntimeError as exc:
+            err.print(f"[red]apply did not start:[/red] {escape(printable(exc))}")
+            return 3
+        state = apply_recipe(
+            recipe=args.recipe,
+            library=library,
+            out=out,
+            dry_run=args.dry_run,
+            in_place=args.in_place,
+            backup=backup,
+            config=args.config,
+            workers=args.workers,
+            recatalog=not args.no_catalog,
+            return_state=True,
+        )
     summary = state.result(raise_on_failure=False)
     if not isinstance(summary, dict):
         err.print(f"[red]apply did not complete:[/red] {escape(str(state.message))}")
@@ -445,6 +491,7 @@ def print_report(summary: dict, quiet: bool = False) -> None:
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
+    from rich.text import Text
 
     out = Console(soft_wrap=True)  # one change per line, however long, for reading and grep
     dry = summary["mode"] == "dry-run"
@@ -463,7 +510,8 @@ def print_report(summary: dict, quiet: bool = False) -> None:
                 out.print(escape(line), highlight=False)
         elif status == "unchanged" and (result.get("note") or "").startswith("outdated revision") and not quiet:
             out.print(f"[bold]{escape(result['path'])}[/bold]: {escape(result['note'])}")
-    table = Table(title=f"cadpipe apply {summary['recipe']} ({summary['recipe_hash'][:8]}), run {summary['run_id']}")
+    title = f"cadpipe apply {summary['recipe']} ({summary['recipe_hash'][:8]}), run {summary['run_id']}"
+    table = Table(title=Text(title))  # the recipe's name is user text, not markup
     columns = ("drawings", "selected", "would change" if dry else "changed", "unchanged", "failed", "changes")
     for column in columns:
         table.add_column(column, justify="right")
@@ -477,9 +525,9 @@ def print_report(summary: dict, quiet: bool = False) -> None:
     )
     out.print(table)
     if summary["revision_dir"] and not dry:
-        out.print(f"revisions: {summary['revision_dir']}")
+        out.print(f"revisions: {escape(summary['revision_dir'])}")
     if summary["backup_dir"]:
-        out.print(f"backups: {summary['backup_dir']}")
+        out.print(f"backups: {escape(summary['backup_dir'])}")
     catalog = summary.get("catalog")
     if catalog:
         if "error" in catalog:
