@@ -8,6 +8,7 @@ per file: a run of 10,000 files must not send 10,000 updates to the server.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 import time
@@ -24,7 +25,7 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 
-from flows import progress
+from flows import prefect_api, progress
 from flows.catalog import Catalog, Outcome
 from flows.rollups import WHERE_USED_TABLE
 
@@ -64,9 +65,13 @@ class ProgressReporter:
     """A flows.progress listener keeping one Prefect progress artifact current.
 
     `planned` (called in the flow) creates the artifact, linked to the flow run; `file_done` may
-    be called from any chunk thread. A failed update is logged and the run goes on: a progress bar
-    is not worth a file's result.
+    be called from any chunk thread and only counts: a background thread sends the updates, so a
+    slow or vanished API server (each call retried for a minute) never holds up a file, and no
+    lock is held while it is called. A failed update is logged and the run goes on: a progress
+    bar is not worth a file's result.
     """
+
+    FINISH_WAIT_S = 10.0  # the final value is worth this much of the run's end, not more
 
     def __init__(self, key: str = PROGRESS_KEY, throttle: Throttle | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
@@ -76,7 +81,11 @@ class ProgressReporter:
         self.artifact_id: UUID | None = None
         self.total = 0
         self.done = 0
-        self._lock = threading.Lock()  # also keeps updates in order
+        self._changes = threading.Condition()  # guards the counters below; never held across a call
+        self._counted = 0  # file_done calls so far
+        self._handled = 0  # ... of which the sender has looked at
+        self._closing = False
+        self._sender: threading.Thread | None = None
 
     @property
     def percent(self) -> float:
@@ -86,33 +95,62 @@ class ProgressReporter:
         return f"{min(self.done, self.total)} of {self.total} files done"
 
     def planned(self, total: int, todo: int) -> None:
-        with self._lock:
+        with self._changes:
             self.total, self.done = total, 0
             self.throttle = Throttle(self.throttle.min_interval_s, self.throttle.min_step)
-            try:
-                self.artifact_id = create_progress_artifact(self.percent, key=self.key, description=self.description())
-            except Exception as exc:  # noqa: BLE001 - see the class docstring
-                log.warning("progress artifact %s not created: %s", self.key, exc)
-                return
-            self.throttle.sent(self.percent, self.clock())
-
-    def file_done(self, path: str, result: dict) -> None:
-        with self._lock:
-            self.done += 1
-            self._send_if_due()
-
-    def finish(self) -> None:
-        """Send the final value, whatever the throttle says."""
-        with self._lock:
-            self.throttle.last_value = None
-            self._send_if_due()
-
-    def _send_if_due(self) -> None:
-        value, now = self.percent, self.clock()
-        if self.artifact_id is None or not self.throttle.due(value, now):
+        if not prefect_api.reachable():  # creating it would be retried for a minute
+            log.warning("progress artifact %s not created: %s", self.key, prefect_api.lost_message())
             return
         try:
-            update_progress_artifact(self.artifact_id, value, description=self.description())
+            self.artifact_id = create_progress_artifact(self.percent, key=self.key, description=self.description())
+        except Exception as exc:  # noqa: BLE001 - see the class docstring
+            log.warning("progress artifact %s not created: %s", self.key, exc)
+            return
+        self.throttle.sent(self.percent, self.clock())
+        if self._sender is None:  # the sender talks to the same API as this flow (its settings)
+            context = contextvars.copy_context()
+            self._sender = threading.Thread(target=context.run, args=(self._send_loop,), daemon=True,
+                                            name=f"progress-{self.key}")  # fmt: skip
+            self._sender.start()
+
+    def file_done(self, path: str, result: dict) -> None:
+        with self._changes:
+            self.done += 1
+            self._counted += 1
+            self._changes.notify_all()
+
+    def flush(self) -> None:
+        """Wait until the sender has dealt with every file counted so far."""
+        with self._changes:
+            if self._sender is not None:
+                self._changes.wait_for(lambda: self._handled == self._counted or not self._sender.is_alive())
+
+    def finish(self) -> None:
+        """Send the final value, whatever the throttle says; wait for it at most FINISH_WAIT_S."""
+        with self._changes:
+            self._closing = True
+            self._changes.notify_all()
+        if self._sender is not None:
+            self._sender.join(self.FINISH_WAIT_S)
+
+    def _send_loop(self) -> None:
+        while True:
+            with self._changes:
+                self._changes.wait_for(lambda: self._handled != self._counted or self._closing)
+                counted, final = self._counted, self._closing and self._handled == self._counted
+                value, description = self.percent, self.description()
+            now = self.clock()
+            if final or self.throttle.due(value, now):
+                self._send(value, description, now)
+            with self._changes:
+                self._handled = counted
+                self._changes.notify_all()
+            if final:
+                return
+
+    def _send(self, value: float, description: str, now: float) -> None:
+        try:
+            update_progress_artifact(self.artifact_id, value, description=description)
         except Exception as exc:  # noqa: BLE001 - see the class docstring
             log.warning("progress artifact %s not updated to %.1f %%: %s", self.key, value, exc)
             return

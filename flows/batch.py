@@ -9,10 +9,13 @@ was finished and published, so the UI shows it and its Retry redoes only what is
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import math
 import os
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -22,7 +25,7 @@ from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows import logs, progress
+from flows import logs, prefect_api, progress
 from flows.artifacts import create_run_artifacts, track_progress
 from flows.catalog import Catalog, Outcome, now_iso
 from flows.config import Config, check_roots, fingerprint, load_config
@@ -36,6 +39,12 @@ from flows.version import pipeline_version
 from flows.work import failure, is_complete, sweep_abandoned
 
 MAX_TASK_RUNS = 200
+
+# Results of the chunks this process ran, by (run_id, chunk index): what a run keeps when the
+# Prefect server goes away under it and the subflow of its chunks cannot report its end.
+_chunk_results: dict[tuple[str, int], list[dict]] = {}
+_finished: dict[str, dict] = {}  # run_id -> summary of the runs this process published
+_results_lock = threading.Lock()
 
 
 def chunk_size_for(files: int, workers: int, configured: int = 0) -> int:
@@ -118,9 +127,13 @@ def process_chunk(index: int, jobs: list[dict], settings: dict) -> list[dict]:
         if settings["runner"] != "dask":
             progress.file_done(job["path"], result)
 
-    return executor.run(
+    results = executor.run(
         jobs, timeout_s=settings["timeout_s"], retry=RetryPolicy(**settings["retry"]), on_result=report
     )
+    if settings.get("run_id"):
+        with _results_lock:
+            _chunk_results[(settings["run_id"], index)] = results
+    return results
 
 
 @task(name="publish")
@@ -225,7 +238,7 @@ def _run_batch(cfg: Config, run: dict, settings: dict, dask_address: str | None,
         results: list[dict] = []
         if chunks:
             task_runner = _task_runner(settings["runner"], settings["workers"], dask_address)
-            for chunk_results in run_chunks.with_options(task_runner=task_runner)(chunks, settings):
+            for chunk_results in _chunks_despite_the_api(chunks, {**settings, "run_id": run["run_id"]}, task_runner):
                 results.extend(chunk_results)
     finally:
         stop_progress()
@@ -240,7 +253,12 @@ def _run_batch(cfg: Config, run: dict, settings: dict, dask_address: str | None,
     row = publish(cfg, run, outcomes)
     summary = {**row, "out": out_dir, "failures": Catalog(cfg.out).failures([o.input.key for o in outcomes])}
     summary["documents"] = publish_docs(cfg, row, outcomes)
-    create_run_artifacts(cfg.out, summary, outcomes)
+    with _results_lock:
+        _finished[run["run_id"]] = summary
+    if prefect_api.reachable():  # else each would be retried for a minute, and lost anyway
+        create_run_artifacts(cfg.out, summary, outcomes)
+    else:
+        logger.error("run artifacts not created: %s", prefect_api.lost_message())
     notify_run(cfg, summary)
     message = (
         f"{row['files_seen']} files: {row['processed']} processed, {row['reused'] + row['unchanged']} unchanged, "
@@ -252,6 +270,43 @@ def _run_batch(cfg: Config, run: dict, settings: dict, dask_address: str | None,
     return Completed(message=message, data=summary)
 
 
+def _chunks_despite_the_api(chunks: list[list[dict]], settings: dict, task_runner) -> list[list[dict]]:
+    """The chunks' results, through the `cadpipe-chunks` subflow. When the Prefect server goes away
+    the subflow cannot report its end (or start): the results of the chunks this process ran are
+    kept, the others run here without the subflow, and the run goes on to the catalog."""
+    try:
+        return run_chunks.with_options(task_runner=task_runner)(chunks, settings)
+    except Exception as exc:
+        if prefect_api.reachable():
+            raise
+        get_run_logger().error("%s; the files and the catalog go on without it", prefect_api.lost_message(exc))
+        with _results_lock:
+            done = {i: _chunk_results.get((settings["run_id"], i)) for i in range(len(chunks))}
+        missing = [i for i, results in done.items() if results is None]
+        here = {**settings, "runner": "processes"}  # also what a Dask cluster did not report
+        with ThreadPoolExecutor(max_workers=max(2, settings["workers"] * 2)) as pool:
+            futures = {
+                i: pool.submit(contextvars.copy_context().run, process_chunk.fn, i, chunks[i], here)
+                for i in missing
+            }
+            for i, future in futures.items():
+                done[i] = future.result()
+        return [done[i] for i in range(len(chunks))]
+    finally:
+        with _results_lock:
+            for i in range(len(chunks)):
+                _chunk_results.pop((settings["run_id"], i), None)
+
+
+def finished_summary(run_id: str | None = None) -> dict | None:
+    """The summary of a run this process published (the latest, without `run_id`): what the
+    command line reports when the Prefect server went away before the flow run could end."""
+    with _results_lock:
+        if run_id is not None:
+            return _finished.get(run_id)
+        return list(_finished.values())[-1] if _finished else None
+
+
 def unreadable_result(problem) -> dict:
     """The failure record of something discovery could not take (flows/discover.py: Unreadable)."""
     return {
@@ -260,6 +315,8 @@ def unreadable_result(problem) -> dict:
         "error_class": problem.error_class,
         "error_message": problem.message,
         "permanent": problem.permanent,
+        "attempt": 1,  # integers, not nulls: the catalog's columns stay integer
+        "duration_ms": 0,
     }
 
 

@@ -181,8 +181,12 @@ def _run_batch(args: argparse.Namespace, params: dict, cfg, server) -> int:
     listener = ProgressBar(bar)
     unsubscribe = progress.subscribe(listener)
     try:
-        with prefect_settings, bar:
-            state = batch(**params, return_state=True)
+        with prefect_settings:
+            try:
+                with bar:
+                    state = batch(**params, return_state=True)
+            except Exception as exc:  # the flow run could not even report its end
+                return _lost(exc)
     finally:
         unsubscribe()
     summary = state.result(raise_on_failure=False)
@@ -191,6 +195,26 @@ def _run_batch(args: argparse.Namespace, params: dict, cfg, server) -> int:
         return 3
     print_summary(summary)
     return 1 if summary["failed"] else 0
+
+
+def _lost(exc: Exception) -> int:
+    """Exit 3 with the reason. A run whose Prefect server went away still processed and
+    published every file (flows/batch.py): its summary is shown, and the lost server named."""
+    from flows import prefect_api
+    from flows.batch import finished_summary
+
+    summary = finished_summary()
+    if summary is None or prefect_api.reachable():
+        console.print(labelled("batch did not complete:", "red", f"{type(exc).__name__}: {exc}"))
+        return 3
+    print_summary(summary)
+    console.print(labelled(
+        "batch did not complete:", "red",
+        f"{prefect_api.lost_message(exc)}; every file was processed and the catalog is complete, "
+        "but Prefect's record of the run is not",
+    ))  # fmt: skip
+    prefect_api.drop_undeliverable()  # else the exit waits for each queued event to fail to send
+    return 3
 
 
 def print_summary(summary: dict) -> None:

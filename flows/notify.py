@@ -66,6 +66,11 @@ class WebhookSettings:
         if self.secret_block:
             from prefect.blocks.system import Secret
 
+            from flows import prefect_api
+
+            if not prefect_api.reachable():  # a Secret block lives on the server (a minute of retries)
+                raise SecretMissing(f"Secret block {self.secret_block!r} not read: {prefect_api.lost_message()}")
+
             value = Secret.load(self.secret_block).get()
             if value:
                 return str(value)

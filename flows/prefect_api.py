@@ -1,0 +1,67 @@
+"""Is the Prefect API still there? The server is a helper of a run, not a single point of failure.
+
+Prefect 3 runs task runs without the server (their states travel as events), but every API call
+(a subflow's start and end, an artifact, a Secret block, the flow run's final state) is retried
+for about a minute when the server is gone. A run that lost its server therefore asks once, cheaply,
+before each optional call, and does the file work and the catalog without it.
+"""
+
+from __future__ import annotations
+
+import httpx
+
+
+def api_url() -> str | None:
+    from prefect.settings import get_current_settings
+
+    return get_current_settings().api.url
+
+
+def reachable(timeout_s: float = 5.0) -> bool:
+    """False when the configured API refuses connections or cannot be resolved (its server is
+    gone); True when it answers anything, or is merely slow (a busy server is still there)."""
+    url = api_url()
+    if not url:
+        return True  # no server configured: Prefect's own temporary one serves this process
+    try:
+        httpx.get(f"{url.rstrip('/')}/health", timeout=timeout_s)
+    except (httpx.ConnectError, httpx.UnsupportedProtocol):
+        return False
+    except httpx.HTTPError:
+        return True
+    return True
+
+
+def lost_message(exc: BaseException | None = None) -> str:
+    cause = f" ({type(exc).__name__}: {exc})" if exc is not None else ""
+    return f"the Prefect server at {api_url()} stopped answering during the run{cause}"
+
+
+def drop_undeliverable() -> int:
+    """Discard the events and log records Prefect still holds for a server that is gone; return
+    how many. At exit Prefect would otherwise try each one in turn (an event costs about 7 s of
+    reconnection attempts), keeping a finished command alive for many minutes. Nothing else
+    reads them: the catalog and our JSON log have the run. (Prefect offers no public way to do
+    this; its services keep their backlog in `_queue`.)"""
+    import queue
+
+    from prefect._internal.concurrency.services import _active_services
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    dropped = 0
+    for service in list(_active_services):
+        if not isinstance(service, (EventsWorker, APILogWorker)):
+            continue
+        backlog = getattr(service, "_queue", None)
+        while backlog is not None:
+            try:
+                item = backlog.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:  # the service's own stop signal: keep it
+                backlog.put_nowait(None)
+                break
+            backlog.task_done()
+            dropped += 1
+    return dropped
