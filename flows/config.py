@@ -308,10 +308,11 @@ def load_config(
     _validate(raw, where)
     base = config_path.parent if config_path else Path.cwd()
     # Given here (command line, flow parameters): the catalog's text form of a path (flows/names.py).
+    # Absolute, not resolved: a source that is a link is discovery's to judge (flows/discover.py).
     source_paths = (
-        tuple(native_path(s).resolve() for s in sources)
+        tuple(Path(os.path.abspath(native_path(s))) for s in sources)
         if sources
-        else tuple((base / s).resolve() for s in raw["inputs"]["sources"])
+        else tuple(Path(os.path.abspath(base / s)) for s in raw["inputs"]["sources"])
     )
     out_path = native_path(out).resolve() if out else (base / raw["output"]["root"]).resolve()
     return Config(raw=raw, base_dir=base, path=config_path, sources=source_paths, out=out_path)

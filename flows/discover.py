@@ -43,8 +43,8 @@ _CHUNK = 1 << 20
 class InputFile:
     source_root: str  # text form of the absolute folder the file is known under (see Identity)
     path: str  # text form of the POSIX path relative to source_root
-    size: int | None
-    mtime_ns: int | None
+    size: int
+    mtime_ns: int
     sha256: str | None  # None only for an entry discovery could not read
     format: str | None  # dxf, dxf-binary, dwg, step, iges, stl, or "unknown" (a CAD extension, unrecognised content)
 
@@ -67,8 +67,8 @@ class Unreadable:
     error_class: str  # PermissionError, FileNotFoundError, BrokenSymlink, SymlinkLoop, OutsideSource, NotRegularFile
     reason: str
     permanent: bool  # False where the cause can pass (permissions, a file that vanished)
-    size: int | None = None
-    mtime_ns: int | None = None
+    size: int = 0  # of the entry itself (a link's own), 0 when unknown
+    mtime_ns: int = 0
 
     @property
     def key(self) -> tuple[str, str]:
@@ -153,9 +153,16 @@ class _Scan:
 
     def problem(self, path: str, error_class: str, reason: str, permanent: bool, st=None) -> None:
         root_text, rel_text, _ = self.key(path)
+        if st is None:
+            try:
+                st = os.lstat(path)  # the entry's own stat: how a watcher knows it again
+            except OSError:
+                pass
+        # 0 when not even that is known: size and mtime stay integer columns (a null would make
+        # them floats, and a float cannot hold a nanosecond mtime).
         entry = Unreadable(
             root_text, rel_text, error_class, reason, permanent,
-            st.st_size if st is not None else None, st.st_mtime_ns if st is not None else None,
+            st.st_size if st is not None else 0, st.st_mtime_ns if st is not None else 0,
         )  # fmt: skip
         self.problems.setdefault(entry.key, entry)
 

@@ -33,6 +33,7 @@ import fnmatch
 import logging
 import os
 import signal
+import stat as stat_module
 import sys
 import threading
 import time
@@ -352,6 +353,12 @@ class Watcher:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def last_change(self, path: Path) -> float | None:
+        """When (monotonic) the watcher last saw `path` change; None when it is not waiting for it."""
+        with self._lock:
+            arrival = self._pending.get(path)
+            return arrival.changed_at if arrival is not None else None
+
     @property
     def busy(self) -> bool:
         """Files waiting or a run in progress."""
@@ -385,7 +392,7 @@ class Watcher:
             if arrival is None:
                 arrival = self._pending[path] = Arrival(path, folder, stat.st_size, stat.st_mtime_ns, now)
             arrival.size, arrival.mtime_ns, arrival.changed_at = stat.st_size, stat.st_mtime_ns, now
-            arrival.closed = closed
+            arrival.closed = closed or not stat_module.S_ISREG(stat.st_mode)  # a link or FIFO is never written
             arrival.watched = arrival.watched or (self._reports_close if watched is None else watched)
             arrival.ready_at = None
             arrival.not_before = 0.0  # new content: no reason to wait for an earlier failure's retry

@@ -115,6 +115,72 @@ def test_a_file_written_slowly_is_processed_once_after_it_is_complete(tmp_path, 
     assert row["sha256"] == hashlib.sha256(text).hexdigest(), "the complete content was processed"
 
 
+def test_a_writer_that_closes_after_each_chunk_never_has_a_partial_version_taken(tmp_path, drop):
+    text = dxf_text(20, lines=300).encode()
+    size = len(text) // 8 + 1
+    chunks = [text[i : i + size] for i in range(0, len(text), size)]
+    target = drop / "chunked.dxf"
+    settle_s = 1.5
+    out = tmp_path / "out"
+    with make_watcher(tmp_path, drop, settle_s=settle_s) as watcher:
+        gaps, last = [], time.monotonic()
+        for chunk in chunks:
+            with open(target, "ab") as fh:  # open, append, close: inotify reports a close each time
+                fh.write(chunk)
+            now = time.monotonic()
+            gaps.append(now - last)
+            last = now
+            time.sleep(0.1)
+        completed = time.monotonic()
+        wait_for(lambda: settled(watcher, out, {"chunked.dxf"}), what="chunked.dxf recorded")
+        runs = runs_with(watcher, "chunked.dxf")
+    if max(gaps) < settle_s:  # this writer never paused as long as settle_s (measured, not assumed)
+        assert len(runs) == 1 and runs[0].started_at >= completed, "only the complete file was taken"
+    [row] = files_table(out).to_dict("records")
+    assert row["status"] == "ok" and row["sha256"] == hashlib.sha256(text).hexdigest()
+    assert len(pd.read_parquet(out / "catalog" / "runs.parquet")) == len(runs)
+
+
+def test_a_file_held_open_for_writing_is_not_taken_however_long_the_writer_pauses(tmp_path, drop):
+    text = dxf_text(21).encode()
+    target = drop / "paused.dxf"
+    out = tmp_path / "out"
+    with make_watcher(tmp_path, drop, poll=True, settle_s=0.6) as watcher:
+        with open(target, "wb") as fh:
+            fh.write(text[: len(text) // 2])
+            fh.flush()
+            # Pause until the watcher has seen no change for three settle times (its own clock).
+            wait_for(lambda: watcher.last_change(target) is not None, what="the polling observer to see it")
+            wait_for(lambda: time.monotonic() - watcher.last_change(target) > 3 * 0.6 + 1.0, what="a long pause")
+            assert runs_with(watcher, "paused.dxf") == [], "taken while its writer still held it open"
+            fh.write(text[len(text) // 2 :])
+        wait_for(lambda: settled(watcher, out, {"paused.dxf"}), what="paused.dxf recorded")
+        runs = runs_with(watcher, "paused.dxf")
+    assert len(runs) == 1
+    [row] = files_table(out).to_dict("records")
+    assert row["status"] == "ok" and row["sha256"] == hashlib.sha256(text).hexdigest()
+
+
+def test_a_link_out_of_a_drop_folder_is_recorded_and_never_read(tmp_path, drop):
+    secret = tmp_path / "shadow"
+    secret.write_bytes(b"root:$6$secret:19000::::::\n")
+    os.chmod(secret, 0o640)
+    out = tmp_path / "out"
+    with make_watcher(tmp_path, drop) as watcher:
+        (drop / "sub").mkdir()
+        os.symlink(secret, drop / "sub" / "shadow.dxf")
+        (drop / "sub" / "part.dxf").write_text(dxf_text(22), encoding="utf-8")
+        wait_for(lambda: settled(watcher, out, {"sub/shadow.dxf", "sub/part.dxf"}), what="both recorded")
+        time.sleep(1.5)  # room for a wrong retry run
+        runs = list(watcher.runs)
+    files = files_table(out).set_index("path")
+    assert set(files.index) == {"sub/shadow.dxf", "sub/part.dxf"} and set(files["source_root"]) == {str(drop)}
+    assert files.loc["sub/shadow.dxf", "error_class"] == "OutsideSource"
+    assert pd.isna(files.loc["sub/shadow.dxf", "quarantine"])
+    assert not any(b"secret" in p.read_bytes() for p in out.rglob("*") if p.is_file())
+    assert sum(len(r.paths) for r in runs) == 2, "each file in one run, none retried"
+
+
 def test_a_burst_of_50_files_gives_few_runs_and_every_file_is_processed(tmp_path, drop):
     texts = {f"part-{i:02d}.dxf": dxf_text(i) for i in range(50)}
     with make_watcher(tmp_path, drop, batch_window_s=1.5) as watcher:
