@@ -52,6 +52,7 @@ from OCP.TopTools import TopTools_IndexedMapOfShape
 from OCP.XCAFDoc import XCAFDoc_DocumentTool, XCAFDoc_ShapeTool
 
 from converters.errors import InputError, TransientError
+from extractors.file_access import may_read
 from extractors.file_kind import sniff_format
 
 __all__ = [
@@ -430,7 +431,7 @@ def _external_references(path: Path, reader: STEPCAFControl_Reader) -> list[Path
         if not name:
             continue
         target = path.parent / name  # an absolute name stays absolute
-        if target.is_file():
+        if may_read(target):  # outside the source (extractors/file_access.py): not even looked up
             resolved.append(target)
         else:
             missing.append(name)

@@ -395,3 +395,27 @@ def test_a_watcher_or_an_apply_overlapping_the_output_root_is_refused(tmp_path):
     recipe.write_text("name: r\noperations:\n  - purge: {layers: true}\n", encoding="utf-8")
     proc = cli("apply", recipe, "--library", drop, "--out", drop, timeout=120)
     assert proc.returncode == 2 and "inside the library" in text(proc.stderr), text(proc.stderr)
+
+
+def test_step_external_references_outside_the_source_are_not_read(corpus_dir, manifest, tmp_path):
+    from converters.errors import InputError
+    from extractors.file_access import ReadScope, reading_within
+    from extractors.step_document import open_step
+
+    lib, outside = tmp_path / "lib", tmp_path / "outside"
+    lib.mkdir()
+    outside.mkdir()
+    prefix = "files/occt-import-js/test__testfiles__cax-if__s1-c5-214__"
+    for row in manifest:  # the parts outside the library, the assembly inside pointing out at them
+        if row["path"].startswith(prefix):
+            name = Path(row["source_path"]).name
+            data = (corpus_dir / row["path"]).read_bytes()
+            if name == "s1-c5-214.stp":
+                for part in (b"HEAD", b"TAIL", b"MAINBODY", b"FOOT"):
+                    data = data.replace(b"'" + part + b".stp'", b"'../outside/" + part + b".stp'")
+                (lib / name).write_bytes(data)
+            else:
+                (outside / name).write_bytes(data)
+    with reading_within(ReadScope.of([lib])), pytest.raises(InputError, match="external references not found"):
+        open_step(lib / "s1-c5-214.stp")
+    assert len(open_step(lib / "s1-c5-214.stp").external_files) == 4, "outside any scope they are found"
