@@ -43,7 +43,7 @@ MAX_TASK_RUNS = 200
 # Results of the chunks this process ran, by (run_id, chunk index): what a run keeps when the
 # Prefect server goes away under it and the subflow of its chunks cannot report its end.
 _chunk_results: dict[tuple[str, int], list[dict]] = {}
-_finished: dict[str, dict] = {}  # run_id -> summary of the runs this process published
+_finished: dict[str, dict] = {}  # run_id -> summary of the latest run this process published
 _results_lock = threading.Lock()
 
 
@@ -130,7 +130,7 @@ def process_chunk(index: int, jobs: list[dict], settings: dict) -> list[dict]:
     results = executor.run(
         jobs, timeout_s=settings["timeout_s"], retry=RetryPolicy(**settings["retry"]), on_result=report
     )
-    if settings.get("run_id"):
+    if settings.get("run_id") and settings["runner"] != "dask":  # a Dask worker's are its own
         with _results_lock:
             _chunk_results[(settings["run_id"], index)] = results
     return results
@@ -227,8 +227,11 @@ def _run_batch(cfg: Config, run: dict, settings: dict, dask_address: str | None,
         progress.planned(plan.total, len(plan.todo))
         for item in plan.reuse + plan.unchanged + plan.still_failed:
             progress.file_done(item.input.path, {"status": "unchanged"})
-        for problem in plan.unreadable:
-            progress.file_done(problem.path, unreadable_result(problem))
+        for problem in plan.unreadable:  # failed already: said like any other failed file
+            result = unreadable_result(problem)
+            where = {"source_root": problem.source_root, "path": problem.path, "sha256": None, "work_id": None}
+            logs.file_event(logger, where, result)
+            progress.file_done(problem.path, result)
 
         out_dir = to_text(cfg.out)
         follow = cfg.raw["inputs"]["follow_symlinks"]
@@ -254,6 +257,7 @@ def _run_batch(cfg: Config, run: dict, settings: dict, dask_address: str | None,
     summary = {**row, "out": out_dir, "failures": Catalog(cfg.out).failures([o.input.key for o in outcomes])}
     summary["documents"] = publish_docs(cfg, row, outcomes)
     with _results_lock:
+        _finished.clear()  # the latest only: a watcher runs batch after batch in one process
         _finished[run["run_id"]] = summary
     if prefect_api.reachable():  # else each would be retried for a minute, and lost anyway
         create_run_artifacts(cfg.out, summary, outcomes)

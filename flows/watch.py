@@ -332,7 +332,7 @@ class Watcher:
         self._thread.start()
         log.info(
             "watching %s (%s observer, runs %s)",
-            ", ".join(map(str, self.settings.folders)),
+            ", ".join(map(to_text, self.settings.folders)),
             "polling" if self.settings.poll else type(self._observer).__name__,
             {"local": "in this process", "deployment": f"as {self.settings.deployment} flow runs"}.get(self.trigger, "custom"),
         )
@@ -493,9 +493,9 @@ class Watcher:
                 if is_input(arrival.path, self.formats, arrival.folder, self.follow_symlinks):
                     taken.append(arrival)
                 else:
-                    log.info("ignored %s: not a CAD file of an enabled format", arrival.path)
+                    log.info("ignored %s: not a CAD file of an enabled format", to_text(arrival.path))
             except OSError as exc:  # vanished or unreadable: it will be seen again if it comes back
-                log.warning("ignored %s: %s", arrival.path, exc)
+                log.warning("ignored %s: %s", to_text(arrival.path), printable(exc))
         if not taken:
             with self._lock:
                 self._running = False
@@ -503,13 +503,13 @@ class Watcher:
 
     def _run(self, arrivals: list[Arrival]) -> None:
         record = RunRecord([a.path for a in arrivals], started_at=time.monotonic())
-        log.info("run of %d files: %s", len(arrivals), ", ".join(a.path.name for a in arrivals[:10]))
+        log.info("run of %d files: %s", len(arrivals), ", ".join(to_text(a.path.name) for a in arrivals[:10]))
         try:
             outcome = self.dispatch(record.paths, sorted({a.folder for a in arrivals}))
             record.flow_run_id, record.state = outcome.get("flow_run_id"), outcome.get("state")
             log.info("run %s ended %s: %s", record.flow_run_id, record.state, outcome.get("message"))
         except Exception as exc:  # noqa: BLE001 - a failing run must not stop the watcher; logged
-            record.error = f"{type(exc).__name__}: {exc}"
+            record.error = printable(f"{type(exc).__name__}: {exc}")
             log.error("run of %d files failed: %s", len(arrivals), record.error, exc_info=True)
         try:
             self._after_run(record, arrivals)
@@ -572,7 +572,7 @@ class Watcher:
         try:
             os.rename(arrival.path, target)
         except OSError as exc:
-            log.warning("could not move %s to %s: %s", arrival.path, target, exc)
+            log.warning("could not move %s to %s: %s", to_text(arrival.path), to_text(target), printable(exc))
             return None
         return target
 
