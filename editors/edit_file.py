@@ -59,6 +59,7 @@ def edit_file(
     facts: FileFacts | None = None,
     stage: Callable[[str], None] = lambda name: None,
     before_replace: Callable[[FileEdit], None] | None = None,
+    temp_tag: str | None = None,
 ) -> FileEdit:
     """Edit `src` into `dest` (the same path: in place, which needs `backup`).
 
@@ -66,6 +67,8 @@ def edit_file(
     are checked on the document. A dry run returns the changes and writes nothing.
     `before_replace` gets the edit as it will be (with the new file's hash) once the new file is
     written and checked, just before it replaces `dest`: the audit trail is written first.
+    `temp_tag` names the temporary files (`temp_beside`): a run that knows its tag can remove
+    those of a killed run.
     """
     src, dest = Path(src), Path(dest)
     in_place = src.resolve() == dest.resolve()
@@ -95,7 +98,7 @@ def edit_file(
     stage("write")
     if in_place:
         assert backup is not None
-        _copy_atomically(src, Path(backup))
+        _copy_atomically(src, Path(backup), temp_tag)
     edit = FileEdit("changed", sha_before, changes, None, str(dest), str(backup) if in_place else None)
 
     def announce(sha_after: str) -> None:
@@ -110,6 +113,7 @@ def edit_file(
         mode_from=src,
         unchanged=(src, sha_before) if in_place else None,
         before_replace=announce,
+        temp_tag=temp_tag,
     )
     edit.sha256_after = _sha256(dest)
     return edit
@@ -141,10 +145,11 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _temp_beside(path: Path) -> Path:
-    # Not `.<name>.tmp-<pid>`: a long name would pass the file system's 255-byte limit.
-    tag = hashlib.sha256(os.fsencode(path.name)).hexdigest()[:12]
-    return path.with_name(f".cadpipe-{tag}.tmp-{os.getpid()}")
+def temp_beside(path: Path, tag: str | None = None) -> Path:
+    """The temporary file written before `path` is replaced: hidden, named by a hash of the
+    name (a long name would pass the 255-byte limit), and by `tag` (default: the process id)."""
+    digest = hashlib.sha256(os.fsencode(Path(path).name)).hexdigest()[:12]
+    return Path(path).with_name(f".cadpipe-{digest}.tmp-{tag or os.getpid()}")
 
 
 def _save_atomically(
@@ -155,8 +160,9 @@ def _save_atomically(
     mode_from: Path,
     unchanged: tuple[Path, str] | None,
     before_replace: Callable[[str], None] = lambda sha_after: None,
+    temp_tag: str | None = None,
 ) -> None:
-    tmp = _temp_beside(dest)
+    tmp = temp_beside(dest, temp_tag)
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         loaded.doc.saveas(tmp, fmt="bin" if binary else "asc")
@@ -189,8 +195,8 @@ def _check_written(path: Path, allowed_errors: int) -> None:
         raise InputError(f"the edited drawing fails ezdxf's audit ({found}); not written")
 
 
-def _copy_atomically(src: Path, dest: Path) -> None:
-    tmp = _temp_beside(dest)
+def _copy_atomically(src: Path, dest: Path, temp_tag: str | None = None) -> None:
+    tmp = temp_beside(dest, temp_tag)
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(src, tmp)
@@ -243,6 +249,7 @@ def edit_job(job: dict) -> dict:
             facts=FileFacts.from_dict(job["facts"]) if job.get("facts") else None,
             stage=stage,
             before_replace=functools.partial(_announce, job) if job.get("intent_file") else None,
+            temp_tag=job.get("temp_tag"),
         )
     except BaseException as exc:  # noqa: BLE001 - every failure becomes a record
         if isinstance(exc, KeyboardInterrupt):

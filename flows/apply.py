@@ -34,7 +34,7 @@ from prefect import flow, get_run_logger, task
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed
 
-from editors.edit_file import edit_job, init_edit_worker
+from editors.edit_file import edit_job, init_edit_worker, temp_beside
 from editors.recipe import Recipe, RecipeError, load_recipe
 from editors.selection import FileFacts, TitleSettings, facts_selected, path_selected
 from extractors.block_attributes import DEFAULT_TAG_MAP
@@ -375,8 +375,13 @@ def apply_recipe(
 def _apply(cfg, plan_recipe, settings, root, target_root, in_place, backup_root, dry_run, run, mode, journal,
            logger, config, workers, recatalog):  # fmt: skip
     jobs, settled = plan_edits(cfg, plan_recipe, settings, root, target_root, in_place, backup_root, dry_run)
-    for job in jobs if journal is not None else []:
-        job["intent_file"] = journal.intent_file(job["path"])
+    if journal is not None:
+        temporaries = []
+        for job in jobs:
+            job["intent_file"] = journal.intent_file(job["path"])
+            job["temp_tag"] = run["run_id"]
+            temporaries += [to_text(temp_beside(native_path(p), run["run_id"])) for p in (job["dest"], job["backup"]) if p]
+        journal.plan(temporaries)
     total = len(jobs) + len(settled)
     logger.info("%s (%s): %d drawings, %d to open", plan_recipe.name, plan_recipe.short_hash, total, len(jobs))
     exec_settings = {

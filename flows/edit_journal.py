@@ -10,7 +10,8 @@ that edit (its changes, the hash the new file will have) into the run's journal 
 ends. The next apply first completes the record of every journal left behind by a run that is no
 longer alive (its lock is free): an intent whose file now has the announced hash is recorded, with
 the crashed run's id; one whose file does not (the rename never happened, or the file changed
-since) is dropped.
+since) is dropped; and the temporary files its workers may have left beside the drawings and
+backups (named by its run id) are removed.
 """
 
 from __future__ import annotations
@@ -60,8 +61,14 @@ class RunJournal:
         self.folder.mkdir(parents=True, exist_ok=True)
         self._lock = os.open(_root(out) / f"{run['run_id']}.lock", os.O_RDWR | os.O_CREAT, 0o644)
         fcntl.flock(self._lock, fcntl.LOCK_EX)
-        header = {key: run[key] for key in ("run_id", "recipe_name", "recipe_hash", "mode")}
-        write_json(self.folder / "run.json", header)
+        self.header = {key: run[key] for key in ("run_id", "recipe_name", "recipe_hash", "mode")}
+        write_json(self.folder / "run.json", self.header)
+
+    def plan(self, temporaries: list[str]) -> None:
+        """The temporary files (text form) the run's workers may write beside the drawings and
+        backups: a killed run's are removed by the next apply."""
+        self.header["temporaries"] = temporaries
+        write_json(self.folder / "run.json", self.header)
 
     def intent_file(self, path: str) -> str:
         """Where the worker editing `path` (text form) announces its edit (text form)."""
@@ -117,6 +124,8 @@ def recover(out: Path, recorded: set[tuple[str, str]]) -> tuple[list[dict], int]
                 run = json.loads((folder / "run.json").read_text(encoding="utf-8"))
             except (OSError, ValueError):
                 run = None
+            for temporary in run.get("temporaries", []) if run else []:  # what its workers left
+                native_path(temporary).unlink(missing_ok=True)
             for intent in sorted(folder.glob("*.json")) if run else []:
                 if intent.name == "run.json":
                     continue

@@ -81,3 +81,5 @@ def test_edits_of_a_killed_in_place_apply_are_recorded_by_the_next(tmp_path):
         assert row["sha256_before"] == original[name] and row["sha256_after"] == sha256(lib / name)
         assert sha256(Path(row["backup"])) == original[name]
     assert not (out / "catalog" / ".pending-edits").exists() or not any((out / "catalog" / ".pending-edits").iterdir())
+    leftovers = [p.name for folder in (lib, backup) for p in folder.rglob(".cadpipe-*")]
+    assert leftovers == [], "the killed run's temporary files are removed by the next"

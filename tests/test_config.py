@@ -31,30 +31,7 @@ def test_relative_paths_resolve_against_the_config_file(tmp_path: Path):
         ("[dxf]\noutputs = ['svg', 'jpg']\n", ["dxf.outputs", "jpg"]),
         ("[limits]\ntimeout_s = 'long'\n", ["limits.timeout_s", "number"]),
         ("[dxf\n", ["invalid TOML"]),
-    ],
-)
-def test_mistakes_name_the_option(tmp_path: Path, text: str, words: list[str]):
-    path = tmp_path / "bad.toml"
-    path.write_text(text)
-    with pytest.raises(ConfigError) as info:
-        load_config(path)
-    for word in words:
-        assert word in str(info.value)
-
-
-def test_output_options_change_the_work_identity_of_their_family_only(tmp_path: Path):
-    base = load_config(REPO_CONFIG)
-    path = tmp_path / "c.toml"
-    path.write_text("[dxf]\npng_dpi = 300\n")
-    changed = load_config(path)
-    assert base.options_key("dxf") != changed.options_key("dxf")
-    assert base.options_key("dxf-binary") == base.options_key("dxf")
-    assert base.options_key("step") == changed.options_key("step")
-
-
-@pytest.mark.parametrize(
-    "text, words",
-    [
+        # Every number finite and in range:
         ("[limits]\ntimeout_s = nan\n", ["limits.timeout_s", "finite"]),
         ("[limits]\ntimeout_s = inf\n", ["limits.timeout_s", "finite"]),
         ("[limits]\ntimeout_s = -inf\n", ["limits.timeout_s", "finite"]),
@@ -76,13 +53,23 @@ def test_output_options_change_the_work_identity_of_their_family_only(tmp_path: 
         ("[watch]\nretry_s = 0\n", ["watch.retry_s", "> 0"]),
     ],
 )
-def test_every_number_is_finite_and_in_range(tmp_path: Path, text: str, words: list[str]):
+def test_mistakes_name_the_option(tmp_path: Path, text: str, words: list[str]):
     path = tmp_path / "bad.toml"
     path.write_text(text)
     with pytest.raises(ConfigError) as info:
         load_config(path)
     for word in words:
         assert word in str(info.value)
+
+
+def test_output_options_change_the_work_identity_of_their_family_only(tmp_path: Path):
+    base = load_config(REPO_CONFIG)
+    path = tmp_path / "c.toml"
+    path.write_text("[dxf]\npng_dpi = 300\n")
+    changed = load_config(path)
+    assert base.options_key("dxf") != changed.options_key("dxf")
+    assert base.options_key("dxf-binary") == base.options_key("dxf")
+    assert base.options_key("step") == changed.options_key("step")
 
 
 def test_command_line_numbers_are_checked_as_such(tmp_path: Path):

@@ -87,7 +87,14 @@ def config(tmp_path: Path, extra: str = "") -> Path:
     return path
 
 
-def kill_and_expect_orphan_gone(proc: subprocess.Popen, servers: list[int]) -> None:
+def kill_and_expect_orphan_gone(proc: subprocess.Popen, ready) -> None:
+    """Once `ready()` and a Prefect server runs under `proc`, SIGKILL `proc`: the server must go too."""
+    try:
+        wait_for(ready, 300, "the command to get going")
+        servers = wait_for(lambda: servers_under(proc.pid), 300, "a Prefect server under the command")
+    except BaseException:
+        proc.kill()
+        raise
     try:
         proc.send_signal(signal.SIGKILL)  # no exit hooks run
         proc.wait(timeout=60)
@@ -104,14 +111,9 @@ def test_a_killed_watcher_takes_its_prefect_server_with_it(tmp_path):
     drop.mkdir()
     out = tmp_path / "out"
     proc = start("watch", drop, "--out", out, "--config", config(tmp_path))
-    try:
-        (drop / "first.dxf").write_bytes(drawing(1))
-        wait_for(lambda: (out / "catalog" / "files.parquet").exists(), 300, "the dropped file's run")
-        servers = wait_for(lambda: servers_under(proc.pid), 60, "a Prefect server under the watcher")
-    except BaseException:
-        proc.kill()
-        raise
-    kill_and_expect_orphan_gone(proc, servers)
+    (drop / "first.dxf").write_bytes(drawing(1))
+    # After a first run: a watcher without a server of its own would have Prefect's by then.
+    kill_and_expect_orphan_gone(proc, lambda: (out / "catalog" / "files.parquet").exists())
 
 
 def test_a_killed_apply_takes_its_prefect_server_with_it(tmp_path):
@@ -119,12 +121,7 @@ def test_a_killed_apply_takes_its_prefect_server_with_it(tmp_path):
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text("name: tidy\noperations:\n  - purge: {layers: true}\n", encoding="utf-8")
     proc = start("apply", recipe, "--library", lib, "--out", tmp_path / "out", "--config", config(tmp_path))
-    try:
-        servers = wait_for(lambda: servers_under(proc.pid), 300, "a Prefect server under the apply")
-    except BaseException:
-        proc.kill()
-        raise
-    kill_and_expect_orphan_gone(proc, servers)
+    kill_and_expect_orphan_gone(proc, lambda: True)
 
 
 def test_a_run_whose_server_is_killed_finishes_its_files_and_catalog_and_exits_3(tmp_path):
