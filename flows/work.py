@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import shutil
-import stat as stat_module
 import tempfile
 import time
 import traceback
