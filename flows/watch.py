@@ -475,7 +475,10 @@ class Watcher:
                     continue
                 stable = now - arrival.changed_at >= self.settings.settle_s
                 closed = arrival.closed or not arrival.watched
-                if stable and closed and not open_for_writing(path):
+                if stable and closed and open_for_writing(path):
+                    arrival.changed_at = now  # held open: look again (scanning /proc) a settle time later
+                    continue
+                if stable and closed:
                     arrival.ready_at = arrival.ready_at or now
                     ready.append(arrival)
             if not ready:

@@ -149,9 +149,10 @@ def test_a_file_held_open_for_writing_is_not_taken_however_long_the_writer_pause
         with open(target, "wb") as fh:
             fh.write(text[: len(text) // 2])
             fh.flush()
-            # Pause until the watcher has seen no change for three settle times (its own clock).
-            wait_for(lambda: watcher.last_change(target) is not None, what="the polling observer to see it")
-            wait_for(lambda: time.monotonic() - watcher.last_change(target) > 3 * 0.6 + 1.0, what="a long pause")
+            wrote_at = time.monotonic()
+            # Pause until the watcher found it unchanged for settle_s and still held open: it then
+            # looks again later, so its last change moves past our last write.
+            wait_for(lambda: (watcher.last_change(target) or 0) > wrote_at + 0.6, what="the watcher to find it held open")
             assert runs_with(watcher, "paused.dxf") == [], "taken while its writer still held it open"
             fh.write(text[len(text) // 2 :])
         wait_for(lambda: settled(watcher, out, {"paused.dxf"}), what="paused.dxf recorded")
