@@ -117,12 +117,12 @@ def test_a_file_written_slowly_is_processed_once_after_it_is_complete(tmp_path, 
 
 def test_a_writer_that_closes_after_each_chunk_never_has_a_partial_version_taken(tmp_path, drop):
     text = dxf_text(20, lines=300).encode()
-    size = len(text) // 8 + 1
+    size = len(text) // 6 + 1
     chunks = [text[i : i + size] for i in range(0, len(text), size)]
     target = drop / "chunked.dxf"
-    settle_s = 1.5
+    settle_s, window_s = 2.0, 0.5
     out = tmp_path / "out"
-    with make_watcher(tmp_path, drop, settle_s=settle_s) as watcher:
+    with make_watcher(tmp_path, drop, settle_s=settle_s, batch_window_s=window_s) as watcher:
         gaps, last = [], time.monotonic()
         for chunk in chunks:
             with open(target, "ab") as fh:  # open, append, close: inotify reports a close each time
@@ -130,7 +130,7 @@ def test_a_writer_that_closes_after_each_chunk_never_has_a_partial_version_taken
             now = time.monotonic()
             gaps.append(now - last)
             last = now
-            time.sleep(0.1)
+            time.sleep(0.8)  # longer than the batch window: a run may start between two chunks
         completed = time.monotonic()
         wait_for(lambda: settled(watcher, out, {"chunked.dxf"}), what="chunked.dxf recorded")
         runs = runs_with(watcher, "chunked.dxf")
