@@ -161,6 +161,8 @@ def _merged_tags(defaults: dict[str, list[str]], extra: dict[str, list[str]]) ->
 
 def _unknown(src: Path, job: dict, dest: Path, stage: Stage) -> dict:
     stage("detect")
+    if src.is_file() and src.stat().st_size == 0:
+        raise InputError("file is empty (0 bytes)")
     raise InputError(f"content is not a recognised CAD format (extension {src.suffix or 'none'})")
 
 
