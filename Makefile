@@ -9,8 +9,8 @@ UV_VERSION := 0.13.9
 run: $(VENV)/.synced          ## convert the sample drawings in data/samples into out/
 	$(VENV)/bin/cadpipe run
 
-test: $(VENV)/.synced         ## run the test suite (installs Debian's chromium for the HTML tests if missing)
-	.ci/install-browser
+test: $(VENV)/.synced         ## run the test suite (installs Debian's chromium, librecad, curl and jq if missing)
+	.ci/install-test-tools
 	$(VENV)/bin/python -m pytest
 
 bench: $(VENV)/.synced        ## orchestration overhead over the corpus replicated to 1,000 files

@@ -35,18 +35,6 @@ def files_table(out: Path) -> pd.DataFrame:
     return pd.read_parquet(out / "catalog" / "files.parquet")
 
 
-@pytest.fixture(scope="module")
-def corpus_batch(tmp_path_factory, corpus_dir, manifest):
-    """Every DXF and DWG of the corpus, in one library, processed once."""
-    lib = tmp_path_factory.mktemp("library")
-    rows = [r for r in manifest if r["format"] in ("dxf", "dxf-binary", "dwg")]
-    for row in rows:
-        shutil.copy2(corpus_dir / row["path"], lib / Path(row["path"]).name)
-    out = tmp_path_factory.mktemp("out")
-    state, summary = run(lib, out)
-    return {"lib": lib, "out": out, "rows": rows, "state": state, "summary": summary}
-
-
 def test_every_corpus_drawing_ends_ok_or_failed_with_a_reason(corpus_batch):
     files = files_table(corpus_batch["out"])
     expected = {Path(r["path"]).name: r for r in corpus_batch["rows"]}
