@@ -4,7 +4,7 @@ VENV   := .venv
 PYTHON ?= python3
 UV_VERSION := 0.13.9
 
-.PHONY: run test bench env
+.PHONY: run test bench env libredwg
 
 run: $(VENV)/.synced          ## convert the sample drawings in data/samples into out/
 	$(VENV)/bin/cadpipe run
@@ -17,6 +17,11 @@ bench: $(VENV)/.synced        ## orchestration overhead over the corpus replicat
 	$(VENV)/bin/python bench/orchestration.py
 
 env: $(VENV)/.synced
+
+# Opt-in DWG reader (GPL-3.0): LibreDWG as WebAssembly, from the npm registry into
+# extractors/libredwg/node_modules; needs Node.js 20+. Enable it with [dwg] readers in cadpipe.toml.
+libredwg:
+	npm ci --prefix extractors/libredwg --no-audit --no-fund
 
 # Bytecode is compiled at install: with PYTHONDONTWRITEBYTECODE set (as on our CI machines) every
 # process would otherwise recompile Prefect, pandas and ezdxf from source (~4 s each).

@@ -8,7 +8,9 @@ Order of attempts:
 3. When ezdxf rejects the structure, ``ezdxf.recover`` (which audits itself); ``recovered=True``.
    A file that ends inside a section is refused instead: recovery would silently keep the half
    that arrived. Binary DXF is refused too: ezdxf's recovery reads ASCII DXF only.
-4. DWG goes through ezdxf's ``odafc`` add-on when the ODA File Converter is installed.
+4. DWG is converted in memory to DXF by a reader of :mod:`extractors.dwg_readers` (pycadkit by
+   default, the ODA File Converter or LibreDWG where configured), and those DXF bytes are loaded
+   with ``ezdxf.recover``; ``LoadedDxf.dwg`` says which reader and what it could not convert.
 
 ``LoadedDxf.header_vars`` holds the HEADER variables as the file states them, read once more from
 the file's first section: while loading, ezdxf overwrites ``$TDCREATE`` with the load time and
@@ -18,8 +20,9 @@ be parsed on its own, or for DWG, the loaded header is used without ``$TDCREATE`
 
 Errors (``converters.errors``):
 
-- ``InputError``: the content is not a DXF/DWG, is empty, truncated, or neither loader copes; DWG
-  without the ODA File Converter; and a path that does not exist or is not a regular file. The
+- ``InputError``: the content is not a DXF/DWG, is empty, truncated, or neither loader copes; a
+  DWG the reader refuses (the message names reader, version and cause) or no DWG reader
+  available; and a path that does not exist or is not a regular file. The
   last is permanent on purpose: the batch found the file moments ago, so if it has gone the
   work item is obsolete and retrying the same path would fail the same way.
 - ``TransientError``: any other ``OSError`` while reading (permissions, network share, disk).
@@ -30,7 +33,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, Callable, Iterator, NoReturn, Sequence, TextIO
 
 import ezdxf
 from ezdxf import recover
@@ -45,10 +48,9 @@ from ezdxf.sections.header import HeaderSection
 from converters.errors import InputError, TransientError
 from extractors.file_kind import sniff_format
 
-ODAFC_MISSING = (
-    "DWG is not supported without the ODA File Converter "
-    "(install it so that ezdxf's odafc add-on finds it, or save the drawing as DXF)"
-)
+if TYPE_CHECKING:
+    from extractors.dwg_readers import DwgSource
+
 _MESSAGE_LIMIT = 240
 
 
@@ -63,14 +65,18 @@ class LoadedDxf:
     # HEADER variables as stored in the file (see module doc); None: use doc.header as it is.
     header_vars: dict[str, Any] | None = None
     warnings: list[str] = field(default_factory=list)  # what loading noticed beyond the auditor
+    dwg: DwgSource | None = None  # a DWG: which reader converted it and what it could not carry
 
 
-def open_dxf(path: Path) -> LoadedDxf:
-    """Load `path` (ASCII DXF, binary DXF, or DWG via the ODA File Converter)."""
+def open_dxf(
+    path: Path, *, dwg_readers: Sequence[str] = ("oda", "pycadkit"), dwg_timeout_s: float = 120.0
+) -> LoadedDxf:
+    """Load `path`: ASCII DXF, binary DXF, or DWG converted by the first available of
+    `dwg_readers` (names of :data:`extractors.dwg_readers.READERS`)."""
     path = Path(path)
     kind = _guard_io(path, sniff_format, path)
     if kind == "dwg":
-        return _open_dwg(path)
+        return _open_dwg(path, dwg_readers, dwg_timeout_s)
     if kind not in ("dxf", "dxf-binary"):
         raise InputError(f"{path.name}: not a DXF file ({_describe_content(path, kind)})")
     # ezdxf.readfile refuses (with a bare IOError) ASCII files whose first tags it does not like,
@@ -110,24 +116,39 @@ def _recover(path: Path, kind: str, first_failure: str) -> LoadedDxf:
     return _audited(doc, auditor, path, kind, recovered=True)
 
 
-def _open_dwg(path: Path) -> LoadedDxf:
-    from ezdxf.addons import odafc
+def _open_dwg(path: Path, readers: Sequence[str], timeout_s: float) -> LoadedDxf:
+    """Convert with a DWG reader, then load its DXF bytes like any recovered DXF: ``recover`` on
+    the bytes (a text stream of the same DXF lost every entity in one trial)."""
+    from extractors.dwg_readers import read_dwg
 
-    if not odafc.is_installed():
-        raise InputError(f"{path.name}: {ODAFC_MISSING}")
     try:
-        doc = odafc.readfile(path)
-    except (odafc.ODAFCNotInstalledError, odafc.UnsupportedPlatform) as exc:
-        raise InputError(f"{path.name}: {ODAFC_MISSING}: {exc}") from exc
-    except odafc.ODAFCError as exc:  # conversion refused or failed on this file
-        raise InputError(f"{path.name}: ODA File Converter could not convert the DWG: {_describe(exc)}") from exc
+        conversion = read_dwg(path, readers, timeout_s=timeout_s)
     except OSError as exc:
         _raise_io(path, exc)
+    try:
+        doc, auditor = recover.read(io.BytesIO(conversion.dxf))
     except MemoryError:
         raise
     except Exception as exc:
-        raise InputError(f"{path.name}: converted DWG does not load: {_describe(exc)}") from exc
-    return _audited(doc, doc.audit(), path, "dwg", recovered=False)
+        raise InputError(
+            f"{path.name}: the DXF that {conversion.reader} {conversion.reader_version} made of the DWG "
+            f"does not load: {_describe(exc)}"
+        ) from exc
+    doc.filename = str(path)
+    loaded = _audited(doc, auditor, path, "dwg", recovered=False)
+    # The HEADER as the reader wrote it, then what the DWG itself states (its version, dates):
+    # a reader may write another DXF version and leave variables out.
+    try:
+        text = io.StringIO(conversion.dxf.decode("utf-8", errors="replace"), newline=None)  # CRLF too
+        loaded.header_vars = _header_from_tags(ascii_tags_loader(text))
+    except Exception:  # the loaded header stays; the drawing itself loaded
+        pass
+    loaded.header_vars = {**(loaded.header_vars or {}), **conversion.header}
+    if conversion.dwg_version:
+        loaded.header_vars["$ACADVER"] = conversion.dwg_version
+    loaded.dwg = conversion.source(doc)
+    loaded.warnings += loaded.dwg.warnings()
+    return loaded
 
 
 def _audited(doc: Drawing, auditor: Auditor, path: Path, kind: str, *, recovered: bool) -> LoadedDxf:
