@@ -56,6 +56,11 @@ _OLD_RELEASES = {
 }  # fmt: skip
 _PRE_R13 = set(_OLD_RELEASES)
 
+# pycadkit warnings that mean objects were not decoded and are missing from the drawing. A bad
+# checksum or a damaged HEADER alone is only noted: the drawing itself is complete (and
+# third-party writers get checksums wrong on sound files).
+_PYCADKIT_DAMAGE = {"dwg.object_error", "dwg.decode_error", "dwg.object_map", "dwg.classes_incomplete"}
+
 
 @dataclass
 class DwgSource:
@@ -64,22 +69,24 @@ class DwgSource:
     reader: str
     reader_version: str
     dwg_version: str | None  # as the DWG states it, e.g. "AC1018"
-    reader_warnings: list[str] = field(default_factory=list)  # the reader's own words
+    reader_warnings: list[str] = field(default_factory=list)  # the reader's own words, all of them
     lost: dict[str, int] = field(default_factory=dict)  # entity type -> count not in the DXF
+    notices: list[str] = field(default_factory=list)  # reader warnings the file's warnings repeat
 
     @property
     def lost_count(self) -> int:
         return sum(self.lost.values())
 
     def warnings(self) -> list[str]:
-        """Sentences for the file's `warnings`: what the conversion left out."""
+        """Sentences for the file's `warnings`: what the conversion left out, what the reader noticed."""
+        said = [f"DWG reader {self.reader}: {notice}" for notice in self.notices]
         if not self.lost:
-            return []
+            return said
         kinds = ", ".join(f"{n} {t}" for t, n in sorted(self.lost.items(), key=lambda kv: (-kv[1], kv[0])))
         return [
             f"DWG reader {self.reader} {self.reader_version} could not convert {self.lost_count} "
             f"entities, left out of every output: {kinds}"
-        ]
+        ] + said
 
     def summary(self) -> dict[str, Any]:
         """Columns of the catalog's `files` table."""
@@ -100,7 +107,8 @@ class DwgConversion:
     reader_version: str
     dwg_version: str | None
     header: dict[str, Any] = field(default_factory=dict)  # HEADER values from the DWG itself
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # everything the reader said
+    notices: list[str] = field(default_factory=list)  # what of it the file's warnings must repeat
     # Entity types (DXF names) the reader saw in the DWG, over layouts and blocks: the DXF should
     # hold at least as many of each. Only the types a reader may drop need to be listed.
     expected: Counter[str] = field(default_factory=Counter)
@@ -109,7 +117,7 @@ class DwgConversion:
         """Compare `expected` with the loaded DXF `doc`: the shortfall is what the reader lost."""
         present = Counter(entity.dxftype() for block in doc.blocks for entity in block)
         lost = {t: n - present[t] for t, n in self.expected.items() if n > present[t]}
-        return DwgSource(self.reader, self.reader_version, self.dwg_version, list(self.warnings), lost)
+        return DwgSource(self.reader, self.reader_version, self.dwg_version, list(self.warnings), lost, list(self.notices))
 
 
 class DwgReader(ABC):
@@ -166,6 +174,10 @@ class PycadkitReader(DwgReader):
             raise self.refuse(path, stated, _describe(exc) + (hint if stated in _PRE_R13 else "")) from exc
         except Exception as exc:  # CadkitError subclasses and anything the Rust core raises
             raise self.refuse(path, stated, _describe(exc)) from exc
+        said = [(str(w.get("code")), str(w.get("message"))) for w in doc.warnings]
+        damage = [message for code, message in said if code in _PYCADKIT_DAMAGE]
+        if damage:  # objects it could not decode are missing from the drawing: not complete, not ok
+            raise self.refuse(path, stated, f"damaged: {len(damage)} problems decoding it, first: {damage[0]}")
         expected: Counter[str] = Counter()
         for space in (*doc.models, *doc.blocks):
             for entity in space.get("entities", ()):
@@ -178,7 +190,9 @@ class PycadkitReader(DwgReader):
             reader_version=self.version(),
             dwg_version=doc.version or stated,
             header=_pycadkit_header(doc.to_dict().get("props", {})),
-            warnings=_distinct(f"{w.get('code')}: {w.get('message')}" for w in doc.warnings),
+            warnings=_distinct(f"{code}: {message}" for code, message in said),
+            # unsupported entities are counted from the drawing itself (`expected`), not repeated
+            notices=_distinct(message for code, message in said if code != "dwg.unsupported_entity"),
             expected=expected,
         )
 
@@ -289,6 +303,7 @@ class LibreDwgReader(DwgReader):
             reader_version=self.version(),
             dwg_version=info.get("dwg_version") or stated,
             warnings=_distinct(warnings),
+            notices=_distinct(warnings),
             expected=_libredwg_expected(info.get("entities", {})),
         )
 

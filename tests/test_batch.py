@@ -59,8 +59,10 @@ def test_every_corpus_drawing_ends_ok_or_failed_with_a_reason(corpus_batch):
             assert row.error_class and row.error_stage
             assert row.error_message.startswith(f"{row.path}: {row.error_stage}: ")
         if manifest_row["format"] == "dwg":
-            assert row.status == "failed" and row.error_class == "InputError" and row.error_permanent
-            assert "DWG is not supported without the ODA File Converter" in row.error_message
+            assert row.status == "ok", f"{row.path}: {row.error_message}"
+            assert row.dwg_reader == "pycadkit" and row.dwg_reader_version == "0.5.1"
+            kinds = {Path(o).suffix for o in row.outputs}
+            assert kinds == {".svg", ".pdf", ".png"} and row.layout_count >= 1 and row.dxf_version == manifest_row["dxf_version"][:6]
         elif manifest_row["ezdxf_load"] == "fail":
             assert row.status == "failed" and row.error_permanent
         else:
@@ -216,14 +218,20 @@ def test_a_timeout_is_recorded_and_the_batch_goes_on(corpus_copy, tmp_path):
     assert files.loc["examples_dxf__text_alignments.dxf", "status"] == "ok"
 
 
-def test_a_dwg_named_dxf_is_recognised_and_refused_clearly(corpus_dir, tmp_path):
+def test_a_dwg_named_dxf_is_recognised_and_read_as_dwg(corpus_dir, tmp_path):
     lib = tmp_path / "lib"
     lib.mkdir()
-    shutil.copy2(corpus_dir / "files/acadsharp/samples__dynamic-blocks__BLOCKVISIBILITYPARAMETER.dwg", lib / "plan.dxf")
+    dwg = corpus_dir / "files/acadsharp/samples__dynamic-blocks__BLOCKVISIBILITYPARAMETER.dwg"
+    shutil.copy2(dwg, lib / "plan.dxf")
+    shutil.copy2(dwg, lib / "plan.dwg")
     _, summary = run(lib, tmp_path / "out")
-    [row] = files_table(tmp_path / "out").to_dict("records")
-    assert row["format"] == "dwg" and row["status"] == "failed"
-    assert row["error_message"].startswith("plan.dxf: load: DWG is not supported without the ODA File Converter")
+    files = files_table(tmp_path / "out").set_index("path")
+    named_dxf = files.loc["plan.dxf"]
+    assert named_dxf["format"] == "dwg" and named_dxf["status"] == "ok", named_dxf["error_message"]
+    assert named_dxf["dwg_reader"] == "pycadkit"
+    assert named_dxf["work_id"] == files.loc["plan.dwg", "work_id"], "same content, same work, whatever the name"
+    entities = pd.read_parquet(tmp_path / "out" / "catalog" / "entities.parquet")
+    assert entities.loc[entities["sha256"] == named_dxf["sha256"], "count"].sum() == named_dxf["entity_count"] == 4
 
 
 def test_the_cli_prints_a_summary_and_exits_non_zero_on_failure(corpus_copy, tmp_path):
