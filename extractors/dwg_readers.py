@@ -26,6 +26,7 @@ import ctypes
 import hashlib
 import json
 import os
+import platform
 import re
 import shutil
 import signal
@@ -212,10 +213,17 @@ class OdaReader(DwgReader):
         return shutil.which("ODAFileConverter")
 
     def available(self) -> bool:
-        return self._executable() is not None
+        return self._executable() is not None and self._can_run_headless()
 
     def why_unavailable(self) -> str:
-        return "the ODA File Converter is not installed (ODAFileConverter not on PATH, no odafc-addon path in ezdxf's config)"
+        if self._executable() is None:
+            return "the ODA File Converter is not installed (ODAFileConverter not on PATH, no odafc-addon path in ezdxf's config)"
+        return "the ODA File Converter needs an X display: install Xvfb (package xvfb) or set DISPLAY"
+
+    @staticmethod
+    def _can_run_headless() -> bool:
+        # ezdxf's add-on starts an Xvfb per call on Linux, else uses DISPLAY (and fails without it).
+        return platform.system() != "Linux" or bool(shutil.which("Xvfb") or os.environ.get("DISPLAY"))
 
     def version(self) -> str:
         exe = self._executable()
@@ -442,12 +450,13 @@ def _installed_version(dist: str) -> str:
 
 @lru_cache(maxsize=4)
 def _oda_version(executable: str) -> str:
-    """ODA installs under folders named with their version; else the executable's hash tells
-    builds apart (it is part of the work identity, so an upgrade redoes the DWG outputs)."""
+    """ODA installs under a folder named with its version (``ODAFileConverter_QT6_lnxX64_8.3dll_25.4``);
+    else (a launcher script, a renamed copy) the executable's hash tells builds apart. It is part
+    of the work identity, so an upgrade redoes the DWG outputs."""
     resolved = Path(executable).resolve()
-    match = re.search(r"(\d+\.\d+(?:\.\d+)*)", str(resolved))
-    if match:
-        return match.group(1)
+    found = re.findall(r"\d+\.\d+(?:\.\d+)*", f"{resolved.parent.name}/{resolved.name}")
+    if found:
+        return found[-1]
     try:
         digest = hashlib.sha256(resolved.read_bytes()).hexdigest()[:12]
     except OSError:

@@ -5,6 +5,7 @@ Real pycadkit (and real LibreDWG in Node.js where `make libredwg` installed it);
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -97,12 +98,17 @@ def test_a_truncated_dwg_is_refused_naming_reader_and_cause(corpus_dir, tmp_path
     assert info.value.permanent and len(message) < 400
 
 
+def flipped(source: Path, dest: Path, start: int, step: int, mask: int) -> Path:
+    """A copy of `source` with every `step`-th byte from `start` on XORed with `mask`."""
+    data = bytearray(source.read_bytes())
+    for i in range(start, len(data), step):
+        data[i] ^= mask
+    dest.write_bytes(bytes(data))
+    return dest
+
+
 def test_a_corrupt_dwg_is_refused(corpus_dir, tmp_path):
-    data = bytearray((corpus_dir / SAMPLE).read_bytes())
-    for i in range(200, len(data), 997):  # flip bytes all through the compressed sections
-        data[i] ^= 0xFF
-    bad = tmp_path / "bad.dwg"
-    bad.write_bytes(bytes(data))
+    bad = flipped(corpus_dir / SAMPLE, tmp_path / "bad.dwg", 200, 997, 0xFF)  # all through its compressed sections
     with pytest.raises(InputError, match=r"bad\.dwg: pycadkit 0\.5\.1 cannot read the DWG \(AC1032, R2018\): InvalidDataError"):
         open_dxf(bad)
 
@@ -110,11 +116,7 @@ def test_a_corrupt_dwg_is_refused(corpus_dir, tmp_path):
 def test_a_dwg_whose_objects_do_not_decode_is_refused_as_damaged(corpus_dir, tmp_path):
     """R2000 is not compressed: pycadkit reads through damage and reports it; objects it could not
     decode are missing, so the file is not `ok` with a partial drawing."""
-    data = bytearray((corpus_dir / R2000).read_bytes())
-    for i in range(100, len(data), 501):
-        data[i] ^= 0x55
-    bad = tmp_path / "damaged.dwg"
-    bad.write_bytes(bytes(data))
+    bad = flipped(corpus_dir / R2000, tmp_path / "damaged.dwg", 100, 501, 0x55)
     with pytest.raises(InputError, match=r"damaged\.dwg: pycadkit 0\.5\.1 cannot read the DWG \(AC1015, R2000\): damaged: \d+ problems"):
         open_dxf(bad)
 
@@ -250,3 +252,41 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+ODA_STAND_IN = """
+import json, pathlib, sys
+import cadkit
+args = sys.argv[1:]  # in_folder out_folder version type recurse audit filter, as ODA takes them
+pathlib.Path(__file__).with_name("args.json").write_text(json.dumps(args))
+src = pathlib.Path(args[0]) / args[6]
+(pathlib.Path(args[1]) / (src.stem + ".dxf")).write_bytes(cadkit.read(src).to_dxf_bytes("r2018"))
+"""
+
+
+def test_the_oda_reader_drives_the_converter_through_ezdxf_odafc(corpus_dir, tmp_path, monkeypatch):
+    """The ODA File Converter is proprietary and not installable here: a stand-in executable (it
+    converts with pycadkit) takes its place on PATH, so what is tested is our side of ezdxf's odafc
+    add-on: the command line, a DWG named .dxf, reading the DXF left behind, the version."""
+    if make_reader("oda").available():
+        pytest.skip("a real ODA File Converter is installed")
+    folder = tmp_path / "ODAFileConverter_QT6_lnxX64_8.3dll_25.4"  # as ODA's Linux package names it
+    folder.mkdir()
+    exe = folder / "ODAFileConverter"
+    exe.write_text(f"#!{sys.executable}\n{ODA_STAND_IN}")
+    exe.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("DISPLAY", ":0")  # ezdxf's add-on wants Xvfb or a display; the stand-in needs neither
+    choose_reader.cache_clear()
+    try:
+        choice = choose_reader(("oda", "pycadkit"))
+        assert (choice.name, choice.version) == ("oda", "25.4"), "the first available reader wins"
+        disguised = tmp_path / "plan.dxf"
+        disguised.write_bytes((corpus_dir / SMALL).read_bytes())
+        loaded, meta = metadata(disguised, readers=["oda", "pycadkit"])
+        assert (loaded.dwg.reader, loaded.dwg.reader_version) == ("oda", "25.4")
+        assert meta.summary["entity_count"] == 4 and meta.summary["dxf_version"] == "AC1032"
+        args = json.loads((folder / "args.json").read_text())
+        assert args[2:] == ["ACAD2018", "DXF", "0", "1", "drawing.dwg"], "ODA picks inputs by extension"
+    finally:
+        choose_reader.cache_clear()
