@@ -299,6 +299,12 @@ class LibreDwgReader(DwgReader):
         except ValueError:
             info = {}
         messages = _stderr_lines(proc.stderr)
+        if any("WebAssembly.instantiate" in m and "memory" in m.lower() for m in messages):
+            # The worker's address-space cap, not the file: passing once the cap is raised.
+            raise TransientError(
+                f"{path.name}: {self.name}: Node cannot reserve LibreDWG's memory under the worker's cap "
+                "(limits.memory_mb must be at least 3072)"
+            )
         if proc.returncode != 0 or info.get("status") != "ok":
             code = info.get("error_code")
             cause = f"LibreDWG error {_libredwg_errors(code)}" if code else f"node exited with {proc.returncode}"

@@ -290,3 +290,18 @@ def test_the_oda_reader_drives_the_converter_through_ezdxf_odafc(corpus_dir, tmp
         assert args[2:] == ["ACAD2018", "DXF", "0", "1", "drawing.dwg"], "ODA picks inputs by extension"
     finally:
         choose_reader.cache_clear()
+
+
+@needs_libredwg
+def test_libredwg_under_too_small_a_memory_cap_is_a_passing_fault_with_advice(corpus_dir):
+    """The cap of a worker is inherited by its Node process: under 2 GiB of address space the
+    WebAssembly module cannot be instantiated. That is the configuration's fault, not the file's."""
+    script = (
+        "import resource; resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))\n"
+        "from converters.errors import TransientError\n"
+        "from extractors.dwg_readers import read_dwg\n"
+        f"try:\n    read_dwg({str(corpus_dir / SMALL)!r}, ['libredwg'])\n"
+        "except TransientError as exc:\n    print(exc)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert "limits.memory_mb must be at least 3072" in proc.stdout, proc.stdout + proc.stderr[-2000:]
