@@ -72,7 +72,7 @@ def test_every_corpus_drawing_ends_ok_or_failed_with_a_reason(corpus_batch):
     assert summary["processed"] + summary["failed"] == len(expected)
 
 
-def test_a_dwg_and_its_dxf_twin_give_the_same_layers_layouts_and_texts(corpus_batch):
+def test_a_dwg_and_its_dxf_twin_give_the_same_layers_layouts_texts_and_bom(corpus_batch):
     """sample_AC1032.dwg and sample_AC1032_binary.dxf are one drawing saved twice (see test_dwg.py
     for the entity counts and their tolerance)."""
     out = corpus_batch["out"]
@@ -89,6 +89,8 @@ def test_a_dwg_and_its_dxf_twin_give_the_same_layers_layouts_and_texts(corpus_ba
     assert layers[0] == layers[1] and len(layers[0]) == 19
     texts = rows("texts", ["layout", "dxftype", "layer", "tag", "text"])
     assert texts[0] == texts[1] and any(t[1] == "ATTRIB" for t in texts[0])
+    bom = rows("bom", ["block_name", "block_path", "layout", "qty", "attributes", "source", "level"])
+    assert bom[0] == bom[1] and len(bom[0]) == 2, "BOM rows from the block attributes"
     assert files.loc["samples__sample_AC1032.dwg", "dwg_unsupported_count"] == 31
 
 
