@@ -308,7 +308,8 @@ class LibreDwgReader(DwgReader):
         if proc.returncode != 0 or info.get("status") != "ok":
             code = info.get("error_code")
             cause = f"LibreDWG error {_libredwg_errors(code)}" if code else f"node exited with {proc.returncode}"
-            detail = f": {messages[-1]}" if messages else ""
+            said = [m for m in messages if re.search(r"error|abort", m, re.IGNORECASE)] or messages
+            detail = f": {said[-1]}" if said else ""
             raise self.refuse(path, stated, cause + detail)
         warnings = messages + ([f"LibreDWG reported {_libredwg_errors(info['error_code'])}"] if info.get("error_code") else [])
         return DwgConversion(
