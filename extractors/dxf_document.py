@@ -11,7 +11,10 @@ Order of attempts:
    ``recovered=True``. A file that ends inside a section is refused instead: recovery would
    silently keep the half that arrived. Binary DXF is refused too: ezdxf's recovery reads ASCII
    DXF only.
-4. DWG goes through ezdxf's ``odafc`` add-on when the ODA File Converter is installed.
+4. DWG is converted in memory to DXF by a reader of :mod:`extractors.dwg_readers` (pycadkit by
+   default, the ODA File Converter or LibreDWG where configured), and those DXF bytes are loaded
+   with ``ezdxf.recover``'s loader and the same audit; ``LoadedDxf.dwg`` says which reader and
+   what it could not convert.
 5. Text escapes (``\\U+XXXX``, ``%%nnn``, MTEXT ``\\~``) are decoded in the document
    (:mod:`extractors.dxf_text`) unless the caller asks for the text as stored (``decode_text=False``,
    for editors that write the drawing back).
@@ -24,8 +27,9 @@ be parsed on its own, or for DWG, the loaded header is used without ``$TDCREATE`
 
 Errors (``converters.errors``):
 
-- ``InputError``: the content is not a DXF/DWG, is empty, truncated, or neither loader copes; DWG
-  without the ODA File Converter; and a path that does not exist or is not a regular file. The
+- ``InputError``: the content is not a DXF/DWG, is empty, truncated, or neither loader copes; a
+  DWG the reader refuses (the message names reader, version and cause) or no DWG reader
+  available; and a path that does not exist or is not a regular file. The
   last is permanent on purpose: the batch found the file moments ago, so if it has gone the
   work item is obsolete and retrying the same path would fail the same way.
 - ``TransientError``: any other ``OSError`` while reading (permissions, network share, disk).
@@ -37,7 +41,7 @@ import io
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, Callable, Iterator, NoReturn, Sequence, TextIO
 
 import ezdxf
 from ezdxf.audit import Auditor
@@ -54,10 +58,9 @@ from extractors.dxf_repair import RepairReport, audit_keeping_content, repair_fo
 from extractors.dxf_text import decode_text_escapes
 from extractors.file_kind import sniff_format
 
-ODAFC_MISSING = (
-    "DWG is not supported without the ODA File Converter "
-    "(install it so that ezdxf's odafc add-on finds it, or save the drawing as DXF)"
-)
+if TYPE_CHECKING:
+    from extractors.dwg_readers import DwgSource
+
 _MESSAGE_LIMIT = 240
 # ezdxf names an entity without a handle by its Python object id: "SPLINE(#140505207361944)".
 _OBJECT_ID = re.compile(r"\(#\d{12,}\)")
@@ -76,20 +79,28 @@ class LoadedDxf:
     warnings: list[str] = field(default_factory=list)  # what loading noticed beyond the auditor
     repair: RepairReport = field(default_factory=RepairReport)  # what the audit removed or repaired
     texts_decoded: int = 0  # strings whose escapes were decoded (decode_text=True)
+    dwg: DwgSource | None = None  # a DWG: which reader converted it and what it could not carry
 
 
-def open_dxf(path: Path, *, decode_text: bool = True) -> LoadedDxf:
-    """Load `path` (ASCII DXF, binary DXF, or DWG via the ODA File Converter)."""
-    loaded = _open(Path(path))
+def open_dxf(
+    path: Path,
+    *,
+    dwg_readers: Sequence[str] = ("oda", "pycadkit"),
+    dwg_timeout_s: float = 120.0,
+    decode_text: bool = True,
+) -> LoadedDxf:
+    """Load `path`: ASCII DXF, binary DXF, or DWG converted by the first available of
+    `dwg_readers` (names of :data:`extractors.dwg_readers.READERS`)."""
+    loaded = _open(Path(path), dwg_readers, dwg_timeout_s)
     if decode_text:
         loaded.texts_decoded = decode_text_escapes(loaded.doc)
     return loaded
 
 
-def _open(path: Path) -> LoadedDxf:
+def _open(path: Path, dwg_readers: Sequence[str], dwg_timeout_s: float) -> LoadedDxf:
     kind = _guard_io(path, sniff_format, path)
     if kind == "dwg":
-        return _open_dwg(path)
+        return _open_dwg(path, dwg_readers, dwg_timeout_s)
     if kind not in ("dxf", "dxf-binary"):
         raise InputError(f"{path.name}: not a DXF file ({_describe_content(path, kind)})")
     # ezdxf.readfile refuses (with a bare IOError) ASCII files whose first tags it does not like,
@@ -142,24 +153,39 @@ def _recovered_document(data: bytes) -> tuple[Drawing, Auditor]:
     return doc, auditor
 
 
-def _open_dwg(path: Path) -> LoadedDxf:
-    from ezdxf.addons import odafc
+def _open_dwg(path: Path, readers: Sequence[str], timeout_s: float) -> LoadedDxf:
+    """Convert with a DWG reader, then load its DXF bytes like any recovered DXF: ``recover``'s
+    loader on the bytes (a text stream of the same DXF lost every entity in one trial)."""
+    from extractors.dwg_readers import read_dwg
 
-    if not odafc.is_installed():
-        raise InputError(f"{path.name}: {ODAFC_MISSING}")
     try:
-        doc = odafc.readfile(path)
-    except (odafc.ODAFCNotInstalledError, odafc.UnsupportedPlatform) as exc:
-        raise InputError(f"{path.name}: {ODAFC_MISSING}: {exc}") from exc
-    except odafc.ODAFCError as exc:  # conversion refused or failed on this file
-        raise InputError(f"{path.name}: ODA File Converter could not convert the DWG: {_describe(exc)}") from exc
+        conversion = read_dwg(path, readers, timeout_s=timeout_s)
     except OSError as exc:
         _raise_io(path, exc)
+    try:
+        doc, auditor = _recovered_document(conversion.dxf)
     except MemoryError:
         raise
     except Exception as exc:
-        raise InputError(f"{path.name}: converted DWG does not load: {_describe(exc)}") from exc
-    return _audited(doc, None, path, "dwg", recovered=False)
+        raise InputError(
+            f"{path.name}: the DXF that {conversion.reader} {conversion.reader_version} made of the DWG "
+            f"does not load: {_describe(exc)}"
+        ) from exc
+    doc.filename = str(path)
+    loaded = _audited(doc, auditor, path, "dwg", recovered=False)
+    # The HEADER as the reader wrote it, then what the DWG itself states (its version, dates):
+    # a reader may write another DXF version and leave variables out.
+    try:
+        text = io.StringIO(conversion.dxf.decode("utf-8", errors="replace"), newline=None)  # CRLF too
+        loaded.header_vars = _header_from_tags(ascii_tags_loader(text))
+    except Exception:  # the loaded header stays; the drawing itself loaded
+        pass
+    loaded.header_vars = {**(loaded.header_vars or {}), **conversion.header}
+    if conversion.dwg_version:
+        loaded.header_vars["$ACADVER"] = conversion.dwg_version
+    loaded.dwg = conversion.source(doc)
+    loaded.warnings += loaded.dwg.warnings()
+    return loaded
 
 
 def _audited(doc: Drawing, auditor: Auditor | None, path: Path, kind: str, *, recovered: bool) -> LoadedDxf:

@@ -40,6 +40,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "default_material": "steel",
         "densities": {"steel": 7850.0, "aluminium": 2700.0, "abs": 1050.0},
     },
+    "dwg": {"readers": ["oda", "pycadkit"], "timeout_s": 120.0},
     "bom": {"tags": {}},
     "title_block": {"block_patterns": [], "tags": {}},
     "limits": {"timeout_s": 300.0, "memory_mb": 6144},
@@ -75,6 +76,9 @@ FREE_FORM = {("step", "densities"), ("bom", "tags"), ("title_block", "tags")}
 DXF_OUTPUTS = {"svg", "pdf", "png"}
 STEP_OUTPUTS = {"stl", "glb", "svg", "png"}
 FORMATS = {"dxf", "dwg", "step", "iges", "stl"}
+DWG_READERS = {"oda", "pycadkit", "libredwg"}
+# How a worker reaches the DWG reader, not what the reader yields: outside the work identity.
+DWG_RUNTIME_KEYS = ("readers", "timeout_s")
 
 
 class ConfigError(ValueError):
@@ -97,11 +101,24 @@ class Config:
     def options_for(self, fmt: str) -> dict[str, Any]:
         """The options that shape the outputs of one input format: part of the work identity."""
         if fmt in ("dxf", "dxf-binary", "dwg", "unknown"):
-            return {"family": "dxf", **self.raw["dxf"], "bom": self.raw["bom"], "title_block": self.raw["title_block"]}
+            options = {"family": "dxf", **self.raw["dxf"], "bom": self.raw["bom"], "title_block": self.raw["title_block"]}
+            if fmt == "dwg":  # the reader that converts it, and its version: another reader, other outputs
+                options["dwg"] = _dwg_options(self.raw["dwg"])
+            return options
         return {"family": "step", **self.raw["step"]}
 
     def options_key(self, fmt: str) -> str:
-        return fingerprint(self.options_for(fmt))
+        options = self.options_for(fmt)
+        if "dwg" in options:
+            options["dwg"] = {k: v for k, v in options["dwg"].items() if k not in DWG_RUNTIME_KEYS}
+        return fingerprint(options)
+
+
+def _dwg_options(section: dict[str, Any]) -> dict[str, Any]:
+    from extractors.dwg_readers import choose_reader
+
+    choice = choose_reader(tuple(section["readers"]))
+    return {"reader": choice.name, "reader_version": choice.version, **section}
 
 
 def fingerprint(value: Any) -> str:
@@ -178,6 +195,11 @@ def _validate(raw: dict, where: str) -> None:
             raise ConfigError(
                 f"{where}: {section}.{key} has unknown values {sorted(unknown)} (allowed: {sorted(allowed)})"
             )
+    readers = raw["dwg"]["readers"]
+    if not readers or set(readers) - DWG_READERS:
+        raise ConfigError(f"{where}: dwg.readers must name one or more of {sorted(DWG_READERS)}, not {readers}")
+    if raw["dwg"]["timeout_s"] <= 0:
+        raise ConfigError(f"{where}: dwg.timeout_s must be positive")
     if raw["run"]["runner"] not in ("processes", "dask"):
         raise ConfigError(f"{where}: run.runner must be 'processes' or 'dask'")
     if raw["retries"]["attempts"] < 1:

@@ -56,9 +56,13 @@ def _dxf(src: Path, job: dict, dest: Path, stage: Stage) -> dict:
 
     opts = job["options"]
     stage("load")
-    loaded = open_dxf(src)
+    dwg = opts.get("dwg", {})  # DWG only: the reader of the work identity (None: none available)
+    readers = [dwg["reader"]] if dwg.get("reader") else dwg.get("readers", [])
+    loaded = open_dxf(src, dwg_readers=readers, dwg_timeout_s=dwg.get("timeout_s", 120.0))
     stage("metadata")
     meta = extract_metadata(loaded, src)
+    if loaded.dwg:  # which reader, its version and warnings, how many entities it could not convert
+        meta.summary.update(loaded.dwg.summary())
     tables = {
         "layouts": meta.layouts,
         "layers": meta.layers,
@@ -169,7 +173,7 @@ def _unknown(src: Path, job: dict, dest: Path, stage: Stage) -> dict:
 HANDLERS: dict[str, Callable[[Path, dict, Path, Stage], dict]] = {
     "dxf": _dxf,
     "dxf-binary": _dxf,
-    "dwg": _dxf,  # the loader converts with the ODA File Converter when installed, else refuses
+    "dwg": _dxf,  # the loader converts it to DXF with the configured DWG reader (extractors/dwg_readers.py)
     "step": _model,
     "iges": _model,
     "stl": _model,
