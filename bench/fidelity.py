@@ -69,8 +69,9 @@ def librecad_available() -> bool:
     return shutil.which("librecad") is not None
 
 
-def librecad_reference(src: Path, work: Path, timeout_s: float = 60.0) -> Reference:
-    """LibreCAD's A3 PDF of `src` and its ink; a hung LibreCAD is killed at `timeout_s`."""
+def librecad_pdf(src: Path, work: Path, timeout_s: float = 60.0) -> tuple[str, float, Path]:
+    """LibreCAD's A3 PDF of `src` in `work`: (status, seconds, pdf path); a hung LibreCAD is
+    killed at `timeout_s` ("hung"), no PDF is "failed"."""
     work.mkdir(parents=True, exist_ok=True)
     pdf = work / (src.stem + ".pdf")  # dxf2pdf names it so; its -o option takes no value
     # A home of its own per run: LibreCAD keeps settings there, and two at once trip over each other.
@@ -84,10 +85,18 @@ def librecad_reference(src: Path, work: Path, timeout_s: float = 60.0) -> Refere
             command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=timeout_s, check=False
         )
     except subprocess.TimeoutExpired:
-        return Reference("hung", time.monotonic() - started, None)
+        return "hung", time.monotonic() - started, pdf
     seconds = time.monotonic() - started
     if not pdf.is_file() or pdf.stat().st_size == 0:
-        return Reference("failed", seconds, None)
+        return "failed", seconds, pdf
+    return "ok", seconds, pdf
+
+
+def librecad_reference(src: Path, work: Path, timeout_s: float = 60.0) -> Reference:
+    """LibreCAD's A3 PDF of `src` and its ink."""
+    status, seconds, pdf = librecad_pdf(src, work, timeout_s)
+    if status != "ok":
+        return Reference(status, seconds, None)
     try:
         return Reference("ok", seconds, page_ink(pdf))
     except Exception:  # a PDF MuPDF cannot open is no reference
@@ -130,7 +139,7 @@ def verdict(cadpipe_ink: float, reference: Reference, entities_ezdxf: int, kept:
 def run_cadpipe(folder: Path, out: Path) -> int:
     """The real batch over `folder` into `out` (its own temporary Prefect server)."""
     command = [str(REPO / ".venv" / "bin" / "cadpipe"), "run", str(folder), "--out", str(out), "--quiet"]
-    return subprocess.run(command, cwd=REPO, check=False).returncode
+    return subprocess.run(command, cwd=REPO, check=False, stdout=sys.stderr).returncode  # the table owns stdout
 
 
 def compare(folder: Path, out: Path, jobs: int = 2, timeout_s: float = 60.0) -> list[FileFidelity]:

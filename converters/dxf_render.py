@@ -185,9 +185,10 @@ def render_dxf(doc: Drawing, out_dir: Path, options: RenderOptions = RenderOptio
         raise TransientError(f"{source}: cannot create output folder {out_dir}: {exc}") from exc
 
     result = RenderResult(layouts=[])
+    reported: set[str] = set()  # handles already named: a viewport shows modelspace entities again
     for layout, stem in _layouts_to_render(doc):
         where = f"{source}: layout {layout.name!r}"
-        svg, empty, notes = _render_svg(doc, layout, options.page, where)
+        svg, empty, notes = _render_svg(doc, layout, options.page, where, reported)
         result.warnings += notes.warnings(where, empty, _entity_total(layout))
         result.layouts.append(_write_formats(svg, empty, layout.name, stem, out_dir, options, where))
     return result
@@ -200,6 +201,7 @@ class _DrawNotes:
     failures: list[str] = field(default_factory=list)  # "LINE(#2A) (ValueError: ...)"
     skipped: dict[str, int] = field(default_factory=dict)  # "3DSOLID (unsupported)" -> count
     patterns: dict[str, int] = field(default_factory=dict)  # "'NAME' drawn as ANSI31" -> count
+    reported: set[str] = field(default_factory=set)  # handles named by an earlier layout
 
     def warnings(self, where: str, empty: bool, entities: int) -> list[str]:
         sentences = []
@@ -215,7 +217,8 @@ class _DrawNotes:
                 named += f"; and {len(self.failures) - _MAX_FAILURES_NAMED} more"
             sentences.append(f"{where}: {len(self.failures)} entities could not be drawn and are missing: {named}")
         if self.skipped:
-            sentences.append(f"{where}: {sum(self.skipped.values())} entities not drawn: {_counted(self.skipped)}")
+            n = sum(self.skipped.values())
+            sentences.append(f"{where}: {n} {'entity' if n == 1 else 'entities'} not drawn: {_counted(self.skipped)}")
         if self.patterns:
             sentences.append(
                 f"{where}: {sum(self.patterns.values())} HATCH patterns without a definition in the file: "
@@ -279,11 +282,14 @@ def _has_content(layout: Paperspace) -> bool:
     return any(entity is not main for entity in layout)
 
 
-def _render_svg(doc: Drawing, layout: Layout, page: PageSpec, where: str) -> tuple[str, bool, _DrawNotes]:
-    """The layout as an SVG page; (svg, empty, what was left out or repaired)."""
+def _render_svg(
+    doc: Drawing, layout: Layout, page: PageSpec, where: str, reported: set[str] | None = None
+) -> tuple[str, bool, _DrawNotes]:
+    """The layout as an SVG page; (svg, empty, what was left out or repaired). Entities whose
+    handle is in `reported` are not named again (and are added to it)."""
     config = Configuration(background_policy=BackgroundPolicy.WHITE, color_policy=ColorPolicy.COLOR)
     backend = _InlineStyleSVGBackend()
-    notes = _DrawNotes()
+    notes = _DrawNotes(reported=reported if reported is not None else set())
     settings = page_layout.Settings(fit_page=True)
     try:
         # A fresh context per layout (cheap): nothing one layout leaves behind affects the next.
@@ -371,7 +377,11 @@ class _TolerantFrontend(Frontend):
         self._patterns: dict[str, list] | None = None
 
     def skip_entity(self, entity, msg: str) -> None:
-        if msg != "invisible":  # hidden on purpose: a CAD program would not show it either
+        handle = entity.dxf.get("handle") if not getattr(entity, "is_virtual", False) else None
+        # Invisible is hidden on purpose: a CAD program would not show it either.
+        if msg != "invisible" and (handle is None or handle not in self.notes.reported):
+            if handle is not None:
+                self.notes.reported.add(handle)
             key = f"{entity.dxftype()} ({msg})"
             self.notes.skipped[key] = self.notes.skipped.get(key, 0) + 1
         super().skip_entity(entity, msg)
