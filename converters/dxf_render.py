@@ -206,9 +206,8 @@ class _DrawNotes:
     def warnings(self, where: str, empty: bool, entities: int) -> list[str]:
         sentences = []
         if empty and entities:
-            sentences.append(
-                f"{where} has nothing to draw (none of its {entities} entities is one ezdxf can draw); wrote a blank page"
-            )
+            what = "its entity drew" if entities == 1 else f"its {entities} entities drew"
+            sentences.append(f"{where} has nothing to draw ({what} nothing); wrote a blank page")
         elif empty:
             sentences.append(f"{where} has nothing to draw; wrote a blank page")
         if self.failures:
