@@ -80,6 +80,7 @@ from ezdxf.layouts import Layout, Paperspace
 from ezdxf.math import BoundingBox2d
 from ezdxf.tools import pattern as hatch_patterns
 
+from converters import svg_paths
 from converters.errors import InputError, TransientError
 
 FORMATS = ("svg", "pdf", "png")
@@ -339,11 +340,24 @@ class _InlineStyleSVGBackend(SVGBackend):
 
 
 class _InlineStyleRenderBackend(SVGRenderBackend):
-    """Writes stroke and fill as attributes of each path instead of CSS classes.
+    """Writes stroke and fill as attributes of each path instead of CSS classes, and path data
+    formatted in bulk (:mod:`converters.svg_paths`).
 
     MuPDF's SVG reader ignores CSS class rules: with ezdxf's classes every line vanished and
     every circle came out as a filled black disc.
     """
+
+    @staticmethod
+    def make_path_str(path, close=False) -> str:
+        return svg_paths.path_data(path._vertices, path._commands, close)  # noqa: SLF001 - ezdxf's NumpyPath2d
+
+    @staticmethod
+    def make_polyline_str(points, close=False) -> str:
+        return svg_paths.polyline_data(points, close)
+
+    @staticmethod
+    def make_multi_line_str(lines) -> str:
+        return svg_paths.lines_data(lines)
 
     def add_strokes(self, d: str, properties: BackendProperties) -> None:
         if not d:
