@@ -3,20 +3,31 @@
 VENV   := .venv
 PYTHON ?= python3
 UV_VERSION := 0.13.9
+LIBREDWG := extractors/libredwg/node_modules/.installed
 
-.PHONY: run test bench env
+.PHONY: run test bench env libredwg
 
 run: $(VENV)/.synced          ## convert the sample drawings in data/samples into out/
 	$(VENV)/bin/cadpipe run
 
-test: $(VENV)/.synced         ## run the test suite (installs Debian's chromium for the HTML tests if missing)
-	.ci/install-browser
+test: $(VENV)/.synced         ## run the test suite (installs Debian's chromium, librecad, curl and jq if missing)
+	.ci/install-test-tools
+	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory libredwg; \
+	else echo "npm not found: the tests of the opt-in libredwg DWG reader are skipped"; fi
 	$(VENV)/bin/python -m pytest
 
 bench: $(VENV)/.synced        ## orchestration overhead over the corpus replicated to 1,000 files
 	$(VENV)/bin/python bench/orchestration.py
 
 env: $(VENV)/.synced
+
+# Opt-in DWG reader (GPL-3.0): LibreDWG as WebAssembly, from the npm registry into
+# extractors/libredwg/node_modules; needs Node.js 20+. Enable it with [dwg] readers in cadpipe.toml.
+libredwg: $(LIBREDWG)
+
+$(LIBREDWG): extractors/libredwg/package.json extractors/libredwg/package-lock.json
+	npm ci --prefix extractors/libredwg --no-audit --no-fund
+	touch $@
 
 # Bytecode is compiled at install: with PYTHONDONTWRITEBYTECODE set (as on our CI machines) every
 # process would otherwise recompile Prefect, pandas and ezdxf from source (~4 s each).

@@ -30,8 +30,19 @@ The PNG is rendered at ``png_dpi`` unless that would exceed ``png_max_pixels``; 
 resolution is lowered until it fits, and ``RenderedLayout.png_dpi`` reports what was used.
 
 A layout with nothing to draw (ezdxf: "empty bounding box") gives a blank page of the page size
-in every format, ``RenderedLayout.empty=True`` and a warning, not an error. An entity whose drawing
-raises is left out and named in a warning; the rest of the layout is still drawn.
+in every format, ``RenderedLayout.empty=True`` and a warning, not an error; when the layout does
+hold entities, the warning names what kept each from being drawn. An entity whose drawing raises
+is left out and named in a warning; the rest of the layout is still drawn. Entities ezdxf skips
+(types it cannot draw, such as ACIS solids and proxies, 3D text, text too small to see; invisible
+ones aside) are counted per type and reason in a warning too.
+
+Repairs made while drawing, each counted in a warning: a pattern HATCH whose file names a pattern
+but stores no definition (ezdxf would draw nothing; CAD programs use their pattern library) is
+drawn with ezdxf's definition of that name, or ANSI31 when it has none.
+
+ACI 7 and other "foreground" colours resolve against white paper: the layout's background is set
+white before drawing, so even text whose colour ezdxf resolves late (MTEXT inline codes,
+columns) comes out black, not white on white.
 
 Errors: ``InputError`` when ezdxf or MuPDF cannot render a layout of this document at all;
 ``TransientError`` when the output cannot be written; ``ValueError`` for invalid options.
@@ -49,19 +60,28 @@ from pathlib import Path
 from typing import Iterator
 from xml.etree import ElementTree as ET
 
+import numpy as np
 import pymupdf
 from ezdxf.addons.drawing import Frontend, RenderContext
 from ezdxf.addons.drawing import layout as page_layout
 from ezdxf.addons.drawing.config import BackgroundPolicy, ColorPolicy, Configuration, ImagePolicy
 from ezdxf.addons.drawing.frontend import _find_image_path  # the path ezdxf itself would open
-from ezdxf.addons.drawing.properties import BackendProperties, Filling, Properties
+from ezdxf.addons.drawing.properties import (
+    BackendProperties,
+    Filling,
+    LayerProperties,
+    LayoutProperties,
+    Properties,
+)
 from ezdxf.addons.drawing.svg import SVGBackend, SVGRenderBackend
 from ezdxf.colors import RGB
 from ezdxf.document import Drawing
-from ezdxf.entities import DXFGraphic
+from ezdxf.entities import DXFGraphic, DXFTagStorage
 from ezdxf.layouts import Layout, Paperspace
 from ezdxf.math import BoundingBox2d
+from ezdxf.tools import pattern as hatch_patterns
 
+from converters import svg_paths
 from converters.errors import InputError, TransientError
 from extractors.file_access import may_read
 
@@ -88,6 +108,8 @@ _GREY_SPREAD = 16  # max - min channel value at or below which a colour counts a
 # Entity kinds whose colour is an area fill; these keep their colour (see module docstring).
 _AREA_FILLS = frozenset({"SOLID", "TRACE", "WIPEOUT"})
 _MAX_FAILURES_NAMED = 5
+_FALLBACK_PATTERN = "ANSI31"
+_PAPER = "#ffffff"
 
 
 @dataclass(frozen=True)
@@ -167,22 +189,58 @@ def render_dxf(doc: Drawing, out_dir: Path, options: RenderOptions = RenderOptio
         raise TransientError(f"{source}: cannot create output folder {out_dir}: {exc}") from exc
 
     result = RenderResult(layouts=[])
+    reported: set[str] = set()  # handles already named: a viewport shows modelspace entities again
     for layout, stem in _layouts_to_render(doc):
         where = f"{source}: layout {layout.name!r}"
-        svg, empty, failures = _render_svg(doc, layout, options.page, where)
-        if empty:
-            result.warnings.append(f"{where} has nothing to draw; wrote a blank page")
-        if failures:
-            result.warnings.append(_failures_warning(where, failures))
+        svg, empty, notes = _render_svg(doc, layout, options.page, where, reported)
+        result.warnings += notes.warnings(where, empty, _entity_total(layout))
         result.layouts.append(_write_formats(svg, empty, layout.name, stem, out_dir, options, where))
     return result
 
 
-def _failures_warning(where: str, failures: list[str]) -> str:
-    named = "; ".join(failures[:_MAX_FAILURES_NAMED])
-    if len(failures) > _MAX_FAILURES_NAMED:
-        named += f"; and {len(failures) - _MAX_FAILURES_NAMED} more"
-    return f"{where}: {len(failures)} entities could not be drawn and are missing: {named}"
+@dataclass
+class _DrawNotes:
+    """What drawing one layout left out or repaired, for its warnings."""
+
+    failures: list[str] = field(default_factory=list)  # "LINE(#2A) (ValueError: ...)"
+    skipped: dict[str, int] = field(default_factory=dict)  # "3DSOLID (unsupported)" -> count
+    patterns: dict[str, int] = field(default_factory=dict)  # "'NAME' drawn as ANSI31" -> count
+    reported: set[str] = field(default_factory=set)  # handles named by an earlier layout
+
+    def warnings(self, where: str, empty: bool, entities: int) -> list[str]:
+        sentences = []
+        if empty and entities:
+            what = "its entity drew" if entities == 1 else f"its {entities} entities drew"
+            sentences.append(f"{where} has nothing to draw ({what} nothing); wrote a blank page")
+        elif empty:
+            sentences.append(f"{where} has nothing to draw; wrote a blank page")
+        if self.failures:
+            named = "; ".join(self.failures[:_MAX_FAILURES_NAMED])
+            if len(self.failures) > _MAX_FAILURES_NAMED:
+                named += f"; and {len(self.failures) - _MAX_FAILURES_NAMED} more"
+            sentences.append(f"{where}: {len(self.failures)} entities could not be drawn and are missing: {named}")
+        if self.skipped:
+            n = sum(self.skipped.values())
+            sentences.append(f"{where}: {n} {'entity' if n == 1 else 'entities'} not drawn: {_counted(self.skipped)}")
+        if self.patterns:
+            sentences.append(
+                f"{where}: {sum(self.patterns.values())} HATCH patterns without a definition in the file: "
+                f"{_counted(self.patterns)}"
+            )
+        return sentences
+
+
+def _counted(counts: dict[str, int]) -> str:
+    items = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    text = ", ".join(f"{n} {what}" for what, n in items[:_MAX_FAILURES_NAMED])
+    if len(items) > _MAX_FAILURES_NAMED:
+        text += f" and {sum(n for _, n in items[_MAX_FAILURES_NAMED:])} more"
+    return text
+
+
+def _entity_total(layout: Layout) -> int:
+    main = layout.main_viewport() if isinstance(layout, Paperspace) else None
+    return sum(1 for entity in layout if entity is not main)
 
 
 def svg_to_pdf(svg: str) -> bytes:
@@ -227,17 +285,24 @@ def _has_content(layout: Paperspace) -> bool:
     return any(entity is not main for entity in layout)
 
 
-def _render_svg(doc: Drawing, layout: Layout, page: PageSpec, where: str) -> tuple[str, bool, list[str]]:
-    """The layout as an SVG page; (svg, empty, entities that failed)."""
+def _render_svg(
+    doc: Drawing, layout: Layout, page: PageSpec, where: str, reported: set[str] | None = None
+) -> tuple[str, bool, _DrawNotes]:
+    """The layout as an SVG page; (svg, empty, what was left out or repaired). Entities whose
+    handle is in `reported` are not named again (and are added to it)."""
     config = Configuration(background_policy=BackgroundPolicy.WHITE, color_policy=ColorPolicy.COLOR)
     backend = _InlineStyleSVGBackend()
-    failures: list[str] = []
+    notes = _DrawNotes(reported=reported if reported is not None else set())
     settings = page_layout.Settings(fit_page=True)
     try:
         # A fresh context per layout (cheap): nothing one layout leaves behind affects the next.
-        frontend = _TolerantFrontend(RenderContext(doc), backend, config, failures)
+        context = RenderContext(doc)
+        context.layers = _LayersAsCADProgramsLoadThem(context.layers)
+        frontend = _TolerantFrontend(context, backend, config, notes)
         frontend.push_property_override_function(_readable_on_white)
-        frontend.draw_layout(layout, finalize=True)
+        paper = LayoutProperties.from_layout(layout)
+        paper.set_colors(_PAPER)  # ACI 7 resolves to black on it, wherever ezdxf resolves it
+        frontend.draw_layout(layout, finalize=True, layout_properties=paper)
         render_box = backend.player().bbox()
         empty = not render_box.has_data
         if empty:
@@ -248,7 +313,26 @@ def _render_svg(doc: Drawing, layout: Layout, page: PageSpec, where: str) -> tup
         raise
     except Exception as exc:
         raise InputError(f"{where}: ezdxf cannot render it: {exc!r}") from exc
-    return svg, empty, failures
+    return svg, empty, notes
+
+
+class _LayersAsCADProgramsLoadThem(dict):
+    """The render context's layer table, where a layer that entities name but the LAYER table
+    lacks is what AutoCAD creates on load: colour 7, visible. ezdxf's stand-in is white, which
+    its late-resolving MTEXT renderer then draws white on white paper."""
+
+    def get(self, key, default=None):  # every lookup of ezdxf's RenderContext goes through get()
+        found = super().get(key)
+        return found if found is not None else _UNDEFINED_LAYER
+
+
+def _undefined_layer() -> LayerProperties:
+    layer = LayerProperties()
+    layer.has_aci_color_7 = True
+    return layer
+
+
+_UNDEFINED_LAYER = _undefined_layer()
 
 
 class _InlineStyleSVGBackend(SVGBackend):
@@ -258,11 +342,24 @@ class _InlineStyleSVGBackend(SVGBackend):
 
 
 class _InlineStyleRenderBackend(SVGRenderBackend):
-    """Writes stroke and fill as attributes of each path instead of CSS classes.
+    """Writes stroke and fill as attributes of each path instead of CSS classes, and path data
+    formatted in bulk (:mod:`converters.svg_paths`).
 
     MuPDF's SVG reader ignores CSS class rules: with ezdxf's classes every line vanished and
     every circle came out as a filled black disc.
     """
+
+    @staticmethod
+    def make_path_str(path, close=False) -> str:
+        return svg_paths.path_data(path._vertices, path._commands, close)  # noqa: SLF001 - ezdxf's NumpyPath2d
+
+    @staticmethod
+    def make_polyline_str(points, close=False) -> str:
+        return svg_paths.polyline_data(points, close)
+
+    @staticmethod
+    def make_multi_line_str(lines) -> str:
+        return svg_paths.lines_data(lines)
 
     def add_strokes(self, d: str, properties: BackendProperties) -> None:
         if not d:
@@ -290,11 +387,47 @@ class _TolerantFrontend(Frontend):
     entity (or a broken block behind an INSERT) would end the whole render.
     """
 
-    def __init__(self, ctx: RenderContext, backend: SVGBackend, config: Configuration, failures: list[str]):
+    def __init__(self, ctx: RenderContext, backend: SVGBackend, config: Configuration, notes: _DrawNotes):
         super().__init__(ctx, backend, config)
-        self.failures = failures
+        self.notes = notes
+        self._patterns: dict[str, list] | None = None
+
+    def skip_entity(self, entity, msg: str) -> None:
+        handle = entity.dxf.get("handle") if not getattr(entity, "is_virtual", False) else None
+        # Invisible is hidden on purpose: a CAD program would not show it either.
+        if msg != "invisible" and (handle is None or handle not in self.notes.reported):
+            if handle is not None:
+                self.notes.reported.add(handle)
+            key = f"{entity.dxftype()} ({msg})"
+            self.notes.skipped[key] = self.notes.skipped.get(key, 0) + 1
+        super().skip_entity(entity, msg)
+
+    def draw_hatch_pattern(self, polygon, paths, properties: Properties) -> None:
+        if polygon.pattern is None or len(polygon.pattern.lines) == 0:
+            self._give_pattern_definition(polygon)
+        super().draw_hatch_pattern(polygon, paths, properties)
+
+    def _give_pattern_definition(self, polygon) -> None:
+        """The file names a pattern but stores no lines: ezdxf would draw nothing there."""
+        if self._patterns is None:
+            measurement = polygon.doc.header.get("$MEASUREMENT", 1) if polygon.doc is not None else 1
+            self._patterns = hatch_patterns.load(measurement=0 if measurement == 0 else 1)
+        name = str(polygon.dxf.get("pattern_name", "") or "").upper()
+        used = name if name in self._patterns else _FALLBACK_PATTERN
+        polygon.set_pattern_definition(
+            self._patterns[used],
+            factor=polygon.dxf.get("pattern_scale", 1.0) or 1.0,
+            angle=polygon.dxf.get("pattern_angle", 0.0) or 0.0,
+        )
+        key = f"{name or 'unnamed'!r} drawn with ezdxf's definition" if used == name else f"{name or 'unnamed'!r} drawn as {used}"
+        self.notes.patterns[key] = self.notes.patterns.get(key, 0) + 1
 
     def draw_entity(self, entity: DXFGraphic, properties: Properties) -> None:
+        modelled = getattr(entity, "entity", entity)  # ezdxf wraps unmodelled types in a proxy
+        if isinstance(modelled, DXFTagStorage) and not getattr(modelled, "proxy_graphic", None):
+            # ezdxf keeps this type only as tags; with no proxy graphic it would draw nothing, unsaid.
+            self.skip_entity(entity, "a type ezdxf does not model, without proxy graphic")
+            return
         # A failure inside an INSERT leaves its block state and clipping pushed; undo both.
         saved_states = len(self.ctx._saved_states)
         clipping = self.pipeline.clipping_portal
@@ -308,7 +441,7 @@ class _TolerantFrontend(Frontend):
                 self.ctx.pop_state()
             while clipping.stack_depth > clip_depth:
                 clipping.pop()
-            self.failures.append(f"{entity} ({type(exc).__name__}: {exc})")
+            self.notes.failures.append(f"{entity} ({type(exc).__name__}: {exc})")
 
     def draw_image_entity(self, entity: DXFGraphic, properties: Properties) -> None:
         # ezdxf opens the image file it finds; only one the read scope allows is opened (outside
@@ -399,7 +532,18 @@ def _png_from(svg_doc: pymupdf.Document, dpi: int, max_pixels: int) -> tuple[byt
     while _pixel_count(rect, zoom) > max_pixels:
         zoom *= 0.999
     pix = page.get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), alpha=False)
+    if _all_grey(pix):
+        # Black-on-white drawings are most of a library: a grey PNG holds the very same pixels
+        # in a third of the bytes, and encodes three times faster (PNG encoding is most of a
+        # small drawing's time).
+        pix = pymupdf.Pixmap(pymupdf.csGRAY, pix)
     return pix.tobytes("png"), (pix.width, pix.height), zoom * 72
+
+
+def _all_grey(pix: pymupdf.Pixmap) -> bool:
+    """True when every pixel of an RGB pixmap has R == G == B."""
+    rgb = np.frombuffer(pix.samples, dtype=np.uint8).reshape(-1, 3)  # a copy: no view outlives the pixmap
+    return bool((rgb[:, 0] == rgb[:, 1]).all() and (rgb[:, 1] == rgb[:, 2]).all())
 
 
 def _pixel_count(rect: pymupdf.Rect, zoom: float) -> int:

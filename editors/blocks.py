@@ -72,7 +72,7 @@ def load_source_block(path: Path, name: str) -> SourceBlock:
 @functools.lru_cache(maxsize=8)
 def _load(path: str, sha256: str) -> Drawing:
     """Loaded once per process and content: every drawing of a run copies from the same block."""
-    return open_dxf(Path(path)).doc
+    return open_dxf(Path(path), decode_text=False).doc  # copied into another drawing as stored
 
 
 def source_block_for(spec: RedefineBlock) -> SourceBlock:

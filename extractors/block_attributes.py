@@ -17,6 +17,8 @@ from typing import Iterable, Mapping
 from ezdxf.dynblkhelper import get_dynamic_block_definition
 from ezdxf.entities import Insert
 
+from extractors.dxf_text import readable
+
 # Canonical BOM columns -> accepted attribute tag spellings (normalized before comparing).
 DEFAULT_TAG_MAP: dict[str, list[str]] = {
     "item_no": ["ITEM", "ITEM_NO", "ITEM_NUMBER", "ITEM_NUM", "POS", "POS_NO", "POSITION", "FIND_NO"],
@@ -104,10 +106,10 @@ class AttributeReader:
             if not tag:
                 continue
             if attrib.has_embedded_mtext_entity:  # multi-line attribute (R2018)
-                value, text = attrib.virtual_mtext_entity().text, attrib.plain_mtext()
+                value, text = attrib.virtual_mtext_entity().text, attrib.plain_mtext(fast=False)
             else:
                 value, text = attrib.dxf.get("text", ""), attrib.plain_text()
-            found.append(Attribute(tag, value, text))
+            found.append(Attribute(tag, value, readable(text)))
         constants = self._constant_attdefs(insert)
         if constants:
             seen = {a.tag.upper() for a in found}
@@ -129,7 +131,7 @@ class AttributeReader:
         if name not in self._constants:
             block = insert.block()
             self._constants[name] = [
-                Attribute(attdef.dxf.tag, attdef.dxf.get("text", ""), attdef.plain_text())
+                Attribute(attdef.dxf.tag, attdef.dxf.get("text", ""), readable(attdef.plain_text()))
                 for attdef in (block.attdefs() if block is not None else ())
                 # An empty constant carries nothing; keeping it would turn every plain insert
                 # of such a block into a BOM row.

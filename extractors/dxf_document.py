@@ -4,11 +4,20 @@ Order of attempts:
 
 1. The content is sniffed first (:mod:`extractors.file_kind`): anything that is not DXF or DWG
    is refused at once, because ``ezdxf.recover`` turns almost any bytes into an empty drawing.
-2. ``ezdxf.readfile``, then ``doc.audit()`` (cheap, and it repairs what the renderer would trip on).
-3. When ezdxf rejects the structure, ``ezdxf.recover`` (which audits itself); ``recovered=True``.
-   A file that ends inside a section is refused instead: recovery would silently keep the half
-   that arrived. Binary DXF is refused too: ezdxf's recovery reads ASCII DXF only.
-4. DWG goes through ezdxf's ``odafc`` add-on when the ODA File Converter is installed.
+2. ``ezdxf.readfile``, then ezdxf's audit (cheap, and it repairs what the renderer would trip on),
+   run so that it keeps what a CAD program would draw (:mod:`extractors.dxf_repair`): what it still
+   removes is counted in ``LoadedDxf.repair``.
+3. When ezdxf rejects the structure, ``ezdxf.recover``'s loader and the same audit;
+   ``recovered=True``. A file that ends inside a section is refused instead: recovery would
+   silently keep the half that arrived. Binary DXF is refused too: ezdxf's recovery reads ASCII
+   DXF only.
+4. DWG is converted in memory to DXF by a reader of :mod:`extractors.dwg_readers` (pycadkit by
+   default, the ODA File Converter or LibreDWG where configured), and those DXF bytes are loaded
+   with ``ezdxf.recover``'s loader and the same audit; ``LoadedDxf.dwg`` says which reader and
+   what it could not convert.
+5. Text escapes (``\\U+XXXX``, ``%%nnn``, MTEXT ``\\~``) are decoded in the document
+   (:mod:`extractors.dxf_text`) unless the caller asks for the text as stored (``decode_text=False``,
+   for editors that write the drawing back).
 
 ``LoadedDxf.header_vars`` holds the HEADER variables as the file states them, read once more from
 the file's first section: while loading, ezdxf overwrites ``$TDCREATE`` with the load time and
@@ -18,8 +27,9 @@ be parsed on its own, or for DWG, the loaded header is used without ``$TDCREATE`
 
 Errors (``converters.errors``):
 
-- ``InputError``: the content is not a DXF/DWG, is empty, truncated, or neither loader copes; DWG
-  without the ODA File Converter; and a path that does not exist or is not a regular file. The
+- ``InputError``: the content is not a DXF/DWG, is empty, truncated, or neither loader copes; a
+  DWG the reader refuses (the message names reader, version and cause) or no DWG reader
+  available; and a path that does not exist or is not a regular file. The
   last is permanent on purpose: the batch found the file moments ago, so if it has gone the
   work item is obsolete and retrying the same path would fail the same way.
 - ``TransientError``: any other ``OSError`` while reading (permissions, network share, disk).
@@ -28,28 +38,32 @@ Errors (``converters.errors``):
 from __future__ import annotations
 
 import io
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, Callable, Iterator, NoReturn, Sequence, TextIO
 
 import ezdxf
-from ezdxf import recover
 from ezdxf.audit import Auditor
 from ezdxf.document import Drawing
 from ezdxf.lldxf.tagger import ascii_tags_loader, binary_tags_loader, tag_compiler
 from ezdxf.lldxf.tags import Tags
 from ezdxf.lldxf.types import DXFTag
 from ezdxf.lldxf.validator import is_dxf_file
+from ezdxf.recover import Recover
 from ezdxf.sections.header import HeaderSection
 
 from converters.errors import InputError, TransientError
+from extractors.dxf_repair import RepairReport, audit_keeping_content, repair_for_drawing
+from extractors.dxf_text import decode_text_escapes
 from extractors.file_kind import sniff_format
 
-ODAFC_MISSING = (
-    "DWG is not supported without the ODA File Converter "
-    "(install it so that ezdxf's odafc add-on finds it, or save the drawing as DXF)"
-)
+if TYPE_CHECKING:
+    from extractors.dwg_readers import DwgSource
+
 _MESSAGE_LIMIT = 240
+# ezdxf names an entity without a handle by its Python object id: "SPLINE(#140505207361944)".
+_OBJECT_ID = re.compile(r"\(#\d{12,}\)")
 
 
 @dataclass
@@ -63,14 +77,30 @@ class LoadedDxf:
     # HEADER variables as stored in the file (see module doc); None: use doc.header as it is.
     header_vars: dict[str, Any] | None = None
     warnings: list[str] = field(default_factory=list)  # what loading noticed beyond the auditor
+    repair: RepairReport = field(default_factory=RepairReport)  # what the audit removed or repaired
+    texts_decoded: int = 0  # strings whose escapes were decoded (decode_text=True)
+    dwg: DwgSource | None = None  # a DWG: which reader converted it and what it could not carry
 
 
-def open_dxf(path: Path) -> LoadedDxf:
-    """Load `path` (ASCII DXF, binary DXF, or DWG via the ODA File Converter)."""
-    path = Path(path)
+def open_dxf(
+    path: Path,
+    *,
+    dwg_readers: Sequence[str] = ("oda", "pycadkit"),
+    dwg_timeout_s: float = 120.0,
+    decode_text: bool = True,
+) -> LoadedDxf:
+    """Load `path`: ASCII DXF, binary DXF, or DWG converted by the first available of
+    `dwg_readers` (names of :data:`extractors.dwg_readers.READERS`)."""
+    loaded = _open(Path(path), dwg_readers, dwg_timeout_s)
+    if decode_text:
+        loaded.texts_decoded = decode_text_escapes(loaded.doc)
+    return loaded
+
+
+def _open(path: Path, dwg_readers: Sequence[str], dwg_timeout_s: float) -> LoadedDxf:
     kind = _guard_io(path, sniff_format, path)
     if kind == "dwg":
-        return _open_dwg(path)
+        return _open_dwg(path, dwg_readers, dwg_timeout_s)
     if kind not in ("dxf", "dxf-binary"):
         raise InputError(f"{path.name}: not a DXF file ({_describe_content(path, kind)})")
     # ezdxf.readfile refuses (with a bare IOError) ASCII files whose first tags it does not like,
@@ -86,7 +116,7 @@ def open_dxf(path: Path) -> LoadedDxf:
     except Exception as exc:  # ezdxf signals malformed content with many exception types
         first_failure = _describe(exc)
     else:
-        return _audited(doc, doc.audit(), path, kind, recovered=False)
+        return _audited(doc, None, path, kind, recovered=False)
     return _recover(path, kind, first_failure)
 
 
@@ -99,43 +129,74 @@ def _recover(path: Path, kind: str, first_failure: str) -> LoadedDxf:
     # ezdxf.recover stumbles on a byte-order mark or blank lines before the first tag.
     data = data.removeprefix(b"\xef\xbb\xbf").lstrip()
     try:
-        doc, auditor = recover.read(io.BytesIO(data))
+        doc, auditor = _recovered_document(data)
     except MemoryError:
         raise
     except Exception as exc:
-        raise InputError(
-            f"{path.name}: cannot load DXF: {first_failure}; recovery failed: {_describe(exc)}"
-        ) from exc
+        second = _describe(exc)
+        how = "recovery fails the same way" if second == first_failure else f"recovery failed: {second}"
+        raise InputError(f"{path.name}: cannot load DXF: {first_failure}; {how}") from exc
     doc.filename = str(path)
     return _audited(doc, auditor, path, kind, recovered=True)
 
 
-def _open_dwg(path: Path) -> LoadedDxf:
-    from ezdxf.addons import odafc
+def _recovered_document(data: bytes) -> tuple[Drawing, Auditor]:
+    """``ezdxf.recover.read`` up to its audit: the audit is ours, so that it keeps content."""
+    tool = Recover.run(io.BytesIO(data))
+    doc = Drawing()
+    doc._load_section_dict(tool.section_dict)  # noqa: SLF001 - what ezdxf.recover.read does
+    auditor = Auditor(doc)
+    for code, message in tool.errors:
+        auditor.add_error(code, message)
+    for code, message in tool.fixes:
+        auditor.fixed_error(code, message)
+    return doc, auditor
 
-    if not odafc.is_installed():
-        raise InputError(f"{path.name}: {ODAFC_MISSING}")
+
+def _open_dwg(path: Path, readers: Sequence[str], timeout_s: float) -> LoadedDxf:
+    """Convert with a DWG reader, then load its DXF bytes like any recovered DXF: ``recover``'s
+    loader on the bytes (a text stream of the same DXF lost every entity in one trial)."""
+    from extractors.dwg_readers import read_dwg
+
     try:
-        doc = odafc.readfile(path)
-    except (odafc.ODAFCNotInstalledError, odafc.UnsupportedPlatform) as exc:
-        raise InputError(f"{path.name}: {ODAFC_MISSING}: {exc}") from exc
-    except odafc.ODAFCError as exc:  # conversion refused or failed on this file
-        raise InputError(f"{path.name}: ODA File Converter could not convert the DWG: {_describe(exc)}") from exc
+        conversion = read_dwg(path, readers, timeout_s=timeout_s)
     except OSError as exc:
         _raise_io(path, exc)
+    try:
+        doc, auditor = _recovered_document(conversion.dxf)
     except MemoryError:
         raise
     except Exception as exc:
-        raise InputError(f"{path.name}: converted DWG does not load: {_describe(exc)}") from exc
-    return _audited(doc, doc.audit(), path, "dwg", recovered=False)
+        raise InputError(
+            f"{path.name}: the DXF that {conversion.reader} {conversion.reader_version} made of the DWG "
+            f"does not load: {_describe(exc)}"
+        ) from exc
+    doc.filename = str(path)
+    loaded = _audited(doc, auditor, path, "dwg", recovered=False)
+    # The HEADER as the reader wrote it, then what the DWG itself states (its version, dates):
+    # a reader may write another DXF version and leave variables out.
+    try:
+        text = io.StringIO(conversion.dxf.decode("utf-8", errors="replace"), newline=None)  # CRLF too
+        loaded.header_vars = _header_from_tags(ascii_tags_loader(text))
+    except Exception:  # the loaded header stays; the drawing itself loaded
+        pass
+    loaded.header_vars = {**(loaded.header_vars or {}), **conversion.header}
+    if conversion.dwg_version:
+        loaded.header_vars["$ACADVER"] = conversion.dwg_version
+    loaded.dwg = conversion.source(doc)
+    loaded.warnings += loaded.dwg.warnings()
+    return loaded
 
 
-def _audited(doc: Drawing, auditor: Auditor, path: Path, kind: str, *, recovered: bool) -> LoadedDxf:
+def _audited(doc: Drawing, auditor: Auditor | None, path: Path, kind: str, *, recovered: bool) -> LoadedDxf:
+    auditor, repair = audit_keeping_content(doc, auditor)
+    repair.repaired.update(repair_for_drawing(doc))
     loaded = LoadedDxf(
         doc=doc,
         recovered=recovered,
         audit_fixes=[entry.message for entry in auditor.fixes],
         audit_errors=[entry.message for entry in auditor.errors],
+        repair=repair,
     )
     if kind == "dwg":
         loaded.header_vars = _loaded_header(doc)
@@ -229,7 +290,7 @@ def _describe_content(path: Path, kind: str | None) -> str:
 def _describe(exc: BaseException) -> str:
     """One short line: exception kind and message, without ezdxf's repeated class prefix."""
     name = type(exc).__name__
-    text = " ".join(str(exc).split())
+    text = _OBJECT_ID.sub("(without handle)", " ".join(str(exc).split()))
     while text.startswith(f"{name}:"):
         text = text[len(name) + 1 :].strip()
     text = f"{name}: {text}" if text else name

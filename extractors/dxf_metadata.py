@@ -13,9 +13,11 @@ collects all counts; nothing is rendered.
     measurement (str|None): ``$MEASUREMENT``: ``metric`` or ``imperial``.
     extents_min_x, extents_min_y, extents_min_z, extents_max_x, extents_max_y, extents_max_z
         (float|None): modelspace extents in drawing units; None when the modelspace is empty.
-    extents_source (str|None): ``header`` ($EXTMIN/$EXTMAX finite, ordered, not the 1e20
-        "unset" marker and not a single point), ``computed`` (``ezdxf.bbox.extents`` of the
-        modelspace, fast mode), None (empty modelspace).
+    extents_source (str|None): ``header`` when $EXTMIN/$EXTMAX agree with the drawn geometry
+        (each coordinate within ``EXTENTS_TOLERANCE`` of the diagonal of ``ezdxf.bbox.extents`` of
+        the modelspace), ``computed`` (those measured extents: the header is missing, unset,
+        or stale, which a warning then says), None (empty modelspace). Stored header extents are
+        often stale: writers that never update them, or an edit after the last save.
     created_at, updated_at (str|None): ``$TDCREATE`` / ``$TDUPDATE`` (Julian dates) as ISO 8601
         with a UTC offset. DXF stores the writer's local time without a zone; it is labelled UTC.
         None when absent or outside 1900..2100.
@@ -32,6 +34,10 @@ collects all counts; nothing is rendered.
     missing_ref_count (int): rows of ``refs`` whose file was not found.
     recovered (bool): only ``ezdxf.recover`` could load the file.
     audit_fix_count, audit_error_count (int): problems the ezdxf auditor fixed / left.
+    entities_read (int): graphical entities of all layouts and block definitions as loaded, before
+        the audit; entities_kept (int): the same after it (= entity_count + block_entity_count);
+        entities_removed (int): the difference, each removed entity type named in ``warnings``
+        with its count and the reason (:mod:`extractors.dxf_repair`).
 
 ``layouts``: one row per layout, in tab order.
     name (str), is_model (bool), tab_order (int|None),
@@ -66,7 +72,9 @@ templates are skipped). Text of dimensions, leaders, tables and anonymous blocks
     dxftype (str): TEXT, MTEXT or ATTRIB, handle (str|None), layer (str),
     tag (str|None): ATTRIB tag, None for TEXT/MTEXT,
     text (str): the text without formatting codes (``plain_text()``: ``%%d`` becomes a degree
-        sign, MTEXT inline codes are removed, MTEXT columns are joined).
+        sign, MTEXT inline codes are removed, MTEXT columns are joined; ``\\U+XXXX``, ``%%nnn``
+        and ``\\~`` were decoded at load, :mod:`extractors.dxf_text`; a non-breaking space is a
+        space here).
 
 ``refs``: external files the drawing points to.
     kind (str): ``xref`` (external block reference), ``image`` (IMAGEDEF) or ``underlay`` (PDF,
@@ -79,7 +87,13 @@ templates are skipped). Text of dimensions, leaders, tables and anonymous blocks
 
 ``warnings``: human sentences: ``missing external reference: parts\\bolt.dwg`` (also ``missing
 image: ...``, ``missing underlay: ...``), that the drawing needed recovery, unfixed audit errors,
-entities the extents leave out because ezdxf cannot measure them, and the loader's warnings.
+entities the audit removed or repaired (type, count, reason), stale header extents, entities the
+extents leave out because ezdxf cannot measure them, entities whose metadata could not be read
+(counted as entities all the same), and the loader's warnings.
+
+No single entity can fail the drawing: entity types ezdxf keeps only as tags (``DXFTagStorage``,
+e.g. a SECTIONOBJECT) have no DXF attributes beyond their handle, so every per-entity read
+tolerates missing attributes, and an entity whose reading still raises becomes a warning.
 """
 
 from __future__ import annotations
@@ -98,13 +112,15 @@ from ezdxf import bbox
 from ezdxf import units as ezdxf_units
 from ezdxf.colors import int2rgb
 from ezdxf.document import Drawing
-from ezdxf.entities import DXFGraphic
+from ezdxf.entities import DXFEntity, DXFGraphic, DXFTagStorage
 from ezdxf.layouts import BlockLayout
-from ezdxf.lldxf.const import acad_release
+from ezdxf.lldxf.const import DXFAttributeError, acad_release
 from ezdxf.math import BoundingBox
 from ezdxf.tools.juliandate import calendardate
+from ezdxf.tools.text import plain_mtext
 
 from extractors.dxf_document import LoadedDxf
+from extractors.dxf_text import readable
 from extractors.file_access import may_read
 
 # Releases ezdxf does not name: pre-R9 files still turn up in old archives.
@@ -117,6 +133,10 @@ _JULIAN_2100 = 2488069.5
 _UNDERLAY_DICTS = ("ACAD_PDFDEFINITIONS", "ACAD_DWFDEFINITIONS", "ACAD_DGNDEFINITIONS")
 _TEXT_TYPES = frozenset(("TEXT", "MTEXT"))
 _WINDOWS_ABS = re.compile(r"^(?:[A-Za-z]:[\\/]|\\\\|//)")
+# Header extents count as the drawn ones when every coordinate is within this share of the
+# drawn diagonal: AutoCAD measures text with its own fonts, ezdxf with others (~1 % apart).
+EXTENTS_TOLERANCE = 0.02
+_MAX_NAMED = 5
 
 
 @dataclass
@@ -144,8 +164,10 @@ def extract_metadata(loaded: LoadedDxf, source: Path) -> DxfMetadata:
     warnings = list(loaded.warnings)
     if loaded.recovered:
         warnings.append(f"drawing needed ezdxf recovery ({len(loaded.audit_fixes)} repairs)")
+    warnings += loaded.repair.warnings()
     if loaded.audit_errors:
         warnings.append(f"{len(loaded.audit_errors)} unfixed audit errors, first: {loaded.audit_errors[0]}")
+    warnings += scan.warnings()
     warnings += [f"missing {_REF_WORDS[ref['kind']]}: {ref['path']}" for ref in refs if not ref["exists"]]
 
     extents, extent_warnings = _extents(doc, header)
@@ -174,6 +196,9 @@ def extract_metadata(loaded: LoadedDxf, source: Path) -> DxfMetadata:
         "recovered": bool(loaded.recovered),
         "audit_fix_count": len(loaded.audit_fixes),
         "audit_error_count": len(loaded.audit_errors),
+        "entities_read": loaded.repair.entities_read,
+        "entities_kept": loaded.repair.entities_kept,
+        "entities_removed": loaded.repair.entities_removed,
     }
     entities = [
         {"layout": layout, "dxftype": dxftype, "count": count}
@@ -197,6 +222,23 @@ class _Scan:
     named_blocks: list[tuple[str, int, bool, str | None, str]] = field(default_factory=list)
     block_entity_total: int = 0
     texts: list[dict[str, Any]] = field(default_factory=list)
+    unreadable: Counter[str] = field(default_factory=Counter)  # "DXFTYPE (exception)" -> count
+
+    def read(self, entity: DXFEntity, owner: str | None, reading) -> None:
+        """Run one entity's `reading`; a failure is counted for the warnings, never raised."""
+        try:
+            reading(entity, owner)
+        except MemoryError:
+            raise
+        except Exception as exc:
+            self.unreadable[f"{_dxftype(entity)} ({type(exc).__name__})"] += 1
+
+    def warnings(self) -> list[str]:
+        if not self.unreadable:
+            return []
+        items = sorted(self.unreadable.items(), key=lambda item: (-item[1], item[0]))
+        named = ", ".join(f"{n} {what}" for what, n in items[:_MAX_NAMED])
+        return [f"metadata of {sum(self.unreadable.values())} entities could not be read (counted all the same): {named}"]
 
 
 def _scan(doc: Drawing) -> _Scan:
@@ -214,10 +256,7 @@ def _scan(doc: Drawing) -> _Scan:
         text_owner = f"block:{name}" if named else None
         for entity in block:
             count += 1
-            if entity.dxftype() == "INSERT":
-                scan.insert_counts[entity.dxf.get("name", "").casefold()] += 1
-            if text_owner is not None:
-                _collect_text(entity, text_owner, scan.texts)
+            scan.read(entity, text_owner, lambda e, owner: _read_block_entity(e, owner, scan))
         scan.block_entity_total += count
         if named:
             is_xref = bool(record.is_xref)
@@ -226,23 +265,59 @@ def _scan(doc: Drawing) -> _Scan:
     return scan
 
 
+def _read_block_entity(entity: DXFEntity, text_owner: str | None, scan: _Scan) -> None:
+    if entity.dxftype() == "INSERT":
+        scan.insert_counts[_attr(entity, "name", "").casefold()] += 1
+    if text_owner is not None:
+        _collect_text(entity, text_owner, scan.texts)
+
+
 def _scan_layout(block: BlockLayout, layout_name: str, scan: _Scan) -> None:
     count = 0
     types: Counter[str] = Counter()
     for entity in block:
         count += 1
-        dxftype = entity.dxftype()
-        types[dxftype] += 1
-        layer = entity.dxf.get("layer", "0")
-        key = layer.casefold()
-        scan.layer_counts[key] += 1
-        scan.layer_spelling.setdefault(key, layer)
-        if dxftype == "INSERT":
-            scan.insert_counts[entity.dxf.get("name", "").casefold()] += 1
-        _collect_text(entity, layout_name, scan.texts)
+        types[_dxftype(entity)] += 1
+        scan.read(entity, layout_name, lambda e, owner: _read_layout_entity(e, owner, scan))
     scan.layout_counts[layout_name] += count
     for dxftype, n in types.items():
         scan.type_counts[(layout_name, dxftype)] += n
+
+
+def _read_layout_entity(entity: DXFEntity, layout_name: str, scan: _Scan) -> None:
+    layer = _layer(entity)
+    key = layer.casefold()
+    scan.layer_counts[key] += 1
+    scan.layer_spelling.setdefault(key, layer)
+    if entity.dxftype() == "INSERT":
+        scan.insert_counts[_attr(entity, "name", "").casefold()] += 1
+    _collect_text(entity, layout_name, scan.texts)
+
+
+def _dxftype(entity: DXFEntity) -> str:
+    try:
+        return entity.dxftype()
+    except Exception:
+        return type(entity).__name__.upper()
+
+
+def _attr(entity: DXFEntity, name: str, default: Any = None) -> Any:
+    """A DXF attribute, or `default` where the entity type does not define it at all."""
+    try:
+        return entity.dxf.get(name, default)
+    except DXFAttributeError:  # e.g. a DXFTagStorage: only handle and owner are attributes
+        return default
+
+
+def _layer(entity: DXFEntity) -> str:
+    """The entity's layer; for a type ezdxf keeps only as tags, group code 8 of its tags."""
+    layer = _attr(entity, "layer")
+    if layer is None and isinstance(entity, DXFTagStorage):
+        for subclass in entity.xtags.subclasses:
+            for tag in subclass:
+                if tag.code == 8:
+                    return str(tag.value)
+    return str(layer) if layer else "0"
 
 
 def _collect_text(entity: Any, owner: str, texts: list[dict[str, Any]]) -> None:
@@ -251,22 +326,24 @@ def _collect_text(entity: Any, owner: str, texts: list[dict[str, Any]]) -> None:
         texts.append(_text_row(entity, owner, dxftype, None, _plain_text(entity, dxftype)))
     elif dxftype == "INSERT":
         for attrib in entity.attribs:
-            text = attrib.plain_mtext() if attrib.has_embedded_mtext_entity else attrib.plain_text()
-            texts.append(_text_row(attrib, owner, "ATTRIB", attrib.dxf.get("tag"), text))
+            text = attrib.plain_mtext(fast=False) if attrib.has_embedded_mtext_entity else attrib.plain_text()
+            texts.append(_text_row(attrib, owner, "ATTRIB", _attr(attrib, "tag"), readable(text)))
 
 
 def _plain_text(entity: Any, dxftype: str) -> str:
     if dxftype == "MTEXT":
-        return entity.all_columns_plain_text() if entity.has_columns else entity.plain_text()
-    return entity.plain_text()
+        # ezdxf's fast reader leaves codes in that AutoCAD accepts (a colour "\\C1" without ";").
+        texts = [entity.text] + [column.text for column in entity.columns.linked_columns] if entity.has_columns else [entity.text]
+        return readable("".join(plain_mtext(text) for text in texts))
+    return readable(entity.plain_text())
 
 
 def _text_row(entity: DXFGraphic, owner: str, dxftype: str, tag: str | None, text: str) -> dict[str, Any]:
     return {
         "layout": owner,
         "dxftype": dxftype,
-        "handle": entity.dxf.get("handle"),
-        "layer": entity.dxf.get("layer", "0"),
+        "handle": _attr(entity, "handle"),
+        "layer": _layer(entity),
         "tag": tag,
         "text": text,
     }
@@ -402,18 +479,26 @@ def _resolve(stored: str, folder: Path) -> Path | None:
 
 
 def _extents(doc: Drawing, header: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    low, high = _point(header.get("$EXTMIN")), _point(header.get("$EXTMAX"))
-    source: str | None = "header"
+    stored_low, stored_high = _point(header.get("$EXTMIN")), _point(header.get("$EXTMAX"))
+    stored = (stored_low, stored_high) if stored_low and stored_high and _valid_extents(stored_low, stored_high) else None
+    low = high = source = None
     warnings: list[str] = []
     msp = doc.modelspace()
-    if len(msp) == 0:
-        low = high = source = None
-    elif low is None or high is None or not _valid_extents(low, high):
+    if len(msp):
         box, warnings = _measure(msp)
         if box.has_data:
-            low, high, source = tuple(box.extmin), tuple(box.extmax), "computed"
-        else:  # only entities without geometry (e.g. empty blocks inserted)
-            low = high = source = None
+            drawn = (tuple(box.extmin), tuple(box.extmax))
+            if stored is not None and _agree(stored, drawn):
+                (low, high), source = stored, "header"
+            else:
+                (low, high), source = drawn, "computed"
+                if stored_low is not None and stored_high is not None and not _unset(stored_low, stored_high):
+                    warnings.append(
+                        f"header extents {_box_text(stored_low, stored_high)} do not match the drawn geometry "
+                        f"{_box_text(*drawn)}; using the measured extents"
+                    )
+        elif stored is not None:  # nothing ezdxf can measure (e.g. ACIS solids): the header's word
+            (low, high), source = stored, "header"
     row: dict[str, Any] = {}
     for prefix, point in (("extents_min", low), ("extents_max", high)):
         for i, axis in enumerate("xyz"):
@@ -422,19 +507,41 @@ def _extents(doc: Drawing, header: dict[str, Any]) -> tuple[dict[str, Any], list
     return row, warnings
 
 
+def _agree(stored: tuple[tuple[float, ...], tuple[float, ...]], drawn: tuple[tuple[float, ...], tuple[float, ...]]) -> bool:
+    """Every x and y of the stored box within EXTENTS_TOLERANCE of the drawn box's diagonal."""
+    (dlow, dhigh), (slow, shigh) = drawn, stored
+    diagonal = math.hypot(dhigh[0] - dlow[0], dhigh[1] - dlow[1])
+    tolerance = EXTENTS_TOLERANCE * diagonal if diagonal > 0 else 1e-9 * max(1.0, *map(abs, (*dlow, *dhigh)))
+    return all(abs(s - d) <= tolerance for s, d in zip((*slow[:2], *shigh[:2]), (*dlow[:2], *dhigh[:2])))
+
+
+def _unset(low: tuple[float, ...], high: tuple[float, ...]) -> bool:
+    """"No extents yet" as writers store it: +-1e20 (AutoCAD, ezdxf), an inverted box (+1e10 / -1e10),
+    or 0,0 / 0,0 never updated. Not stale, just unset: no warning."""
+    if any(abs(c) >= _UNSET_EXTENT for c in (*low, *high)) or any(lo > hi for lo, hi in zip(low, high)):
+        return True
+    return low[:2] == high[:2] == (0.0, 0.0)
+
+
+def _box_text(low: tuple[float, ...], high: tuple[float, ...]) -> str:
+    return f"({low[0]:.6g}, {low[1]:.6g})-({high[0]:.6g}, {high[1]:.6g})"
+
+
 def _measure(msp: Iterable[DXFGraphic]) -> tuple[BoundingBox, list[str]]:
-    """Extents of `msp`, entity by entity: ezdxf fails on some degenerate geometry (e.g. a block
-    reference scaled to zero raises ZeroDivisionError); such entities are left out and named."""
+    """Extents of `msp`, entity by entity, curves measured exactly (ezdxf's fast mode measures
+    splines and ellipses by their control points, up to 10 % too large, and is no faster).
+    ezdxf fails on some degenerate geometry (e.g. a block reference scaled to zero raises
+    ZeroDivisionError); such entities are left out and named."""
     box = BoundingBox()
     cache = bbox.Cache()  # a block inserted many times is measured once
     failed: Counter[str] = Counter()
     for entity in msp:
         try:
-            part = bbox.extents((entity,), fast=True, cache=cache)
+            part = bbox.extents((entity,), fast=False, cache=cache)
         except MemoryError:
             raise
         except Exception as exc:
-            failed[f"{entity.dxftype()} ({type(exc).__name__})"] += 1
+            failed[f"{_dxftype(entity)} ({type(exc).__name__})"] += 1
             continue
         if part.has_data:
             box.extend((part.extmin, part.extmax))

@@ -45,6 +45,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "default_material": "steel",
         "densities": {"steel": 7850.0, "aluminium": 2700.0, "abs": 1050.0},
     },
+    "dwg": {"readers": ["oda", "pycadkit"], "timeout_s": 120.0},
     "bom": {"tags": {}},
     "title_block": {"block_patterns": [], "tags": {}},
     "limits": {"timeout_s": 300.0, "memory_mb": 6144},
@@ -80,6 +81,9 @@ FREE_FORM = {("step", "densities"), ("bom", "tags"), ("title_block", "tags")}
 DXF_OUTPUTS = {"svg", "pdf", "png"}
 STEP_OUTPUTS = {"stl", "glb", "svg", "png"}
 FORMATS = {"dxf", "dwg", "step", "iges", "stl"}
+DWG_READERS = {"oda", "pycadkit", "libredwg"}
+# How a worker reaches the DWG reader, not what the reader yields: outside the work identity.
+DWG_RUNTIME_KEYS = ("readers", "timeout_s")
 # More worker processes than this per core only thrash (and each holds a drawing library in memory).
 WORKERS_PER_CORE = 4
 MIN_MEMORY_MB = 1024  # a worker takes about 600 MB of address space once its libraries are loaded
@@ -116,6 +120,7 @@ def _ranges() -> dict[tuple[str, str], Range]:
         ("step", "stl_linear_tolerance"): positive,
         ("step", "stl_angular_tolerance"): Range(0, math.pi, low_inclusive=False),
         ("step", "stl_max_bytes"): Range(1),
+        ("dwg", "timeout_s"): positive,
         ("limits", "timeout_s"): positive,
         ("limits", "memory_mb"): Range(0, note=" (0 = no cap)"),
         ("retries", "attempts"): Range(1, 100),
@@ -148,11 +153,24 @@ class Config:
     def options_for(self, fmt: str) -> dict[str, Any]:
         """The options that shape the outputs of one input format: part of the work identity."""
         if fmt in ("dxf", "dxf-binary", "dwg", "unknown"):
-            return {"family": "dxf", **self.raw["dxf"], "bom": self.raw["bom"], "title_block": self.raw["title_block"]}
+            options = {"family": "dxf", **self.raw["dxf"], "bom": self.raw["bom"], "title_block": self.raw["title_block"]}
+            if fmt == "dwg":  # the reader that converts it, and its version: another reader, other outputs
+                options["dwg"] = _dwg_options(self.raw["dwg"])
+            return options
         return {"family": "step", **self.raw["step"]}
 
     def options_key(self, fmt: str) -> str:
-        return fingerprint(self.options_for(fmt))
+        options = self.options_for(fmt)
+        if "dwg" in options:
+            options["dwg"] = {k: v for k, v in options["dwg"].items() if k not in DWG_RUNTIME_KEYS}
+        return fingerprint(options)
+
+
+def _dwg_options(section: dict[str, Any]) -> dict[str, Any]:
+    from extractors.dwg_readers import choose_reader
+
+    choice = choose_reader(tuple(section["readers"]))
+    return {"reader": choice.name, "reader_version": choice.version, **section}
 
 
 def fingerprint(value: Any) -> str:
@@ -240,6 +258,11 @@ def _validate(raw: dict, where: str) -> None:
             raise ConfigError(
                 f"{where}: {section}.{key} has unknown values {sorted(unknown)} (allowed: {sorted(allowed)})"
             )
+    readers = raw["dwg"]["readers"]
+    if not readers or set(readers) - DWG_READERS:
+        raise ConfigError(f"{where}: dwg.readers must name one or more of {sorted(DWG_READERS)}, not {readers}")
+    if raw["dwg"]["timeout_s"] <= 0:
+        raise ConfigError(f"{where}: dwg.timeout_s must be positive")
     if raw["run"]["runner"] not in ("processes", "dask"):
         raise ConfigError(f"{where}: run.runner must be 'processes' or 'dask'")
     memory_mb = raw["limits"]["memory_mb"]

@@ -64,10 +64,14 @@ def _dxf(src: Path, job: dict, dest: Path, stage: Stage) -> dict:
 
     opts = job["options"]
     stage("load")
-    loaded = open_dxf(src)
+    dwg = opts.get("dwg", {})  # DWG only: the reader of the work identity (None: none available)
+    readers = [dwg["reader"]] if dwg.get("reader") else dwg.get("readers", [])
+    loaded = open_dxf(src, dwg_readers=readers, dwg_timeout_s=dwg.get("timeout_s", 120.0))
     loaded.warnings += remove_non_finite(loaded.doc)
     stage("metadata")
     meta = extract_metadata(loaded, src)
+    if loaded.dwg:  # which reader, its version and warnings, how many entities it could not convert
+        meta.summary.update(loaded.dwg.summary())
     tables = {
         "layouts": meta.layouts,
         "layers": meta.layers,
@@ -170,13 +174,15 @@ def _merged_tags(defaults: dict[str, list[str]], extra: dict[str, list[str]]) ->
 
 def _unknown(src: Path, job: dict, dest: Path, stage: Stage) -> dict:
     stage("detect")
+    if src.is_file() and src.stat().st_size == 0:
+        raise InputError("file is empty (0 bytes)")
     raise InputError(f"content is not a recognised CAD format (extension {src.suffix or 'none'})")
 
 
 HANDLERS: dict[str, Callable[[Path, dict, Path, Stage], dict]] = {
     "dxf": _dxf,
     "dxf-binary": _dxf,
-    "dwg": _dxf,  # the loader converts with the ODA File Converter when installed, else refuses
+    "dwg": _dxf,  # the loader converts it to DXF with the configured DWG reader (extractors/dwg_readers.py)
     "step": _model,
     "iges": _model,
     "stl": _model,

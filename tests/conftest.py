@@ -57,3 +57,18 @@ def prefect_harness():
 
     with prefect_test_harness(server_startup_timeout=180):
         yield
+
+
+@pytest.fixture(scope="session")
+def corpus_batch(tmp_path_factory, corpus_dir, manifest, prefect_harness):
+    """Every DXF and DWG of the corpus, in one library, processed once by the batch flow and
+    shared by the tests that read its catalog and outputs (none of them changes the library)."""
+    from flows.batch import batch
+
+    lib = tmp_path_factory.mktemp("library")
+    rows = [r for r in manifest if r["format"] in ("dxf", "dxf-binary", "dwg")]
+    for row in rows:
+        shutil.copy2(corpus_dir / row["path"], lib / Path(row["path"]).name)
+    out = tmp_path_factory.mktemp("out")
+    state = batch(sources=[str(lib)], out=str(out), workers=2, return_state=True)
+    return {"lib": lib, "out": out, "rows": rows, "state": state, "summary": state.result(raise_on_failure=False)}

@@ -35,18 +35,6 @@ def files_table(out: Path) -> pd.DataFrame:
     return pd.read_parquet(out / "catalog" / "files.parquet")
 
 
-@pytest.fixture(scope="module")
-def corpus_batch(tmp_path_factory, corpus_dir, manifest):
-    """Every DXF and DWG of the corpus, in one library, processed once."""
-    lib = tmp_path_factory.mktemp("library")
-    rows = [r for r in manifest if r["format"] in ("dxf", "dxf-binary", "dwg")]
-    for row in rows:
-        shutil.copy2(corpus_dir / row["path"], lib / Path(row["path"]).name)
-    out = tmp_path_factory.mktemp("out")
-    state, summary = run(lib, out)
-    return {"lib": lib, "out": out, "rows": rows, "state": state, "summary": summary}
-
-
 def test_every_corpus_drawing_ends_ok_or_failed_with_a_reason(corpus_batch):
     files = files_table(corpus_batch["out"])
     expected = {Path(r["path"]).name: r for r in corpus_batch["rows"]}
@@ -59,8 +47,10 @@ def test_every_corpus_drawing_ends_ok_or_failed_with_a_reason(corpus_batch):
             assert row.error_class and row.error_stage
             assert row.error_message.startswith(f"{row.path}: {row.error_stage}: ")
         if manifest_row["format"] == "dwg":
-            assert row.status == "failed" and row.error_class == "InputError" and row.error_permanent
-            assert "DWG is not supported without the ODA File Converter" in row.error_message
+            assert row.status == "ok", f"{row.path}: {row.error_message}"
+            assert row.dwg_reader == "pycadkit" and row.dwg_reader_version == "0.5.1"
+            kinds = {Path(o).suffix for o in row.outputs}
+            assert kinds == {".svg", ".pdf", ".png"} and row.layout_count >= 1 and row.dxf_version == manifest_row["dxf_version"][:6]
         elif manifest_row["ezdxf_load"] == "fail":
             assert row.status == "failed" and row.error_permanent
         else:
@@ -68,6 +58,28 @@ def test_every_corpus_drawing_ends_ok_or_failed_with_a_reason(corpus_batch):
     summary = corpus_batch["summary"]
     assert summary["files_seen"] == len(expected)
     assert summary["processed"] + summary["failed"] == len(expected)
+
+
+def test_a_dwg_and_its_dxf_twin_give_the_same_layers_layouts_texts_and_bom(corpus_batch):
+    """sample_AC1032.dwg and sample_AC1032_binary.dxf are one drawing saved twice (see test_dwg.py
+    for the entity counts and their tolerance)."""
+    out = corpus_batch["out"]
+    files = files_table(out).set_index("path")
+    dwg, dxf = (files.loc[name, "sha256"] for name in ("samples__sample_AC1032.dwg", "samples__sample_AC1032_binary.dxf"))
+
+    def rows(table: str, columns: list[str]) -> list[tuple]:
+        frame = pd.read_parquet(out / "catalog" / f"{table}.parquet")
+        return [sorted(map(tuple, frame.loc[frame["sha256"] == sha, columns].itertuples(index=False))) for sha in (dwg, dxf)]
+
+    layouts = rows("layouts", ["name", "is_model", "tab_order"])
+    assert layouts[0] == layouts[1] and len(layouts[0]) == 4
+    layers = rows("layers", ["name", "defined", "true_color", "linetype", "is_on", "is_frozen", "is_locked"])
+    assert layers[0] == layers[1] and len(layers[0]) == 19
+    texts = rows("texts", ["layout", "dxftype", "layer", "tag", "text"])
+    assert texts[0] == texts[1] and any(t[1] == "ATTRIB" for t in texts[0])
+    bom = rows("bom", ["block_name", "block_path", "layout", "qty", "attributes", "source", "level"])
+    assert bom[0] == bom[1] and len(bom[0]) == 2, "BOM rows from the block attributes"
+    assert files.loc["samples__sample_AC1032.dwg", "dwg_unsupported_count"] == 31
 
 
 def test_the_flow_run_fails_visibly_after_publishing_everything(corpus_batch):
@@ -107,7 +119,7 @@ def test_failed_inputs_are_quarantined_with_a_report_and_originals_are_untouched
     out, lib = corpus_batch["out"], corpus_batch["lib"]
     files = files_table(out)
     failed = files[files["status"] == "failed"]
-    assert len(failed) >= 5  # the corpus's DWGs and unparseable DXFs
+    assert len(failed) == sum(r["ezdxf_load"] == "fail" for r in corpus_batch["rows"]) > 0  # unparseable DXFs
     for row in failed.itertuples():
         copy = out / row.quarantine
         assert sha256(copy) == row.sha256
@@ -216,14 +228,20 @@ def test_a_timeout_is_recorded_and_the_batch_goes_on(corpus_copy, tmp_path):
     assert files.loc["examples_dxf__text_alignments.dxf", "status"] == "ok"
 
 
-def test_a_dwg_named_dxf_is_recognised_and_refused_clearly(corpus_dir, tmp_path):
+def test_a_dwg_named_dxf_is_recognised_and_read_as_dwg(corpus_dir, tmp_path):
     lib = tmp_path / "lib"
     lib.mkdir()
-    shutil.copy2(corpus_dir / "files/acadsharp/samples__dynamic-blocks__BLOCKVISIBILITYPARAMETER.dwg", lib / "plan.dxf")
+    dwg = corpus_dir / "files/acadsharp/samples__dynamic-blocks__BLOCKVISIBILITYPARAMETER.dwg"
+    shutil.copy2(dwg, lib / "plan.dxf")
+    shutil.copy2(dwg, lib / "plan.dwg")
     _, summary = run(lib, tmp_path / "out")
-    [row] = files_table(tmp_path / "out").to_dict("records")
-    assert row["format"] == "dwg" and row["status"] == "failed"
-    assert row["error_message"].startswith("plan.dxf: load: DWG is not supported without the ODA File Converter")
+    files = files_table(tmp_path / "out").set_index("path")
+    named_dxf = files.loc["plan.dxf"]
+    assert named_dxf["format"] == "dwg" and named_dxf["status"] == "ok", named_dxf["error_message"]
+    assert named_dxf["dwg_reader"] == "pycadkit"
+    assert named_dxf["work_id"] == files.loc["plan.dwg", "work_id"], "same content, same work, whatever the name"
+    entities = pd.read_parquet(tmp_path / "out" / "catalog" / "entities.parquet")
+    assert entities.loc[entities["sha256"] == named_dxf["sha256"], "count"].sum() == named_dxf["entity_count"] == 4
 
 
 def test_the_cli_prints_a_summary_and_exits_non_zero_on_failure(corpus_copy, tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from pathlib import Path
 
@@ -28,7 +29,7 @@ SUMMARY_COLUMNS = [
     "extents_min_x", "extents_min_y", "extents_min_z", "extents_max_x", "extents_max_y", "extents_max_z",
     "extents_source", "created_at", "updated_at", "codepage", "entity_count", "block_entity_count",
     "layer_count", "layout_count", "block_count", "text_count", "ref_count", "missing_ref_count",
-    "recovered", "audit_fix_count", "audit_error_count",
+    "recovered", "audit_fix_count", "audit_error_count", "entities_read", "entities_kept", "entities_removed",
 ]  # fmt: skip
 SCALARS = (str, int, float, bool, type(None))
 CREATED = datetime(2021, 3, 4, 5, 6, 7)
@@ -232,15 +233,59 @@ def test_refs_and_warnings(sample):
     ]
 
 
-def test_header_extents_used_when_valid(tmp_path):
+def test_header_extents_used_when_they_agree_with_the_drawing(tmp_path):
+    doc = ezdxf.new("R2010")
+    msp = doc.modelspace()
+    msp.add_line((0, 0), (100, 50))
+    # AutoCAD measures a little differently from ezdxf: within 2 % of the diagonal is agreement.
+    msp.dxf.extmin, msp.dxf.extmax = (-0.5, 0, 0), (100.5, 50.5, 1)  # saved as $EXTMIN/$EXTMAX
+    doc.saveas(tmp_path / "a.dxf")
+    meta = extract_metadata(open_dxf(tmp_path / "a.dxf"), tmp_path / "a.dxf")
+    s = meta.summary
+    assert s["extents_source"] == "header"
+    assert [s[f"extents_{k}"] for k in ("min_x", "min_y", "min_z", "max_x", "max_y", "max_z")] == [-0.5, 0, 0, 100.5, 50.5, 1]
+    assert meta.warnings == []
+
+
+@pytest.mark.parametrize(
+    ("extmin", "extmax"),
+    [
+        ((-5, -6, 0), (500, 400, 1)),  # far larger than what is drawn
+        ((2000, 2000, 0), (3000, 2500, 0)),  # does not even overlap the geometry
+        ((2.2e-308, 2.2e-308, 0), (2.2e-308, 3e-308, 0)),  # a writer's uninitialised doubles
+    ],
+)
+def test_stale_header_extents_are_replaced_by_the_drawn_ones(tmp_path, extmin, extmax):
     doc = ezdxf.new("R2010")
     msp = doc.modelspace()
     msp.add_line((0, 0), (10, 10))
-    msp.dxf.extmin, msp.dxf.extmax = (-5, -6, 0), (500, 400, 1)  # saved as $EXTMIN/$EXTMAX
+    msp.add_circle((10, 10), radius=2)
     doc.saveas(tmp_path / "a.dxf")
-    s = extract_metadata(open_dxf(tmp_path / "a.dxf"), tmp_path / "a.dxf").summary
-    assert s["extents_source"] == "header"
-    assert [s[f"extents_{k}"] for k in ("min_x", "min_y", "min_z", "max_x", "max_y", "max_z")] == [-5, -6, 0, 500, 400, 1]
+    write_header_extents(tmp_path / "a.dxf", extmin, extmax)  # as a writer stored them, bypassing ezdxf
+    meta = extract_metadata(open_dxf(tmp_path / "a.dxf"), tmp_path / "a.dxf")
+    s = meta.summary
+    assert s["extents_source"] == "computed"
+    assert (s["extents_min_x"], s["extents_min_y"]) == pytest.approx((0, 0))
+    assert (s["extents_max_x"], s["extents_max_y"]) == pytest.approx((12, 12))
+    assert len(meta.warnings) == 1 and meta.warnings[0].startswith("header extents (")
+    assert "do not match the drawn geometry (0, 0)-(12, 12)" in meta.warnings[0]
+
+
+def write_header_extents(path: Path, extmin, extmax) -> None:
+    text = path.read_text()
+    for name, point in (("$EXTMIN", extmin), ("$EXTMAX", extmax)):
+        values = "".join(f" {code}\n{value!r}\n" for code, value in zip((10, 20, 30), point))
+        text = re.sub(rf"(\${name[1:]}\n)(?: [123]0\n[^\n]*\n){{3}}", lambda m: m.group(1) + values, text)
+    path.write_text(text)
+
+
+def test_unset_header_extents_are_replaced_without_a_warning(tmp_path):
+    doc = ezdxf.new("R2010")
+    doc.modelspace().add_line((1, 2), (3, 5))
+    doc.modelspace().dxf.extmin, doc.modelspace().dxf.extmax = (1e10, 1e10, 0), (-1e10, -1e10, 0)
+    doc.saveas(tmp_path / "a.dxf")
+    meta = extract_metadata(open_dxf(tmp_path / "a.dxf"), tmp_path / "a.dxf")
+    assert meta.summary["extents_source"] == "computed" and meta.warnings == []
 
 
 def test_single_point_header_extents_are_recomputed(tmp_path):

@@ -35,8 +35,10 @@ def pdf_page_size(path: Path) -> tuple[float, float]:
         return pdf[0].rect.width, pdf[0].rect.height
 
 
-def png_pixmap(path: Path) -> pymupdf.Pixmap:
-    return pymupdf.Pixmap(path.read_bytes())
+def png_pixmap(path: Path, *, as_rgb: bool = True) -> pymupdf.Pixmap:
+    """The PNG's pixels, as RGB (a black-and-white page is written as a grey PNG)."""
+    pix = pymupdf.Pixmap(path.read_bytes())
+    return pymupdf.Pixmap(pymupdf.csRGB, pix) if as_rgb and pix.n == 1 else pix
 
 
 def all_white(pix: pymupdf.Pixmap) -> bool:
@@ -443,3 +445,18 @@ def test_corpus_sample_renders(relpath, manifest, corpus_copy, tmp_path):
         assert all_white(png_pixmap(rendered.files["png"])) == rendered.empty
     assert_no_temp_files(tmp_path / "out")
     assert len(list((tmp_path / "out").iterdir())) == 3 * len(result.layouts)
+
+
+@pytest.mark.parametrize(("color", "channels"), [(7, 1), (1, 3)])
+def test_a_black_and_white_page_is_a_grey_png_with_the_same_pixels(tmp_path, color, channels):
+    doc = ezdxf.new("R2018")
+    doc.modelspace().add_circle((0, 0), 10, dxfattribs={"color": color})
+    doc.modelspace().add_text("A3", dxfattribs={"height": 2, "color": color})
+    result = render_dxf(doc, tmp_path, RenderOptions(formats=("svg", "png"), png_dpi=60))
+    png = png_pixmap(result.layouts[0].files["png"], as_rgb=False)
+    assert png.n == channels
+    with pymupdf.open(stream=result.layouts[0].files["svg"].read_bytes(), filetype="svg") as svg:
+        zoom = result.layouts[0].png_dpi / 72
+        reference = svg[0].get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), alpha=False)
+    as_rgb = pymupdf.Pixmap(pymupdf.csRGB, png) if png.n == 1 else png
+    assert as_rgb.samples == reference.samples, "grey or colour, the PNG holds exactly what MuPDF drew"
