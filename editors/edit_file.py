@@ -309,12 +309,11 @@ def _announce(job: dict, edit: FileEdit) -> None:
 def init_edit_worker(memory_mb: int) -> None:
     """Worker initializer (this module, and ezdxf with it, is imported before any job runs, so a
     file's timeout measures its own work): quiet ezdxf's repair log (the result lists repairs),
-    and cap the address space as the batch does."""
+    and cap the address space as the batch does; die with the parent (no orphaned workers)."""
     import logging
 
-    logging.getLogger("ezdxf").setLevel(logging.ERROR)
-    if memory_mb > 0:
-        import resource
+    from extractors.worker_process import cap_memory, die_with_parent
 
-        limit = memory_mb * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    die_with_parent()
+    logging.getLogger("ezdxf").setLevel(logging.ERROR)
+    cap_memory(memory_mb)

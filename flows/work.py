@@ -452,6 +452,10 @@ def init_worker(memory_mb: int) -> None:
     OpenCASCADE (2 s per worker) is left to a worker's first model: most batches are drawings."""
     import logging
 
+    from extractors.worker_process import cap_memory, die_with_parent
+
+    die_with_parent()
+
     # ezdxf reports what its loader repaired through logging; the loader's audit already records
     # it per file, so worker stderr would only repeat it, unattributed, for every file.
     logging.getLogger("ezdxf").setLevel(logging.ERROR)
@@ -462,9 +466,5 @@ def init_worker(memory_mb: int) -> None:
 
     global _memory_mb
     _memory_mb = memory_mb
-    if memory_mb > 0:
-        import resource
-
-        limit = memory_mb * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    cap_memory(memory_mb)
 
