@@ -3,7 +3,7 @@
 VENV   := .venv
 PYTHON ?= python3
 UV_VERSION := 0.13.9
-LIBREDWG := extractors/libredwg/node_modules/.installed
+LIBREDWG := documents/libredwg/node_modules/.installed
 
 .PHONY: run test bench env libredwg
 
@@ -22,11 +22,11 @@ bench: $(VENV)/.synced        ## orchestration overhead over the corpus replicat
 env: $(VENV)/.synced
 
 # Opt-in DWG reader (GPL-3.0): LibreDWG as WebAssembly, from the npm registry into
-# extractors/libredwg/node_modules; needs Node.js 20+. Enable it with [dwg] readers in cadpipe.toml.
+# documents/libredwg/node_modules; needs Node.js 20+. Enable it with [dwg] readers in cadpipe.toml.
 libredwg: $(LIBREDWG)
 
-$(LIBREDWG): extractors/libredwg/package.json extractors/libredwg/package-lock.json
-	npm ci --prefix extractors/libredwg --no-audit --no-fund
+$(LIBREDWG): documents/libredwg/package.json documents/libredwg/package-lock.json
+	npm ci --prefix documents/libredwg --no-audit --no-fund
 	touch $@
 
 # Bytecode is compiled at install: with PYTHONDONTWRITEBYTECODE set (as on our CI machines) every
@@ -35,5 +35,5 @@ $(VENV)/.synced: pyproject.toml uv.lock Makefile
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --disable-pip-version-check "uv==$(UV_VERSION)"
 	UV_PYTHON_DOWNLOADS=never $(VENV)/bin/uv sync --frozen --inexact --extra test --compile-bytecode --python $(VENV)/bin/python
-	$(VENV)/bin/python -m compileall -q flows converters extractors editors
+	$(VENV)/bin/python -m compileall -q documents extractors converters editors engine flows
 	touch $@

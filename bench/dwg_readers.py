@@ -24,11 +24,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from converters.errors import CadpipeError  # noqa: E402
-from extractors.dwg_readers import READERS, dwg_version_of, make_reader, read_dwg  # noqa: E402
-from extractors.dxf_document import open_dxf  # noqa: E402
-from extractors.dxf_metadata import DxfMetadata, extract_metadata  # noqa: E402
-from extractors.file_kind import sniff_format  # noqa: E402
+from documents.dwg_readers import READERS, dwg_version_of, make_reader, read_dwg
+from documents.dxf_document import open_dxf
+from documents.errors import CadpipeError
+from documents.file_kind import sniff_format
+from extractors.dxf_metadata import DxfMetadata, extract_metadata
 
 
 def twin_of(dwg: Path) -> Path | None:
@@ -125,7 +125,9 @@ def main() -> int:
             if s["ms"]
             else "no time"
         )
-        recall = f", text recall vs twins {statistics.mean(s['recall']):.2f} over {len(s['recall'])}" if s["recall"] else ""
+        recall = (
+            f", text recall vs twins {statistics.mean(s['recall']):.2f} over {len(s['recall'])}" if s["recall"] else ""
+        )
         print(f"{reader.name} {reader.version()}: {s['ok']}/{len(dwgs)} converted and loaded, {median}{recall}")
     return 0
 

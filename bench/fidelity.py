@@ -170,7 +170,16 @@ def compare(folder: Path, out: Path, jobs: int = 2, timeout_s: float = 60.0) -> 
         kept = _int_or_none(getattr(row, "entities_kept", None))
         named = any(w.startswith("removed ") for w in row.warnings)
         results.append(
-            FileFidelity(row.path, ink, reference, ezdxf_count, read, kept, named, verdict(ink, reference, ezdxf_count, kept, named))
+            FileFidelity(
+                row.path,
+                ink,
+                reference,
+                ezdxf_count,
+                read,
+                kept,
+                named,
+                verdict(ink, reference, ezdxf_count, kept, named),
+            )
         )
     return results
 
@@ -192,7 +201,10 @@ def _int_or_none(value) -> int | None:
 
 
 def report(results: list[FileFidelity], stream=sys.stdout) -> Counter:
-    print(f"{'file':60} {'cadpipe':>8} {'librecad':>8} {'lc s':>6} {'ezdxf':>6} {'read':>6} {'kept':>6}  verdict", file=stream)
+    print(
+        f"{'file':60} {'cadpipe':>8} {'librecad':>8} {'lc s':>6} {'ezdxf':>6} {'read':>6} {'kept':>6}  verdict",
+        file=stream,
+    )
     for r in results:
         lc = f"{r.librecad.ink:.4f}" if r.librecad.ink is not None else r.librecad.status
         print(
@@ -203,7 +215,8 @@ def report(results: list[FileFidelity], stream=sys.stdout) -> Counter:
     verdicts = Counter(r.verdict for r in results)
     hung = sum(1 for r in results if r.librecad.status == "hung")
     print(
-        f"{len(results)} ok drawings: " + ", ".join(f"{n} {v}" for v, n in sorted(verdicts.items()))
+        f"{len(results)} ok drawings: "
+        + ", ".join(f"{n} {v}" for v, n in sorted(verdicts.items()))
         + f"; LibreCAD hung on {hung}",
         file=stream,
     )

@@ -27,12 +27,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from flows.config import load_config  # noqa: E402
-from flows.discover import discover  # noqa: E402
-from flows.executor import default_workers  # noqa: E402
-from flows.plan import work_id  # noqa: E402
-from flows.version import pipeline_version  # noqa: E402
-from flows.work import init_worker, process_job  # noqa: E402
+from engine.config import load_config
+from engine.discover import discover
+from engine.executor import default_workers
+from engine.plan import work_id
+from engine.version import pipeline_version
+from engine.work import init_worker, process_job
 
 
 def replicate(corpus: Path, dest: Path, count: int) -> int:
@@ -82,13 +82,25 @@ def floor(inputs: Path, out: Path, workers: int) -> float:
 def cadpipe(inputs: Path, out: Path, workers: int) -> float:
     started = time.perf_counter()
     proc = subprocess.run(
-        [str(REPO / ".venv" / "bin" / "cadpipe"), "run", str(inputs), "--out", str(out), "--workers", str(workers), "--quiet"],
+        [
+            str(REPO / ".venv" / "bin" / "cadpipe"),
+            "run",
+            str(inputs),
+            "--out",
+            str(out),
+            "--workers",
+            str(workers),
+            "--quiet",
+        ],
         capture_output=True,
         text=True,
     )
     elapsed = time.perf_counter() - started
     print(proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else proc.stderr[-2000:])
-    print(f"cadpipe run: exit {proc.returncode}, {elapsed:.1f} s (process start, Prefect, hashing, catalog included)", flush=True)
+    print(
+        f"cadpipe run: exit {proc.returncode}, {elapsed:.1f} s (process start, Prefect, hashing, catalog included)",
+        flush=True,
+    )
     return elapsed
 
 

@@ -32,7 +32,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
-from fidelity import librecad_available, librecad_pdf  # noqa: E402
+from fidelity import librecad_available, librecad_pdf
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,9 @@ def run_cadpipe(library: Path, jobs: int, out: Path) -> PeerRun:
     finished = files[files["error_class"].fillna("") != "Timeout"]
     hangs = int((files["error_class"] == "Timeout").sum())
     failed = int((files["status"] == "failed").sum()) - hangs
-    return PeerRun("cadpipe run (SVG+PDF+PNG+metadata+catalog)", wall, list(finished["duration_ms"] / 1000), hangs, failed)
+    return PeerRun(
+        "cadpipe run (SVG+PDF+PNG+metadata+catalog)", wall, list(finished["duration_ms"] / 1000), hangs, failed
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

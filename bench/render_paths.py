@@ -18,10 +18,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from ezdxf.addons.drawing.svg import SVGRenderBackend  # noqa: E402
+from ezdxf.addons.drawing.svg import SVGRenderBackend
 
-from converters import dxf_render  # noqa: E402
-from extractors.dxf_document import open_dxf  # noqa: E402
+from converters import dxf_render
+from documents.dxf_document import open_dxf
 
 DEFAULT = [
     "files/ezdxf/examples_dxf__mtext_complex_inline_codes.dxf",
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         doc = open_dxf(path).doc
         best = {"ezdxf": float("inf"), "cadpipe": float("inf")}
         for round_ in range(args.repeat):
-            for which in (("ezdxf", "cadpipe") if round_ % 2 == 0 else ("cadpipe", "ezdxf")):
+            for which in ("ezdxf", "cadpipe") if round_ % 2 == 0 else ("cadpipe", "ezdxf"):
                 if which == "ezdxf":
                     formatting(backend, SVGRenderBackend)
                 else:
@@ -64,8 +64,12 @@ def main(argv: list[str] | None = None) -> int:
             setattr(backend, name, function)
         total["ezdxf"] += best["ezdxf"]
         total["cadpipe"] += best["cadpipe"]
-        print(f"{path.name[:50]:50} ezdxf {best['ezdxf']:.3f} s  cadpipe {best['cadpipe']:.3f} s  ratio {best['cadpipe'] / best['ezdxf']:.2f}")
-    print(f"total: ezdxf {total['ezdxf']:.3f} s, cadpipe {total['cadpipe']:.3f} s, ratio {total['cadpipe'] / total['ezdxf']:.2f} (best of {args.repeat}, SVG render of the modelspace)")
+        print(
+            f"{path.name[:50]:50} ezdxf {best['ezdxf']:.3f} s  cadpipe {best['cadpipe']:.3f} s  ratio {best['cadpipe'] / best['ezdxf']:.2f}"
+        )
+    print(
+        f"total: ezdxf {total['ezdxf']:.3f} s, cadpipe {total['cadpipe']:.3f} s, ratio {total['cadpipe'] / total['ezdxf']:.2f} (best of {args.repeat}, SVG render of the modelspace)"
+    )
     return 0
 
 

@@ -8,7 +8,7 @@ relative (`root` is the way from the page up to the output root), so the output 
 opened from disk, served, or moved as a whole.
 
 Plain functions, no Prefect: `build_datasheet` / `render_datasheet` and `BatchReport` /
-`render_report`. Writing the pages is flows/docs.py's job.
+`render_report`. Writing the pages is engine/docs.py's job.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterable, Mapping
+from typing import Any
 from urllib.parse import quote
 
 import jinja2
@@ -26,25 +27,61 @@ import jinja2
 TEMPLATES = Path(__file__).with_name("templates")
 
 TITLE_FIELDS = [
-    ("title", "Title"), ("drawing_number", "Drawing number"), ("revision", "Revision"), ("date", "Date"),
-    ("drawn_by", "Drawn by"), ("scale", "Scale"), ("sheet", "Sheet"), ("material", "Material"),
-    ("title_block_name", "Title block"), ("title_block_layout", "Title block layout"),
-]  # fmt: skip
+    ("title", "Title"),
+    ("drawing_number", "Drawing number"),
+    ("revision", "Revision"),
+    ("date", "Date"),
+    ("drawn_by", "Drawn by"),
+    ("scale", "Scale"),
+    ("sheet", "Sheet"),
+    ("material", "Material"),
+    ("title_block_name", "Title block"),
+    ("title_block_layout", "Title block layout"),
+]
 # Metadata shown first, in this order; other summary columns follow alphabetically.
 METADATA_FIELDS = [
-    ("format", "Format"), ("size", "Size (bytes)"), ("dxf_version", "DXF version"), ("dxf_release", "Release"),
-    ("units", "Units"), ("measurement", "Measurement"), ("entity_count", "Entities"), ("layer_count", "Layers"),
-    ("layout_count", "Layouts"), ("block_count", "Blocks"), ("text_count", "Texts"), ("ref_count", "External references"),
-    ("missing_ref_count", "Missing references"), ("bom_row_count", "BOM rows"), ("recovered", "Recovered"),
-    ("audit_error_count", "Audit errors"), ("audit_fix_count", "Audit fixes"), ("created_at", "Created"),
-    ("updated_at", "Updated"), ("sha256", "SHA-256"), ("work_id", "Work id"), ("pipeline_version", "Pipeline"),
-]  # fmt: skip
+    ("format", "Format"),
+    ("size", "Size (bytes)"),
+    ("dxf_version", "DXF version"),
+    ("dxf_release", "Release"),
+    ("units", "Units"),
+    ("measurement", "Measurement"),
+    ("entity_count", "Entities"),
+    ("layer_count", "Layers"),
+    ("layout_count", "Layouts"),
+    ("block_count", "Blocks"),
+    ("text_count", "Texts"),
+    ("ref_count", "External references"),
+    ("missing_ref_count", "Missing references"),
+    ("bom_row_count", "BOM rows"),
+    ("recovered", "Recovered"),
+    ("audit_error_count", "Audit errors"),
+    ("audit_fix_count", "Audit fixes"),
+    ("created_at", "Created"),
+    ("updated_at", "Updated"),
+    ("sha256", "SHA-256"),
+    ("work_id", "Work id"),
+    ("pipeline_version", "Pipeline"),
+]
 # Catalog bookkeeping that describes a run, not the drawing: kept off the datasheet, which stays
 # the same from run to run while the drawing's work does.
 _NOT_METADATA = {
-    "path", "source_root", "status", "error_class", "error_message", "error_stage", "error_permanent",
-    "outputs", "warnings", "quarantine", "processed_at", "run_id", "mtime_ns", "attempts", "duration_ms",
-}  # fmt: skip
+    "path",
+    "source_root",
+    "status",
+    "error_class",
+    "error_message",
+    "error_stage",
+    "error_permanent",
+    "outputs",
+    "warnings",
+    "quarantine",
+    "processed_at",
+    "run_id",
+    "mtime_ns",
+    "attempts",
+    "duration_ms",
+}
 BOM_VALUE_COLUMNS = ["item_no", "part_number", "description", "qty", "unit", "material", "mass", "revision", "vendor"]
 _BOM_ALWAYS = {"part_number", "description", "qty"}
 _BOM_TAIL = ["block_path", "layout", "insert_count", "source"]
@@ -264,8 +301,13 @@ class BatchReport:
 
     @property
     def counts(self) -> list[tuple[str, Any]]:
-        keys = [("files_seen", "Files"), ("processed", "Processed"), ("reused", "Reused"),
-                ("unchanged", "Unchanged"), ("failed", "Failed")]  # fmt: skip
+        keys = [
+            ("files_seen", "Files"),
+            ("processed", "Processed"),
+            ("reused", "Reused"),
+            ("unchanged", "Unchanged"),
+            ("failed", "Failed"),
+        ]
         return [(label, self.run.get(key)) for key, label in keys]
 
     @property

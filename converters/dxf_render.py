@@ -55,9 +55,9 @@ import math
 import os
 import re
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 from xml.etree import ElementTree as ET
 
 import numpy as np
@@ -82,8 +82,8 @@ from ezdxf.math import BoundingBox2d
 from ezdxf.tools import pattern as hatch_patterns
 
 from converters import svg_paths
-from converters.errors import InputError, TransientError
-from extractors.file_access import may_read
+from documents.errors import InputError, TransientError
+from documents.file_access import may_read
 
 FORMATS = ("svg", "pdf", "png")
 
@@ -351,7 +351,7 @@ class _InlineStyleRenderBackend(SVGRenderBackend):
 
     @staticmethod
     def make_path_str(path, close=False) -> str:
-        return svg_paths.path_data(path._vertices, path._commands, close)  # noqa: SLF001 - ezdxf's NumpyPath2d
+        return svg_paths.path_data(path._vertices, path._commands, close)
 
     @staticmethod
     def make_polyline_str(points, close=False) -> str:
@@ -419,7 +419,11 @@ class _TolerantFrontend(Frontend):
             factor=polygon.dxf.get("pattern_scale", 1.0) or 1.0,
             angle=polygon.dxf.get("pattern_angle", 0.0) or 0.0,
         )
-        key = f"{name or 'unnamed'!r} drawn with ezdxf's definition" if used == name else f"{name or 'unnamed'!r} drawn as {used}"
+        key = (
+            f"{name or 'unnamed'!r} drawn with ezdxf's definition"
+            if used == name
+            else f"{name or 'unnamed'!r} drawn as {used}"
+        )
         self.notes.patterns[key] = self.notes.patterns.get(key, 0) + 1
 
     def draw_entity(self, entity: DXFGraphic, properties: Properties) -> None:

@@ -26,9 +26,10 @@ fails. Files are written atomically.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 from xml.sax.saxutils import escape
 
 import numpy as np
@@ -41,9 +42,9 @@ from OCP.TopoDS import TopoDS, TopoDS_Shape
 from OCP.TopTools import TopTools_IndexedMapOfShape
 
 from converters.dxf_render import svg_to_png
-from converters.errors import InputError
 from converters.step_mesh import atomic_target, current_mesh, mesh_model, shape_diagonal
-from extractors.step_document import LoadedStep, triangle_arrays
+from documents.errors import InputError
+from documents.step_document import LoadedStep, triangle_arrays
 
 __all__ = ["DrawingOptions", "VIEWS", "render_views", "iso_scale"]
 
@@ -263,7 +264,11 @@ def _edge_segments(shape: TopoDS_Shape, deflection: float, warnings: list[str]) 
             while edges.More():
                 edge = TopoDS.Edge_s(edges.Current())
                 before = seen.Extent()
-                if seen.Add(edge) > before and not BRep_Tool.Degenerated_s(edge) and not BRep_Tool.IsClosed_s(edge, face):
+                if (
+                    seen.Add(edge) > before
+                    and not BRep_Tool.Degenerated_s(edge)
+                    and not BRep_Tool.IsClosed_s(edge, face)
+                ):
                     try:
                         polyline = _discretize(edge, deflection)
                     except Exception as exc:  # OCCT refuses a broken curve: one edge is missing
@@ -331,7 +336,9 @@ def _silhouettes(geometry: _Geometry, toward_viewer: np.ndarray) -> np.ndarray:
     return geometry.silhouette_edges[facing[sides[:, 0]] != facing[sides[:, 1]]]
 
 
-def _depth_buffer(triangles: np.ndarray, origin: tuple[float, float], pixel: float, size: tuple[int, int]) -> np.ndarray:
+def _depth_buffer(
+    triangles: np.ndarray, origin: tuple[float, float], pixel: float, size: tuple[int, int]
+) -> np.ndarray:
     """Nearest depth per pixel, from samples finer than a pixel over every triangle.
 
     Each triangle is sampled on a lattice spanned by the two edges at its widest angle, with
@@ -349,7 +356,12 @@ def _depth_buffer(triangles: np.ndarray, origin: tuple[float, float], pixel: flo
     triangles = np.take_along_axis(triangles, order[:, :, None], axis=1)
     uv = np.take_along_axis(uv, order[:, :, None], axis=1)
     along = [np.linalg.norm(uv[:, k] - uv[:, 0], axis=1) for k in (1, 2)]
-    levels = [_SUBDIVISIONS[np.minimum(np.searchsorted(_SUBDIVISIONS, np.ceil(a * _SAMPLES_PER_PIXEL)), len(_SUBDIVISIONS) - 1)] for a in along]
+    levels = [
+        _SUBDIVISIONS[
+            np.minimum(np.searchsorted(_SUBDIVISIONS, np.ceil(a * _SAMPLES_PER_PIXEL)), len(_SUBDIVISIONS) - 1)
+        ]
+        for a in along
+    ]
 
     def splat(u: np.ndarray, v: np.ndarray, depth: np.ndarray) -> None:
         x = np.clip(((u - origin[0]) / pixel).astype(np.int64), 0, width - 1)
@@ -444,7 +456,9 @@ _TITLE_MM = 3.0
 _GAP_MM = 6.0  # between a view and its neighbours / label
 
 
-def _compose_svg(drawn: list[_DrawnView], file_name: str, options: DrawingOptions, hidden_lines: bool) -> tuple[str, float]:
+def _compose_svg(
+    drawn: list[_DrawnView], file_name: str, options: DrawingOptions, hidden_lines: bool
+) -> tuple[str, float]:
     inner_w = options.page_width_mm - 2 * options.margin_mm
     inner_h = options.page_height_mm - 2 * options.margin_mm - _TITLE_MM - _GAP_MM
     cell_w, cell_h = inner_w / 2, inner_h / 2
@@ -518,4 +532,3 @@ def _write(path: Path, data: bytes) -> Path:
     with atomic_target(path) as tmp:
         tmp.write_bytes(data)
     return path
-

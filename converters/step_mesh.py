@@ -25,9 +25,10 @@ import math
 import os
 import struct
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 from OCP.Bnd import Bnd_Box
@@ -47,8 +48,8 @@ from OCP.TopLoc import TopLoc_Location
 from OCP.TopoDS import TopoDS, TopoDS_Shape
 from OCP.TopTools import TopTools_IndexedMapOfShape
 
-from converters.errors import InputError, TransientError
-from extractors.step_document import LoadedStep
+from documents.errors import InputError, TransientError
+from documents.step_document import LoadedStep
 
 __all__ = [
     "MeshInfo",
@@ -218,7 +219,10 @@ def write_glb(
     linear, angular = linear_tolerance, angular_tolerance
     for _ in range(_MAX_ATTEMPTS):
         info = mesh_model(loaded, linear, angular, budget, count_unique=True)
-        adapted = info.remeshable and (linear_tolerance, angular_tolerance) != (info.linear_tolerance, info.angular_tolerance)
+        adapted = info.remeshable and (linear_tolerance, angular_tolerance) != (
+            info.linear_tolerance,
+            info.angular_tolerance,
+        )
         with atomic_target(path) as tmp:
             _write_glb_file(loaded, tmp)
             size = tmp.stat().st_size
@@ -303,7 +307,9 @@ def _mesh(shape: TopoDS_Shape, linear: float, angular: float) -> None:
     BRepMesh_IncrementalMesh(shape, linear, False, angular, False)
 
 
-def _info(shape: TopoDS_Shape, linear: float | None, angular: float | None, adapted: bool, remeshable: bool) -> MeshInfo:
+def _info(
+    shape: TopoDS_Shape, linear: float | None, angular: float | None, adapted: bool, remeshable: bool
+) -> MeshInfo:
     triangles = missing = unique_triangles = unique_nodes = 0
     seen = TopTools_IndexedMapOfShape()
     explorer = TopExp_Explorer(shape, TopAbs_FACE)
@@ -345,9 +351,7 @@ def _mesh_info(shape: TopoDS_Shape, linear: float, angular: float) -> MeshInfo:
     return _info(shape, linear, angular, False, remeshable=True)
 
 
-def _refine(
-    shape: TopoDS_Shape, linear: float, angular: float, max_triangles: int | None, unique: bool
-) -> MeshInfo:
+def _refine(shape: TopoDS_Shape, linear: float, angular: float, max_triangles: int | None, unique: bool) -> MeshInfo:
     """Mesh from coarse towards `linear`, stopping where the count is predicted to pass the cap.
 
     Each step divides the tolerance by ``_REFINE_STEP``; the last two counts fit

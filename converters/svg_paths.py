@@ -17,7 +17,7 @@ within half a unit of where it belongs.
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 # ezdxf.path.Command codes: 1 LINE_TO, 2 CURVE3_TO, 3 CURVE4_TO, 4 MOVE_TO; vertices each stores
 # (a quadratic's control then end, a cubic's two controls then end), and their SVG letters.

@@ -10,7 +10,7 @@ into place. In place, the original is first copied to the backup path, and it is
 if it is still the file that was edited.
 
 :func:`edit_job` is the same for a worker process of :mod:`flows.apply`: a dict in, a dict out,
-shaped like the batch's per-file results (:mod:`flows.work`) so that the batch's executor can
+shaped like the batch's per-file results (:mod:`engine.work`) so that the batch's executor can
 retry and time it out.
 """
 
@@ -22,19 +22,20 @@ import os
 import shutil
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import UTC
 from pathlib import Path
-from typing import Callable
 
 import ezdxf
 
-from converters.errors import InputError, TransientError
+from documents.dxf_document import LoadedDxf, open_dxf
+from documents.errors import InputError, TransientError
+from documents.file_kind import sniff_format
 from editors.changes import Change, EditContext
 from editors.operations import apply_operations
 from editors.recipe import Recipe, load_recipe, version_label
 from editors.selection import FileFacts, TitleSettings, document_facts, facts_selected, stored_version
-from extractors.dxf_document import LoadedDxf, open_dxf
-from extractors.file_kind import sniff_format
 
 
 @dataclass
@@ -229,17 +230,16 @@ def _recipe(path: str, expected_hash: str, title_fields: tuple[str, ...]) -> Rec
 
 def edit_job(job: dict) -> dict:
     """One file of an apply run. Never raises for a file's own fault: returns a result record
-    (``status``: changed, unchanged, skipped, or failed as :func:`flows.work.failure` makes it)."""
-    from flows.work import Stage, classify, failure
-
-    from flows.names import clean, native_path, to_native, to_text
+    (``status``: changed, unchanged, skipped, or failed as :func:`documents.errors.failure` makes it)."""
+    from documents.errors import Stage, classify, failure
+    from documents.names import clean, native_path, to_native, to_text
 
     started = time.monotonic()
     stage = Stage()
     try:
         recipe = _recipe(job["recipe_path"], job["recipe_hash"], tuple(job["title_fields"]))
         settings = TitleSettings(tuple(job["title_patterns"]), job["title_tags"], job["part_tags"])
-        edit = edit_file(  # paths in the job are in the catalog's text form (flows/names.py)
+        edit = edit_file(  # paths in the job are in the catalog's text form (documents/names.py)
             native_path(job["source_root"]) / to_native(job["path"]),
             recipe,
             settings,
@@ -251,7 +251,7 @@ def edit_job(job: dict) -> dict:
             before_replace=functools.partial(_announce, job) if job.get("intent_file") else None,
             temp_tag=job.get("temp_tag"),
         )
-    except BaseException as exc:  # noqa: BLE001 - every failure becomes a record
+    except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt):
             raise
         error_class, permanent = classify(exc)
@@ -280,12 +280,12 @@ def edit_job(job: dict) -> dict:
 
 
 def _announce(job: dict, edit: FileEdit) -> None:
-    """Write the record of this edit to the run's journal (flows/edit_journal.py) before the
+    """Write the record of this edit to the run's journal (engine/edit_journal.py) before the
     drawing is replaced: a run killed after the replacement still has its edit recorded."""
     import json
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    from flows.names import clean, native_path, to_text
+    from documents.names import clean, native_path, to_text
 
     record = {
         "source_root": job["source_root"],
@@ -295,7 +295,7 @@ def _announce(job: dict, edit: FileEdit) -> None:
         "sha256_before": edit.sha256_before,
         "sha256_after": edit.sha256_after,
         "changes": clean([asdict(change) for change in edit.changes]),
-        "edited_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+        "edited_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
     }
     target = native_path(job["intent_file"])
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
@@ -303,7 +303,9 @@ def _announce(job: dict, edit: FileEdit) -> None:
         tmp.write_text(json.dumps(record, ensure_ascii=False), encoding="utf-8")
         os.replace(tmp, target)
     except OSError as exc:  # no record, no edit: the drawing is left as it is
-        raise TransientError(f"{job['path']}: cannot write the edit's record to the journal: {exc.strerror or exc}") from exc
+        raise TransientError(
+            f"{job['path']}: cannot write the edit's record to the journal: {exc.strerror or exc}"
+        ) from exc
 
 
 def init_edit_worker(memory_mb: int) -> None:
@@ -312,7 +314,7 @@ def init_edit_worker(memory_mb: int) -> None:
     and cap the address space as the batch does; die with the parent (no orphaned workers)."""
     import logging
 
-    from extractors.worker_process import cap_memory, die_with_parent
+    from documents.worker_process import cap_memory, die_with_parent
 
     die_with_parent()
     logging.getLogger("ezdxf").setLevel(logging.ERROR)

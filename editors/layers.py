@@ -10,7 +10,7 @@ from ezdxf.document import Drawing
 from ezdxf.entities import DXFEntity
 from ezdxf.tools.standards import ISO_LTYPE_FACTOR, linetypes
 
-from converters.errors import InputError
+from documents.errors import InputError
 from editors.changes import Change, EditContext
 from editors.recipe import RenameLayer, SetLayer
 from extractors.block_attributes import name_matcher

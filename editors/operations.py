@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from ezdxf.document import Drawing
 
-from converters.errors import InputError
+from documents.errors import InputError
 from editors.attributes import set_attributes
 from editors.blocks import purge_blocks, redefine_block
 from editors.changes import Change, EditContext

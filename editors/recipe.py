@@ -44,9 +44,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable, Union
 
 from ezdxf.lldxf.const import acad_release, acad_release_to_dxf_version
 from ezdxf.lldxf.validator import is_valid_layer_name
@@ -172,7 +172,7 @@ class ConvertVersion:
     op = "convert_version"
 
 
-Operation = Union[SetAttributes, ReplaceText, RenameLayer, SetLayer, Purge, RedefineBlock, ConvertVersion]
+Operation = SetAttributes | ReplaceText | RenameLayer | SetLayer | Purge | RedefineBlock | ConvertVersion
 
 
 @dataclass(frozen=True)
@@ -199,8 +199,9 @@ def load_recipe(path: str | Path, title_fields: Iterable[str] | None = None) -> 
         raise RecipeError(f"{path}: recipe file not found") from exc
     except UnicodeDecodeError as exc:
         raise RecipeError(f"{path.name}: not a UTF-8 text file") from exc
-    return parse_recipe(text, source=path.name, base_dir=path.parent, default_name=path.stem,
-                        title_fields=title_fields, path=path)  # fmt: skip
+    return parse_recipe(
+        text, source=path.name, base_dir=path.parent, default_name=path.stem, title_fields=title_fields, path=path
+    )
 
 
 def parse_recipe(
@@ -290,7 +291,7 @@ def _operation(r: NodeReader, node: Node, where: str, title_fields: tuple[str, .
     item = r.mapping(node, where)
     if len(item) != 1:
         r.fail(node, where, f"must name exactly one operation ({', '.join(builders)})")
-    (op, body), = item.items()  # fmt: skip
+    ((op, body),) = item.items()
     if op not in builders:
         r.fail(node, where, f"unknown operation {op!r} (known: {', '.join(builders)})")
     return builders[op](r, body, f"{where}.{op}", title_fields=title_fields, base_dir=base_dir)
@@ -388,7 +389,7 @@ def _purge(r: NodeReader, node: Node, where: str, **_) -> Purge:
 
 
 def _redefine_block(r: NodeReader, node: Node, where: str, *, base_dir: Path, **_) -> RedefineBlock:
-    from editors.blocks import SourceBlockError, load_source_block
+    from editors.source_blocks import SourceBlockError, load_source_block
 
     f = r.mapping(node, where, required=("block", "source"), optional=("source_block",))
     block = r.text(f["block"], f"{where}.block")

@@ -8,10 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
-from extractors.dxf_document import LoadedDxf
-from extractors.title_block import TitleBlockRules, title_block
-
+from documents.dxf_document import LoadedDxf
 from editors.recipe import Selection
+from extractors.title_block import TitleBlockRules, title_block
 
 
 @dataclass(frozen=True)

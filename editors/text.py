@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from ezdxf.document import Drawing
 from ezdxf.entities import DXFGraphic

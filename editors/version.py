@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ezdxf.document import Drawing
 
-from converters.errors import InputError
+from documents.errors import InputError
 from editors.changes import Change, EditContext
 from editors.recipe import ConvertVersion, version_label
 

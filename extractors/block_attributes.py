@@ -11,20 +11,32 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Iterable, Mapping
 
 from ezdxf.dynblkhelper import get_dynamic_block_definition
 from ezdxf.entities import Insert
 
-from extractors.dxf_text import readable
+from documents.dxf_text import readable
 
 # Canonical BOM columns -> accepted attribute tag spellings (normalized before comparing).
 DEFAULT_TAG_MAP: dict[str, list[str]] = {
     "item_no": ["ITEM", "ITEM_NO", "ITEM_NUMBER", "ITEM_NUM", "POS", "POS_NO", "POSITION", "FIND_NO"],
     "part_number": [
-        "PART_NO", "PARTNO", "PART_NUMBER", "PART_NUM", "P/N", "PN", "PART",
-        "ARTICLE_NO", "ART_NO", "SKU", "SACHNUMMER", "TEILENUMMER", "ARTIKELNUMMER", "ARTIKEL_NR",
+        "PART_NO",
+        "PARTNO",
+        "PART_NUMBER",
+        "PART_NUM",
+        "P/N",
+        "PN",
+        "PART",
+        "ARTICLE_NO",
+        "ART_NO",
+        "SKU",
+        "SACHNUMMER",
+        "TEILENUMMER",
+        "ARTIKELNUMMER",
+        "ARTIKEL_NR",
     ],
     "description": ["DESC", "DESCRIPTION", "DESCR", "PART_NAME", "DESIGNATION", "BENENNUNG", "BEZEICHNUNG"],
     "qty": ["QTY", "QUANTITY", "QTY_REQD", "QUAN", "COUNT", "MENGE", "ANZAHL", "QTE"],
@@ -33,7 +45,7 @@ DEFAULT_TAG_MAP: dict[str, list[str]] = {
     "mass": ["MASS", "WEIGHT", "WT", "GEWICHT", "MASSE", "POIDS"],
     "revision": ["REV", "REVISION", "REV_NO"],
     "vendor": ["VENDOR", "SUPPLIER", "MANUFACTURER", "MFR", "MFG", "LIEFERANT", "HERSTELLER"],
-}  # fmt: skip
+}
 
 _NOT_ALNUM = re.compile(r"[\W_]+")
 

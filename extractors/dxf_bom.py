@@ -48,8 +48,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any
 
 from ezdxf.document import Drawing
 from ezdxf.entities import DXFTagStorage, read_acad_table_content
@@ -62,8 +63,16 @@ __all__ = ["DEFAULT_TAG_MAP", "BOM_VALUE_COLUMNS", "bom_rows", "parse_quantity",
 
 # Canonical BOM columns, in row order; a custom tag map may add more after them.
 BOM_VALUE_COLUMNS = (
-    "item_no", "part_number", "description", "qty", "unit", "material", "mass", "revision", "vendor",
-)  # fmt: skip
+    "item_no",
+    "part_number",
+    "description",
+    "qty",
+    "unit",
+    "material",
+    "mass",
+    "revision",
+    "vendor",
+)
 _TAIL_COLUMNS = ("block_name", "block_path", "layout", "handle", "level", "insert_count", "source", "attributes")
 _IDENTITY_COLUMNS = frozenset(("item_no", "part_number", "description"))
 
@@ -78,8 +87,14 @@ _QUANTITY = re.compile(
     re.VERBOSE,
 )
 _KG_PER_UNIT = {
-    "g": 0.001, "gr": 0.001, "kg": 1.0, "t": 1000.0, "lb": 0.45359237, "lbs": 0.45359237, "oz": 0.028349523125,
-}  # fmt: skip
+    "g": 0.001,
+    "gr": 0.001,
+    "kg": 1.0,
+    "t": 1000.0,
+    "lb": 0.45359237,
+    "lbs": 0.45359237,
+    "oz": 0.028349523125,
+}
 
 
 def bom_rows(

@@ -37,7 +37,7 @@ collects all counts; nothing is rendered.
     entities_read (int): graphical entities of all layouts and block definitions as loaded, before
         the audit; entities_kept (int): the same after it (= entity_count + block_entity_count);
         entities_removed (int): the difference, each removed entity type named in ``warnings``
-        with its count and the reason (:mod:`extractors.dxf_repair`).
+        with its count and the reason (:mod:`documents.dxf_repair`).
 
 ``layouts``: one row per layout, in tab order.
     name (str), is_model (bool), tab_order (int|None),
@@ -73,7 +73,7 @@ templates are skipped). Text of dimensions, leaders, tables and anonymous blocks
     tag (str|None): ATTRIB tag, None for TEXT/MTEXT,
     text (str): the text without formatting codes (``plain_text()``: ``%%d`` becomes a degree
         sign, MTEXT inline codes are removed, MTEXT columns are joined; ``\\U+XXXX``, ``%%nnn``
-        and ``\\~`` were decoded at load, :mod:`extractors.dxf_text`; a non-breaking space is a
+        and ``\\~`` were decoded at load, :mod:`documents.dxf_text`; a non-breaking space is a
         space here).
 
 ``refs``: external files the drawing points to.
@@ -103,10 +103,11 @@ import ntpath
 import os
 import re
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import timezone
+from datetime import UTC
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from ezdxf import bbox
 from ezdxf import units as ezdxf_units
@@ -119,9 +120,9 @@ from ezdxf.math import BoundingBox
 from ezdxf.tools.juliandate import calendardate
 from ezdxf.tools.text import plain_mtext
 
-from extractors.dxf_document import LoadedDxf
-from extractors.dxf_text import readable
-from extractors.file_access import may_read
+from documents.dxf_document import LoadedDxf
+from documents.dxf_text import readable
+from documents.file_access import may_read
 
 # Releases ezdxf does not name: pre-R9 files still turn up in old archives.
 _OLD_RELEASES = {"AC1001": "R2.2", "AC1002": "R2.5", "AC1003": "R2.6"}
@@ -238,7 +239,9 @@ class _Scan:
             return []
         items = sorted(self.unreadable.items(), key=lambda item: (-item[1], item[0]))
         named = ", ".join(f"{n} {what}" for what, n in items[:_MAX_NAMED])
-        return [f"metadata of {sum(self.unreadable.values())} entities could not be read (counted all the same): {named}"]
+        return [
+            f"metadata of {sum(self.unreadable.values())} entities could not be read (counted all the same): {named}"
+        ]
 
 
 def _scan(doc: Drawing) -> _Scan:
@@ -333,7 +336,11 @@ def _collect_text(entity: Any, owner: str, texts: list[dict[str, Any]]) -> None:
 def _plain_text(entity: Any, dxftype: str) -> str:
     if dxftype == "MTEXT":
         # ezdxf's fast reader leaves codes in that AutoCAD accepts (a colour "\\C1" without ";").
-        texts = [entity.text] + [column.text for column in entity.columns.linked_columns] if entity.has_columns else [entity.text]
+        texts = (
+            [entity.text] + [column.text for column in entity.columns.linked_columns]
+            if entity.has_columns
+            else [entity.text]
+        )
         return readable("".join(plain_mtext(text) for text in texts))
     return readable(entity.plain_text())
 
@@ -427,7 +434,11 @@ def _refs(doc: Drawing, scan: _Scan, folder: Path) -> list[dict[str, Any]]:
             rows.append(_ref_row("xref", name, xref_path or "", handle, folder))
     names = _definition_names(doc, ("ACAD_IMAGE_DICT",))
     for imagedef in doc.objects.query("IMAGEDEF"):
-        rows.append(_ref_row("image", names.get(imagedef.dxf.handle), imagedef.dxf.get("filename", ""), imagedef.dxf.handle, folder))
+        rows.append(
+            _ref_row(
+                "image", names.get(imagedef.dxf.handle), imagedef.dxf.get("filename", ""), imagedef.dxf.handle, folder
+            )
+        )
     names = _definition_names(doc, _UNDERLAY_DICTS)
     for underlay in doc.objects.query("PDFDEFINITION DWFDEFINITION DGNDEFINITION"):
         name = names.get(underlay.dxf.handle) or underlay.dxf.get("name")
@@ -480,7 +491,9 @@ def _resolve(stored: str, folder: Path) -> Path | None:
 
 def _extents(doc: Drawing, header: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     stored_low, stored_high = _point(header.get("$EXTMIN")), _point(header.get("$EXTMAX"))
-    stored = (stored_low, stored_high) if stored_low and stored_high and _valid_extents(stored_low, stored_high) else None
+    stored = (
+        (stored_low, stored_high) if stored_low and stored_high and _valid_extents(stored_low, stored_high) else None
+    )
     low = high = source = None
     warnings: list[str] = []
     msp = doc.modelspace()
@@ -507,7 +520,9 @@ def _extents(doc: Drawing, header: dict[str, Any]) -> tuple[dict[str, Any], list
     return row, warnings
 
 
-def _agree(stored: tuple[tuple[float, ...], tuple[float, ...]], drawn: tuple[tuple[float, ...], tuple[float, ...]]) -> bool:
+def _agree(
+    stored: tuple[tuple[float, ...], tuple[float, ...]], drawn: tuple[tuple[float, ...], tuple[float, ...]]
+) -> bool:
     """Every x and y of the stored box within EXTENTS_TOLERANCE of the drawn box's diagonal."""
     (dlow, dhigh), (slow, shigh) = drawn, stored
     diagonal = math.hypot(dhigh[0] - dlow[0], dhigh[1] - dlow[1])
@@ -516,7 +531,7 @@ def _agree(stored: tuple[tuple[float, ...], tuple[float, ...]], drawn: tuple[tup
 
 
 def _unset(low: tuple[float, ...], high: tuple[float, ...]) -> bool:
-    """"No extents yet" as writers store it: +-1e20 (AutoCAD, ezdxf), an inverted box (+1e10 / -1e10),
+    """ "No extents yet" as writers store it: +-1e20 (AutoCAD, ezdxf), an inverted box (+1e10 / -1e10),
     or 0,0 / 0,0 never updated. Not stale, just unset: no warning."""
     if any(abs(c) >= _UNSET_EXTENT for c in (*low, *high)) or any(lo > hi for lo, hi in zip(low, high)):
         return True
@@ -571,7 +586,7 @@ def _iso_date(value: Any) -> str | None:
     julian = _float_or_none(value)
     if julian is None or not _JULIAN_1900 <= julian <= _JULIAN_2100:
         return None
-    return calendardate(julian).replace(tzinfo=timezone.utc).isoformat()
+    return calendardate(julian).replace(tzinfo=UTC).isoformat()
 
 
 def _unit_name(insunits: int | None) -> str | None:

@@ -39,14 +39,30 @@ from OCP.TopExp import TopExp_Explorer
 from OCP.TopoDS import TopoDS_Compound
 from OCP.XCAFDoc import XCAFDoc_ShapeTool
 
-from extractors.step_document import LoadedStep, label_entry, label_name, label_strings, product_components
+from documents.step_document import LoadedStep, label_entry, label_name, label_strings, product_components
 
 __all__ = ["BOM_COLUMNS", "MAX_INSTANCE_NAMES", "step_bom_rows"]
 
 BOM_COLUMNS = (
-    "item_no", "part_number", "description", "qty", "unit", "material", "mass", "revision", "vendor",
-    "block_name", "block_path", "layout", "handle", "level", "parent", "insert_count", "source", "attributes",
-)  # fmt: skip
+    "item_no",
+    "part_number",
+    "description",
+    "qty",
+    "unit",
+    "material",
+    "mass",
+    "revision",
+    "vendor",
+    "block_name",
+    "block_path",
+    "layout",
+    "handle",
+    "level",
+    "parent",
+    "insert_count",
+    "source",
+    "attributes",
+)
 MAX_INSTANCE_NAMES = 10
 # OCCT names an unnamed instance after the label it refers to: "=>[0:1:1:2]". Not a name.
 _PLACEHOLDER = re.compile(r"^=>\[[\d:]+\]$")
@@ -126,7 +142,11 @@ class _Walker:
             child.per_parent += 1
             child.count += node.count
             instance_name = label_name(instance)
-            if instance_name and not _PLACEHOLDER.match(instance_name) and len(child.instance_names) < MAX_INSTANCE_NAMES:
+            if (
+                instance_name
+                and not _PLACEHOLDER.match(instance_name)
+                and len(child.instance_names) < MAX_INSTANCE_NAMES
+            ):
                 child.instance_names.append(instance_name)
         return list(grouped.values())
 

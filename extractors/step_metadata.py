@@ -1,6 +1,6 @@
 """Catalog metadata of a loaded STEP/IGES/STL model: one flat dict of plain scalars.
 
-Lengths are millimetres (the document unit, see :mod:`extractors.step_document`), whatever unit
+Lengths are millimetres (the document unit, see :mod:`documents.step_document`), whatever unit
 the file declares; ``file_length_unit`` records the declared one.
 
 Keys
@@ -31,20 +31,21 @@ Keys
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
+from OCP.Bnd import Bnd_Box
+from OCP.BRep import BRep_Builder
 from OCP.BRepBndLib import BRepBndLib
 from OCP.BRepCheck import BRepCheck_Analyzer
 from OCP.BRepGProp import BRepGProp
-from OCP.Bnd import Bnd_Box
-from OCP.BRep import BRep_Builder
 from OCP.GProp import GProp_GProps
 from OCP.TDF import TDF_Label
 from OCP.TopAbs import TopAbs_EDGE, TopAbs_FACE, TopAbs_SHELL, TopAbs_SOLID, TopAbs_VERTEX
 from OCP.TopExp import TopExp_Explorer
 from OCP.TopoDS import TopoDS_Compound, TopoDS_Shape
 
-from extractors.step_document import (
+from documents.step_document import (
     LoadedStep,
     count_shapes,
     label_entry,
@@ -58,9 +59,7 @@ __all__ = ["extract_step_metadata", "density_for"]
 _MM3_TO_M3 = 1e-9
 
 
-def extract_step_metadata(
-    loaded: LoadedStep, densities: Mapping[str, float], default_material: str
-) -> dict[str, Any]:
+def extract_step_metadata(loaded: LoadedStep, densities: Mapping[str, float], default_material: str) -> dict[str, Any]:
     """Metadata of `loaded` (see module doc). `densities` maps material names to kg/m^3."""
     density = density_for(default_material, densities)
     shape = loaded.shape

@@ -22,8 +22,9 @@ order. Drawings with one title block per sheet give the first sheet's.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from ezdxf.document import Drawing
 
@@ -36,27 +37,57 @@ from extractors.block_attributes import (
 )
 
 DEFAULT_TITLE_BLOCK_PATTERNS: list[str] = [
-    "*TITLE*", "*TITEL*", "*CARTOUCHE*", "*CAJETIN*", "*SCHRIFTFELD*",
-    "*FRAME*", "*BORDER*", "*RAHMEN*", "TB*",
-]  # fmt: skip
+    "*TITLE*",
+    "*TITEL*",
+    "*CARTOUCHE*",
+    "*CAJETIN*",
+    "*SCHRIFTFELD*",
+    "*FRAME*",
+    "*BORDER*",
+    "*RAHMEN*",
+    "TB*",
+]
 
 # Title columns -> accepted tag spellings (compared as block_attributes.normalize_tag does).
 DEFAULT_TITLE_TAG_MAP: dict[str, list[str]] = {
     "title": ["TITLE", "DRAWING_TITLE", "DWG_TITLE", "TITLE_1", "TITEL", "TITRE", "BENENNUNG"],
     "drawing_number": [
-        "DWG_NO", "DRAWING_NO", "DRG_NO", "DRAWING_NUMBER", "DWG_NUMBER", "NUMBER", "DOC_NO",
-        "DOCUMENT_NO", "DOCUMENT_NUMBER", "ZEICHNUNGSNUMMER", "ZEICHNUNGS_NR", "ZEICHNUNG_NR", "NUMERO",
+        "DWG_NO",
+        "DRAWING_NO",
+        "DRG_NO",
+        "DRAWING_NUMBER",
+        "DWG_NUMBER",
+        "NUMBER",
+        "DOC_NO",
+        "DOCUMENT_NO",
+        "DOCUMENT_NUMBER",
+        "ZEICHNUNGSNUMMER",
+        "ZEICHNUNGS_NR",
+        "ZEICHNUNG_NR",
+        "NUMERO",
     ],
     "revision": ["REV", "REVISION", "REV_NO", "INDEX", "INDICE"],
     "date": ["DATE", "DWG_DATE", "DRAWING_DATE", "DATUM"],
     "drawn_by": [
-        "DRAWN", "DRAWN_BY", "DRAWNBY", "DRN", "DRN_BY", "DRAFTER", "DRAFTSMAN", "AUTHOR",
-        "GEZEICHNET", "GEZ", "BEARBEITER", "DESSINE", "DESSINE_PAR", "DESSINATEUR",
+        "DRAWN",
+        "DRAWN_BY",
+        "DRAWNBY",
+        "DRN",
+        "DRN_BY",
+        "DRAFTER",
+        "DRAFTSMAN",
+        "AUTHOR",
+        "GEZEICHNET",
+        "GEZ",
+        "BEARBEITER",
+        "DESSINE",
+        "DESSINE_PAR",
+        "DESSINATEUR",
     ],
     "scale": ["SCALE", "DWG_SCALE", "MASSSTAB", "ECHELLE"],
     "sheet": ["SHEET", "SHEET_NO", "SHT", "SHEET_NUMBER", "BLATT", "FOLIO", "FEUILLE"],
     "material": ["MATERIAL", "MAT", "MATL", "WERKSTOFF", "MATIERE"],
-}  # fmt: skip
+}
 
 _NAME_TIER, _TAG_TIER, _WEAK_NAME_TIER = 2, 1, 0
 

@@ -34,24 +34,37 @@ from prefect import flow, get_run_logger, task
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed
 
+from documents.errors import failure
+from documents.names import native_path, printable, to_native, to_text
 from editors.edit_file import edit_job, init_edit_worker, temp_beside
 from editors.recipe import Recipe, RecipeError, load_recipe
 from editors.selection import FileFacts, TitleSettings, facts_selected, path_selected
+from engine.catalog import Catalog, now_iso
+from engine.config import REVISIONS_DIR, Config, ConfigError, check_roots, load_config
+from engine.discover import InputFile, scan, sha256_file
+from engine.edit_journal import RunJournal, edit_rows, recover
+from engine.executor import FileExecutor, RetryPolicy, default_workers
 from extractors.block_attributes import DEFAULT_TAG_MAP
 from extractors.title_block import DEFAULT_TITLE_BLOCK_PATTERNS, DEFAULT_TITLE_TAG_MAP
-from flows.catalog import Catalog, now_iso
-from flows.config import REVISIONS_DIR, Config, ConfigError, check_roots, load_config
-from flows.discover import InputFile, scan, sha256_file
-from flows.edit_journal import RunJournal, edit_rows, recover
-from flows.executor import FileExecutor, RetryPolicy, default_workers
 from flows.batch import chunk_size_for, new_run_id
-from flows.names import native_path, printable, to_native, to_text
-from flows.work import failure
 
 EDIT_COLUMNS = [
-    "run_id", "recipe_name", "recipe_hash", "mode", "source_root", "path", "output", "backup",
-    "sha256_before", "sha256_after", "operation", "target", "before", "after", "edited_at",
-]  # fmt: skip
+    "run_id",
+    "recipe_name",
+    "recipe_hash",
+    "mode",
+    "source_root",
+    "path",
+    "output",
+    "backup",
+    "sha256_before",
+    "sha256_after",
+    "operation",
+    "target",
+    "before",
+    "after",
+    "edited_at",
+]
 
 
 class ApplyError(ValueError):
@@ -83,7 +96,7 @@ def check_paths(
     library: str, in_place: bool, backup: str | None, dry_run: bool, out: Path | None = None
 ) -> tuple[Path, Path | None]:
     """The library, and the backup folder (in place only); raises ApplyError for what cannot work.
-    `library` and `backup` in the catalog's text form (flows/names.py)."""
+    `library` and `backup` in the catalog's text form (documents/names.py)."""
     root = native_path(library).resolve()
     if not root.exists():
         raise ApplyError(f"library not found: {to_text(root)}")
@@ -162,18 +175,27 @@ def plan_edits(
     skip = [cfg.out] + ([backup_root.parent] if backup_root is not None else [])
     exclude = cfg.raw["inputs"]["exclude"]
     follow = cfg.raw["inputs"]["follow_symlinks"]
-    found = scan([library], exclude=exclude, formats=["dxf"], known=catalog.known_files(), skip=skip,
-                 follow_symlinks=follow)  # fmt: skip
+    found = scan(
+        [library], exclude=exclude, formats=["dxf"], known=catalog.known_files(), skip=skip, follow_symlinks=follow
+    )
     inputs = found.inputs
     root = to_text(library if library.is_dir() else library.parent)
     facts = catalog_facts(catalog, root, settings) if recipe.select.needs_facts else {}
     records = applied_edits(catalog, recipe, "in-place" if in_place else "revision", root)
     jobs: list[dict] = []
     settled: list[dict] = [  # what could not be read fails with its reason, never silently
-        {"path": p.path, "source_root": p.source_root, "changes": [], "status": "failed",
-         "error_message": p.message, "error_class": p.error_class, "stage": "discover", "permanent": p.permanent}
+        {
+            "path": p.path,
+            "source_root": p.source_root,
+            "changes": [],
+            "status": "failed",
+            "error_message": p.message,
+            "error_class": p.error_class,
+            "stage": "discover",
+            "permanent": p.permanent,
+        }
         for p in found.problems
-    ]  # fmt: skip
+    ]
     for item in inputs:
         base = {"path": item.path, "source_root": item.source_root, "changes": []}
         if not path_selected(recipe.select, item.path, item.format):
@@ -306,7 +328,7 @@ def record_edits(out: Path, recipe: Recipe, run_id: str, mode: str, files: list[
 
 
 def complete_interrupted_edits(out: Path) -> tuple[int, int]:
-    """Record the edits of apply runs killed before they recorded them (flows/edit_journal.py);
+    """Record the edits of apply runs killed before they recorded them (engine/edit_journal.py);
     returns (rows recorded, intents dropped)."""
     catalog = Catalog(out)
     with catalog.lock():
@@ -361,26 +383,61 @@ def apply_recipe(
         if recovered or dropped:
             logger.warning(
                 "%d edit rows of interrupted apply runs recorded now; %d announced edits never happened",
-                recovered, dropped,
-            )  # fmt: skip
-        journal = RunJournal(cfg.out, {**run, "recipe_name": plan_recipe.name, "recipe_hash": plan_recipe.hash, "mode": mode})
+                recovered,
+                dropped,
+            )
+        journal = RunJournal(
+            cfg.out, {**run, "recipe_name": plan_recipe.name, "recipe_hash": plan_recipe.hash, "mode": mode}
+        )
     try:
-        return _apply(cfg, plan_recipe, settings, root, target_root, in_place, backup_root, dry_run, run, mode,
-                      journal, logger, config, workers, recatalog)  # fmt: skip
+        return _apply(
+            cfg,
+            plan_recipe,
+            settings,
+            root,
+            target_root,
+            in_place,
+            backup_root,
+            dry_run,
+            run,
+            mode,
+            journal,
+            logger,
+            config,
+            workers,
+            recatalog,
+        )
     finally:
         if journal is not None:
             journal.release()  # an unrecorded journal (the run raised) stays for the next apply
 
 
-def _apply(cfg, plan_recipe, settings, root, target_root, in_place, backup_root, dry_run, run, mode, journal,
-           logger, config, workers, recatalog):  # fmt: skip
+def _apply(
+    cfg,
+    plan_recipe,
+    settings,
+    root,
+    target_root,
+    in_place,
+    backup_root,
+    dry_run,
+    run,
+    mode,
+    journal,
+    logger,
+    config,
+    workers,
+    recatalog,
+):
     jobs, settled = plan_edits(cfg, plan_recipe, settings, root, target_root, in_place, backup_root, dry_run)
     if journal is not None:
         temporaries = []
         for job in jobs:
             job["intent_file"] = journal.intent_file(job["path"])
             job["temp_tag"] = run["run_id"]
-            temporaries += [to_text(temp_beside(native_path(p), run["run_id"])) for p in (job["dest"], job["backup"]) if p]
+            temporaries += [
+                to_text(temp_beside(native_path(p), run["run_id"])) for p in (job["dest"], job["backup"]) if p
+            ]
         journal.plan(temporaries)
     total = len(jobs) + len(settled)
     logger.info("%s (%s): %d drawings, %d to open", plan_recipe.name, plan_recipe.short_hash, total, len(jobs))
@@ -449,7 +506,7 @@ def run(args: argparse.Namespace) -> int:
     # Check everything that needs no Prefect first: a typo should cost a second, not a server start.
     from flows import temporary_server
 
-    # Prefect parameters are JSON: paths in the catalog's text form (flows/names.py).
+    # Prefect parameters are JSON: paths in the catalog's text form (documents/names.py).
     library, backup = to_text(args.library), to_text(args.backup) if args.backup else None
     out = to_text(args.out) if args.out else None
     try:
@@ -461,7 +518,11 @@ def run(args: argparse.Namespace) -> int:
         return 2
     with contextlib.ExitStack() as stack:
         try:  # ours, not Prefect's temporary server: it dies with this process, even on SIGKILL
-            stack.enter_context(temporary_server.prefect_api(float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", 180))))
+            stack.enter_context(
+                temporary_server.prefect_api(
+                    float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", 180))
+                )
+            )
         except RuntimeError as exc:
             err.print(f"[red]apply did not start:[/red] {escape(printable(exc))}")
             return 3

@@ -12,9 +12,10 @@ import contextvars
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from uuid import UUID
 
 import pandas as pd
@@ -25,9 +26,9 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 
+from engine.catalog import Catalog, Outcome
+from engine.rollups import WHERE_USED_TABLE
 from flows import prefect_api, progress
-from flows.catalog import Catalog, Outcome
-from flows.rollups import WHERE_USED_TABLE
 
 PROGRESS_KEY = "cadpipe-progress"
 SUMMARY_KEY = "cadpipe-run-summary"
@@ -73,8 +74,9 @@ class ProgressReporter:
 
     FINISH_WAIT_S = 10.0  # the final value is worth this much of the run's end, not more
 
-    def __init__(self, key: str = PROGRESS_KEY, throttle: Throttle | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+    def __init__(
+        self, key: str = PROGRESS_KEY, throttle: Throttle | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.key = key
         self.throttle = throttle or Throttle()
         self.clock = clock
@@ -103,14 +105,15 @@ class ProgressReporter:
             return
         try:
             self.artifact_id = create_progress_artifact(self.percent, key=self.key, description=self.description())
-        except Exception as exc:  # noqa: BLE001 - see the class docstring
+        except Exception as exc:
             log.warning("progress artifact %s not created: %s", self.key, exc)
             return
         self.throttle.sent(self.percent, self.clock())
         if self._sender is None:  # the sender talks to the same API as this flow (its settings)
             context = contextvars.copy_context()
-            self._sender = threading.Thread(target=context.run, args=(self._send_loop,), daemon=True,
-                                            name=f"progress-{self.key}")  # fmt: skip
+            self._sender = threading.Thread(
+                target=context.run, args=(self._send_loop,), daemon=True, name=f"progress-{self.key}"
+            )
             self._sender.start()
 
     def file_done(self, path: str, result: dict) -> None:
@@ -151,7 +154,7 @@ class ProgressReporter:
     def _send(self, value: float, description: str, now: float) -> None:
         try:
             update_progress_artifact(self.artifact_id, value, description=description)
-        except Exception as exc:  # noqa: BLE001 - see the class docstring
+        except Exception as exc:
             log.warning("progress artifact %s not updated to %.1f %%: %s", self.key, value, exc)
             return
         self.throttle.sent(value, now)
@@ -191,18 +194,21 @@ def create_run_artifacts(out: Path | str, summary: dict, outcomes: list[Outcome]
     rollup = rollup_rows(catalog.read(WHERE_USED_TABLE))
     ids = {
         SUMMARY_KEY: create_markdown_artifact(
-            summary_markdown(summary, failures, len(rollup)), key=SUMMARY_KEY,
+            summary_markdown(summary, failures, len(rollup)),
+            key=SUMMARY_KEY,
             description=f"cadpipe run {summary['run_id']}",
         ),
         FAILURES_KEY: create_table_artifact(
-            failures[:FAILURE_ROWS], key=FAILURES_KEY,
+            failures[:FAILURE_ROWS],
+            key=FAILURES_KEY,
             description=_bounded("failed files of this run", len(failures), FAILURE_ROWS),
         ),
         ROLLUP_KEY: create_table_artifact(
-            rollup[:ROLLUP_ROWS], key=ROLLUP_KEY,
+            rollup[:ROLLUP_ROWS],
+            key=ROLLUP_KEY,
             description=_bounded("part numbers of the library by drawings using them", len(rollup), ROLLUP_ROWS),
         ),
-    }  # fmt: skip
+    }
     return ids
 
 
@@ -257,7 +263,9 @@ def summary_markdown(summary: dict, failures: list[dict], part_numbers: int) -> 
     return "\n".join(lines) + "\n"
 
 
-_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_{}[]()#+-.!|~"} | {"<": "&lt;", ">": "&gt;", "&": "&amp;", "\n": " ", "\r": " "})
+_MD_SPECIAL = str.maketrans(
+    {c: "\\" + c for c in "\\`*_{}[]()#+-.!|~"} | {"<": "&lt;", ">": "&gt;", "&": "&amp;", "\n": " ", "\r": " "}
+)
 
 
 def md(text: str) -> str:

@@ -3,7 +3,7 @@
 One Prefect task run per chunk of files, not per file: a task run costs 12-16 ms on threads and
 115-245 ms on process or Dask runners, and thousands of task runs per flow overload a small
 server. Per-file state lives in our own catalog; per-file retries and timeouts live in the process
-pool (flows/executor.py). The flow run ends Failed when any file failed, after every other file
+pool (engine/executor.py). The flow run ends Failed when any file failed, after every other file
 was finished and published, so the UI shows it and its Retry redoes only what is not done.
 """
 
@@ -16,7 +16,7 @@ import os
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
@@ -25,18 +25,19 @@ from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from documents.errors import failure
+from documents.names import to_text
+from engine.catalog import Catalog, Outcome, now_iso
+from engine.config import Config, check_roots, fingerprint, load_config
+from engine.discover import InputFile, scan
+from engine.docs import publish_docs
+from engine.executor import RetryPolicy, default_workers, shared_executor
+from engine.plan import Plan, make_plan, work_id
+from engine.version import pipeline_version
+from engine.work import is_complete, sweep_abandoned
 from flows import logs, prefect_api, progress
 from flows.artifacts import create_run_artifacts, track_progress
-from flows.catalog import Catalog, Outcome, now_iso
-from flows.config import Config, check_roots, fingerprint, load_config
-from flows.discover import InputFile, scan
-from flows.docs import publish_docs
 from flows.notify import notify_crash, notify_run
-from flows.executor import RetryPolicy, default_workers, shared_executor
-from flows.names import to_text
-from flows.plan import Plan, make_plan, work_id
-from flows.version import pipeline_version
-from flows.work import failure, is_complete, sweep_abandoned
 
 MAX_TASK_RUNS = 200
 
@@ -89,9 +90,13 @@ def discover_and_plan(cfg: Config, roots: list[str] | None = None) -> tuple[list
     get_run_logger().info(
         "%d input files: %d to process, %d already done elsewhere, %d unchanged, %d failed before (not retried), "
         "%d unreadable",
-        plan.total, len(plan.todo), len(plan.reuse), len(plan.unchanged), len(plan.still_failed),
+        plan.total,
+        len(plan.todo),
+        len(plan.reuse),
+        len(plan.unchanged),
+        len(plan.still_failed),
         len(plan.unreadable),
-    )  # fmt: skip
+    )
     return inputs, plan
 
 
@@ -190,7 +195,7 @@ def batch(
 
     Parameters left empty take their value from the config file (default: the repository's
     cadpipe.toml). Rerunning is always safe: only missing or stale work is done. Paths are in
-    the text form of the catalog (flows/names.py: a backslash doubled, a byte that is not UTF-8
+    the text form of the catalog (documents/names.py: a backslash doubled, a byte that is not UTF-8
     as backslash-x and two hex digits); `roots` are folders that files of `sources` are known
     under (drop folders).
     """
@@ -290,8 +295,7 @@ def _chunks_despite_the_api(chunks: list[list[dict]], settings: dict, task_runne
         here = {**settings, "runner": "processes"}  # also what a Dask cluster did not report
         with ThreadPoolExecutor(max_workers=max(2, settings["workers"] * 2)) as pool:
             futures = {
-                i: pool.submit(contextvars.copy_context().run, process_chunk.fn, i, chunks[i], here)
-                for i in missing
+                i: pool.submit(contextvars.copy_context().run, process_chunk.fn, i, chunks[i], here) for i in missing
             }
             for i, future in futures.items():
                 done[i] = future.result()
@@ -312,7 +316,7 @@ def finished_summary(run_id: str | None = None) -> dict | None:
 
 
 def unreadable_result(problem) -> dict:
-    """The failure record of something discovery could not take (flows/discover.py: Unreadable)."""
+    """The failure record of something discovery could not take (engine/discover.py: Unreadable)."""
     return {
         "status": "failed",
         "stage": "discover",
@@ -326,13 +330,16 @@ def unreadable_result(problem) -> dict:
 
 def as_read(item: InputFile, result: dict) -> InputFile:
     """The input as the worker found it: a file rewritten since discovery is recorded with the
-    content the worker hashed and processed (flows/work.py)."""
+    content the worker hashed and processed (engine/work.py)."""
     if not result.get("sha256") or result["sha256"] == item.sha256:
         return item
     return dataclasses.replace(
-        item, sha256=result["sha256"], format=result.get("format") or item.format,
-        size=result.get("size", item.size), mtime_ns=result.get("mtime_ns", item.mtime_ns),
-    )  # fmt: skip
+        item,
+        sha256=result["sha256"],
+        format=result.get("format") or item.format,
+        size=result.get("size", item.size),
+        mtime_ns=result.get("mtime_ns", item.mtime_ns),
+    )
 
 
 def batch_settings(cfg: Config) -> dict:
@@ -348,5 +355,5 @@ def batch_settings(cfg: Config) -> dict:
 
 
 def new_run_id() -> str:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     return f"{stamp}-{uuid.uuid4().hex[:8]}"

@@ -13,9 +13,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from documents.names import to_text
+from engine.config import ConfigError, check_roots, load_config
 from flows import temporary_server
-from flows.config import ConfigError, check_roots, load_config
-from flows.names import to_text
 
 console = Console(stderr=True)
 
@@ -74,7 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     watch = sub.add_parser(
         "watch", help="process CAD files dropped into folders as they arrive (until stopped with Ctrl-C)"
     )
-    watch.add_argument("folders", nargs="*", metavar="FOLDER", help="drop folders (default: the config's watch.folders)")
+    watch.add_argument(
+        "folders", nargs="*", metavar="FOLDER", help="drop folders (default: the config's watch.folders)"
+    )
     watch.add_argument("--out", help="output root (default: the config's output.root)")
     watch.add_argument("--config", help="config file (default: cadpipe.toml of the repository)")
     watch.add_argument("--poll", action="store_true", help="poll instead of change events (network shares)")
@@ -121,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
 def run_command(args: argparse.Namespace) -> int:
     if args.dask_address and not args.runner:
         args.runner = "dask"
-    params = dict(  # Prefect parameters are JSON: paths in the catalog's text form (flows/names.py)
+    params = dict(  # Prefect parameters are JSON: paths in the catalog's text form (documents/names.py)
         sources=[to_text(s) for s in args.sources] or None,
         out=to_text(args.out) if args.out else None,
         config=args.config,
@@ -152,9 +154,9 @@ def run_command(args: argparse.Namespace) -> int:
 def _run_batch(args: argparse.Namespace, params: dict, cfg, server) -> int:
     from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL, temporary_settings
 
+    from engine.executor import shared_executor
     from flows import progress
     from flows.batch import batch, batch_settings
-    from flows.executor import shared_executor
 
     server = temporary_server.keep_if_needed(server)
     settings = batch_settings(cfg)
@@ -208,11 +210,14 @@ def _lost(exc: Exception) -> int:
         console.print(labelled("batch did not complete:", "red", f"{type(exc).__name__}: {exc}"))
         return 3
     print_summary(summary)
-    console.print(labelled(
-        "batch did not complete:", "red",
-        f"{prefect_api.lost_message(exc)}; every file was processed and the catalog is complete, "
-        "but Prefect's record of the run is not",
-    ))  # fmt: skip
+    console.print(
+        labelled(
+            "batch did not complete:",
+            "red",
+            f"{prefect_api.lost_message(exc)}; every file was processed and the catalog is complete, "
+            "but Prefect's record of the run is not",
+        )
+    )
     prefect_api.drop_undeliverable()  # else the exit waits for each queued event to fail to send
     return 3
 

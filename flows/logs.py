@@ -17,15 +17,24 @@ import contextvars
 import json
 import logging
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 LOGS_DIR = "logs"
 FIELDS = (
-    "timestamp", "level", "event", "run_id", "flow_run_id", "task_run_id", "path", "sha256", "stage",
-    "duration_ms", "error_class",
-)  # fmt: skip
+    "timestamp",
+    "level",
+    "event",
+    "run_id",
+    "flow_run_id",
+    "task_run_id",
+    "path",
+    "sha256",
+    "stage",
+    "duration_ms",
+    "error_class",
+)
 EXTRA_FIELDS = ("work_id", "attempt", "reused")
 # Prefect's run loggers (flow and task runs) and ours (webhooks, watcher) when called in a run.
 LOGGERS = ("prefect.flow_runs", "prefect.task_runs", "cadpipe")
@@ -34,7 +43,7 @@ LOGGERS = ("prefect.flow_runs", "prefect.task_runs", "cadpipe")
 # since the Prefect UI already has them from the Dask worker or the chunk's failure.
 local_logger = logging.getLogger("cadpipe.files")
 
-_active: contextvars.ContextVar["RunLog | None"] = contextvars.ContextVar("cadpipe_run_log", default=None)
+_active: contextvars.ContextVar[RunLog | None] = contextvars.ContextVar("cadpipe_run_log", default=None)
 
 
 def log_path(out: Path | str, run_id: str) -> Path:
@@ -51,7 +60,7 @@ class JsonLineFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         get = record.__dict__.get
         entry: dict[str, Any] = {
-            "timestamp": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "timestamp": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "event": get("event") or "message",
             "run_id": get("run_id") or self.run_id,
@@ -117,7 +126,7 @@ class RunLog:
             if _active.get() is self:
                 _active.set(None)
 
-    def __enter__(self) -> "RunLog":
+    def __enter__(self) -> RunLog:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -25,9 +25,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from flows.catalog import CATALOG_DIR, QUARANTINE_DIR, Catalog
+from engine.catalog import CATALOG_DIR, QUARANTINE_DIR, Catalog
+from engine.version import OUTPUT_VERSION
 from flows.logs import log_path
-from flows.version import OUTPUT_VERSION
 
 EVENTS = {"batch.completed": "batch_completed", "batch.failed": "batch_failed", "file.failed": "file_failed"}
 RETRY_STATUS = {408, 429}
@@ -48,7 +48,7 @@ class WebhookSettings:
     backoff_s: float = 1.0
 
     @classmethod
-    def from_config(cls, cfg) -> "WebhookSettings":
+    def from_config(cls, cfg) -> WebhookSettings:
         raw = cfg.raw["webhooks"]
         return cls(
             urls={event: list(raw[key]) for event, key in EVENTS.items()},
@@ -75,7 +75,13 @@ class WebhookSettings:
             if value:
                 return str(value)
         where = " or ".join(
-            filter(None, [self.secret_env and f"${self.secret_env}", self.secret_block and f"Secret block {self.secret_block!r}"])
+            filter(
+                None,
+                [
+                    self.secret_env and f"${self.secret_env}",
+                    self.secret_block and f"Secret block {self.secret_block!r}",
+                ],
+            )
         )
         raise SecretMissing(f"webhooks are configured but no signing secret is set ({where or 'nothing configured'})")
 
@@ -142,9 +148,7 @@ def _failures(out: Path, summary: dict) -> list[dict]:
     if errors.empty:
         return [{"error_message": message} for message in summary.get("failures", [])]
     rows = errors[errors["run_id"] == summary["run_id"]]
-    return [
-        {k: (None if _isna(row.get(k)) else row.get(k)) for k in FAILURE_FIELDS} for row in rows.to_dict("records")
-    ]
+    return [{k: (None if _isna(row.get(k)) else row.get(k)) for k in FAILURE_FIELDS} for row in rows.to_dict("records")]
 
 
 def _isna(value) -> bool:
@@ -182,9 +186,12 @@ def deliver(
         else:
             if response.is_success:
                 logger.info(
-                    "webhook %s delivered to %s (attempt %d)", event, where, attempt,
+                    "webhook %s delivered to %s (attempt %d)",
+                    event,
+                    where,
+                    attempt,
                     extra={"event": "webhook.delivered", "webhook_event": event},
-                )  # fmt: skip
+                )
                 return True
             reason = f"HTTP {response.status_code}"
             retry = response.status_code >= 500 or response.status_code in RETRY_STATUS
@@ -192,9 +199,14 @@ def deliver(
             break
         delay = settings.backoff_s * 2 ** (attempt - 1)
         logger.warning(
-            "webhook %s to %s: attempt %d failed (%s); retrying in %.1f s", event, where, attempt, reason, delay,
+            "webhook %s to %s: attempt %d failed (%s); retrying in %.1f s",
+            event,
+            where,
+            attempt,
+            reason,
+            delay,
             extra={**fields, "event": "webhook.retry"},
-        )  # fmt: skip
+        )
         time.sleep(delay)
     logger.error("webhook %s to %s not delivered: %s", event, where, reason, extra=fields)
     return False
@@ -228,7 +240,7 @@ def _send(cfg, build) -> None:
     try:
         secret = settings.secret()
         messages = build()
-    except Exception as exc:  # noqa: BLE001 - notifying must never fail the batch; the log says why
+    except Exception as exc:
         logger.error("webhooks not sent: %s", exc, extra={"event": "webhook.failed"})
         return
     unreachable: set[tuple[str, str]] = set()  # after one lost file.failed delivery, spare the rest
@@ -242,7 +254,7 @@ def _send(cfg, build) -> None:
                     continue
                 try:
                     delivered = deliver(client, url, event, body, secret, settings, logger)
-                except Exception as exc:  # noqa: BLE001 - e.g. a malformed URL in the config
+                except Exception as exc:
                     logger.error(
                         "webhook %s to %s not delivered: %s", event, redact(url), exc, extra={"event": "webhook.failed"}
                     )
@@ -251,6 +263,8 @@ def _send(cfg, build) -> None:
                     unreachable.add((event, url))
     for url, count in skipped.items():
         logger.error(
-            "webhook file.failed to %s: %d more events not sent after a failed delivery", redact(url), count,
+            "webhook file.failed to %s: %d more events not sent after a failed delivery",
+            redact(url),
+            count,
             extra={"event": "webhook.failed", "webhook_event": "file.failed"},
-        )  # fmt: skip
+        )

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 log = logging.getLogger("cadpipe.progress")
 
@@ -45,5 +46,5 @@ def _call(method: Callable, *args) -> None:
     """A listener is a display: its failure is logged, never the chunk's or the file's."""
     try:
         method(*args)
-    except Exception:  # noqa: BLE001
+    except Exception:
         log.exception("progress listener %r failed", method)

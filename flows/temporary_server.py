@@ -22,8 +22,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 # What Prefect sets for its temporary server: no UI, and the server knows it is ephemeral.
 SERVER_ENV = {"PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
@@ -41,10 +41,20 @@ class TemporaryServer:
             prefect_dir = Path(importlib.util.find_spec("prefect").origin).parent
             self.process: subprocess.Popen | None = subprocess.Popen(
                 [
-                    sys.executable, "-m", "uvicorn", "--app-dir", str(prefect_dir.parent),
-                    "--factory", "prefect.server.api.server:create_app",
-                    "--fd", str(listener.fileno()), "--log-level", "error", "--lifespan", "on",
-                ],  # fmt: skip
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "--app-dir",
+                    str(prefect_dir.parent),
+                    "--factory",
+                    "prefect.server.api.server:create_app",
+                    "--fd",
+                    str(listener.fileno()),
+                    "--log-level",
+                    "error",
+                    "--lifespan",
+                    "on",
+                ],
                 pass_fds=(listener.fileno(),),
                 env={**os.environ, **SERVER_ENV},
                 preexec_fn=_die_with_parent if sys.platform == "linux" else None,

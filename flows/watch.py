@@ -37,22 +37,22 @@ import stat as stat_module
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
 
-from converters.errors import InputError
-from extractors.file_access import open_regular
-from extractors.file_kind import HEAD_SIZE, is_cad_extension, sniff_bytes
-from flows.catalog import Catalog
-from flows.config import Config, ConfigError, check_roots, load_config
-from flows.discover import format_family, inside
-from flows.names import printable, to_text
+from documents.errors import InputError
+from documents.file_access import open_regular
+from documents.file_kind import HEAD_SIZE, is_cad_extension, sniff_bytes
+from documents.names import printable, to_text
+from engine.catalog import Catalog
+from engine.config import Config, ConfigError, check_roots, load_config
+from engine.discover import format_family, inside
 
 PROCESSED_DIR = "processed"
 TRIGGERS = ("auto", "deployment", "local")
@@ -80,9 +80,11 @@ class WatchSettings:
     retry_s: float = 60.0
 
     @classmethod
-    def from_config(cls, cfg: Config, folders: list[str] | None = None, poll: bool | None = None) -> "WatchSettings":
+    def from_config(cls, cfg: Config, folders: list[str] | None = None, poll: bool | None = None) -> WatchSettings:
         raw = cfg.raw["watch"]
-        chosen = [Path(f).resolve() for f in folders] if folders else [(cfg.base_dir / f).resolve() for f in raw["folders"]]
+        chosen = (
+            [Path(f).resolve() for f in folders] if folders else [(cfg.base_dir / f).resolve() for f in raw["folders"]]
+        )
         if not chosen:
             raise ConfigError("no folder to watch: give FOLDER arguments or set watch.folders")
         if raw["trigger"] not in TRIGGERS:
@@ -201,7 +203,7 @@ def _excluded(name: str, patterns: list[str]) -> bool:
 
 
 def is_input(path: Path, formats: list[str], folder: Path | None = None, follow_symlinks: bool = False) -> bool:
-    """The batch's own rule (flows/discover.py): CAD content, or a CAD extension, of an enabled
+    """The batch's own rule (engine/discover.py): CAD content, or a CAD extension, of an enabled
     format; and what the batch records as failed without reading it (a FIFO with a CAD name, a
     link out of the folder). A link within the folder is not an input of its own (its target is).
     Nothing is opened that could block or lead out of the folder."""
@@ -248,14 +250,14 @@ def open_for_writing(path: Path) -> bool:
 
 
 class _Events(FileSystemEventHandler):
-    def __init__(self, watcher: "Watcher", folder: Path) -> None:
+    def __init__(self, watcher: Watcher, folder: Path) -> None:
         self.watcher = watcher
         self.folder = folder
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         try:
             self._handle(event)
-        except Exception:  # noqa: BLE001 - an exception here would end the observer thread
+        except Exception:
             log.exception("could not handle %s", event)
 
     def _handle(self, event: FileSystemEvent) -> None:
@@ -334,7 +336,9 @@ class Watcher:
             "watching %s (%s observer, runs %s)",
             ", ".join(map(to_text, self.settings.folders)),
             "polling" if self.settings.poll else type(self._observer).__name__,
-            {"local": "in this process", "deployment": f"as {self.settings.deployment} flow runs"}.get(self.trigger, "custom"),
+            {"local": "in this process", "deployment": f"as {self.settings.deployment} flow runs"}.get(
+                self.trigger, "custom"
+            ),
         )
 
     def stop(self, timeout: float | None = None) -> None:
@@ -346,7 +350,7 @@ class Watcher:
         if self._thread is not None:
             self._thread.join(timeout)
 
-    def __enter__(self) -> "Watcher":
+    def __enter__(self) -> Watcher:
         self.start()
         return self
 
@@ -511,12 +515,12 @@ class Watcher:
             outcome = self.dispatch(record.paths, sorted({a.folder for a in arrivals}))
             record.flow_run_id, record.state = outcome.get("flow_run_id"), outcome.get("state")
             log.info("run %s ended %s: %s", record.flow_run_id, record.state, outcome.get("message"))
-        except Exception as exc:  # noqa: BLE001 - a failing run must not stop the watcher; logged
+        except Exception as exc:
             record.error = printable(f"{type(exc).__name__}: {exc}")
             log.error("run of %d files failed: %s", len(arrivals), record.error, exc_info=True)
         try:
             self._after_run(record, arrivals)
-        except Exception as exc:  # noqa: BLE001 - e.g. an unreadable catalog: retried like a failed run
+        except Exception as exc:
             log.error("could not check the run's files: %s", exc, exc_info=True)
             self._retry(record, arrivals)
         finally:
@@ -608,15 +612,19 @@ def run(args: argparse.Namespace) -> int:
         try:
             # Ours, not Prefect's temporary server: it dies with this process, even on SIGKILL.
             server = stack.enter_context(
-                temporary_server.prefect_api(float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", 180)))
+                temporary_server.prefect_api(
+                    float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", 180))
+                )
             )
         except RuntimeError as exc:
             print(f"watcher did not start: {printable(exc)}", file=sys.stderr)
             return 3
         if server is not None:  # no deployment can exist on a server that lives with this process
             if settings.trigger == "deployment":
-                print("configuration error: watch.trigger = \"deployment\" needs a Prefect server (PREFECT_API_URL)",
-                      file=sys.stderr)  # fmt: skip
+                print(
+                    'configuration error: watch.trigger = "deployment" needs a Prefect server (PREFECT_API_URL)',
+                    file=sys.stderr,
+                )
                 return 2
             settings = dataclasses.replace(settings, trigger="local")
         try:

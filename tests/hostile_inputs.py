@@ -7,9 +7,9 @@ from __future__ import annotations
 import io
 import os
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import ezdxf
 
@@ -163,7 +163,9 @@ def non_finite(lib: Path, _: Path) -> list[bytes]:
 def undecodable_text(lib: Path, _: Path) -> list[bytes]:
     doc = ezdxf.new("R2010")  # R2007+ is UTF-8: these bytes are not
     doc.modelspace().add_text("PLACEHOLDER-TEXT")
-    return [_write(lib, b"bad-bytes-text.dxf", _text(doc).replace(b"PLACEHOLDER-TEXT", b"caf\xe9 \xff\xfe [/x] {0} %s"))]
+    return [
+        _write(lib, b"bad-bytes-text.dxf", _text(doc).replace(b"PLACEHOLDER-TEXT", b"caf\xe9 \xff\xfe [/x] {0} %s"))
+    ]
 
 
 def references_outside(lib: Path, outside: Path) -> list[bytes]:
@@ -212,42 +214,104 @@ def link_inside(lib: Path, _: Path) -> list[bytes]:
 
 HEAVY = ("Timeout", "MemoryLimit")
 ATTACKS = [
-    Attack("bad group code `[/x]` in the content", markup_in_content, "failed", ("InputError",),
-           "load: the DXF structure error, quoted as text", "[/x]"),
+    Attack(
+        "bad group code `[/x]` in the content",
+        markup_in_content,
+        "failed",
+        ("InputError",),
+        "load: the DXF structure error, quoted as text",
+        "[/x]",
+    ),
     Attack("Rich markup `[/b]` in a file name", markup_in_name, "ok", reason="a name is text, never markup"),
     Attack("Latin-1 file name (not UTF-8)", latin1_name, "ok", reason="recorded as `caf\\xe9 plan.dxf`"),
-    Attack("right-to-left override in a file name", bidi_name, "ok", reason="recorded with the override escaped (`\\xe2\\x80\\xae`)"),
+    Attack(
+        "right-to-left override in a file name",
+        bidi_name,
+        "ok",
+        reason="recorded with the override escaped (`\\xe2\\x80\\xae`)",
+    ),
     Attack("newline in a file name", newline_name, "ok", reason="recorded as `two\\x0alines.dxf`: no forged log line"),
     Attack("quotes, `;` and `$(id)` in a file name", quotes_name, "ok", reason="never given to a shell"),
     Attack("`<script>` in a file name", script_name, "ok", reason="escaped in the HTML report"),
-    Attack("`..\\..\\` in a file name", dotdot_name, "ok", reason="a name, not a path: written nowhere but where it is"),
-    Attack("238-character name of a failing file", long_failing_name, "failed", ("InputError",),
-           "quarantined under a shortened name that fits 255 bytes"),
-    Attack("truncated at random offsets (3 files)", truncated, "failed", ("InputError",),
-           "load: truncated, or not a DXF any more"),
-    Attack("random bytes named .dxf .dwg .step .stl .igs", random_bytes, "failed", ("InputError",),
-           "detect: not a recognised CAD format", "not a recognised CAD format"),
+    Attack(
+        "`..\\..\\` in a file name", dotdot_name, "ok", reason="a name, not a path: written nowhere but where it is"
+    ),
+    Attack(
+        "238-character name of a failing file",
+        long_failing_name,
+        "failed",
+        ("InputError",),
+        "quarantined under a shortened name that fits 255 bytes",
+    ),
+    Attack(
+        "truncated at random offsets (3 files)",
+        truncated,
+        "failed",
+        ("InputError",),
+        "load: truncated, or not a DXF any more",
+    ),
+    Attack(
+        "random bytes named .dxf .dwg .step .stl .igs",
+        random_bytes,
+        "failed",
+        ("InputError",),
+        "detect: not a recognised CAD format",
+        "not a recognised CAD format",
+    ),
     Attack("zero-byte file", zero_bytes, "failed", ("InputError",), "detect: no content"),
     Attack("a folder named `x.dxf`", folder_named_dxf, "ok", reason="a folder: the drawing inside it is the input"),
     Attack("nested block bomb (10^8 lines)", block_bomb, "failed", HEAVY, "stopped at limits.timeout_s (or memory_mb)"),
-    Attack("self-inserting block", self_insert, "ok", reason="drawn without the cycle, which a warning names",
-           in_message="cycle"),
+    Attack(
+        "self-inserting block",
+        self_insert,
+        "ok",
+        reason="drawn without the cycle, which a warning names",
+        in_message="cycle",
+    ),
     Attack("huge MTEXT (10.8 MB)", huge_mtext, "failed", HEAVY, "stopped at limits.memory_mb (or timeout_s)"),
     Attack("10^6 entities", million_entities, "failed", HEAVY, "stopped at limits.timeout_s (or memory_mb)"),
-    Attack("NaN and infinite coordinates", non_finite, "ok", reason="the entities are left out, and named in a warning",
-           in_message="NaN or infinite coordinates"),
-    Attack("text bytes invalid in the drawing's encoding", undecodable_text, "ok",
-           reason="kept, the bad bytes escaped (`\\xe9`) in the catalog"),
-    Attack("IMAGE at a secret and at a FIFO outside, xref with `../`", references_outside, "ok",
-           reason="references outside the source are not looked up: `exists` false, nothing opened",
-           in_message="missing image"),
-    Attack("FIFO named `pipe.dxf`", fifo, "failed", ("NotRegularFile",), "discover: a FIFO, never opened",
-           "FIFO"),
-    Attack("symbolic links to a secret and to a folder outside the source", link_outside, "failed",
-           ("OutsideSource",), "discover: not followed, nothing read or copied", "outside the source"),
-    Attack("broken symbolic link", broken_link, "failed", ("BrokenSymlink",), "discover: retried, it may be fixed",
-           "broken symbolic link"),
+    Attack(
+        "NaN and infinite coordinates",
+        non_finite,
+        "ok",
+        reason="the entities are left out, and named in a warning",
+        in_message="NaN or infinite coordinates",
+    ),
+    Attack(
+        "text bytes invalid in the drawing's encoding",
+        undecodable_text,
+        "ok",
+        reason="kept, the bad bytes escaped (`\\xe9`) in the catalog",
+    ),
+    Attack(
+        "IMAGE at a secret and at a FIFO outside, xref with `../`",
+        references_outside,
+        "ok",
+        reason="references outside the source are not looked up: `exists` false, nothing opened",
+        in_message="missing image",
+    ),
+    Attack("FIFO named `pipe.dxf`", fifo, "failed", ("NotRegularFile",), "discover: a FIFO, never opened", "FIFO"),
+    Attack(
+        "symbolic links to a secret and to a folder outside the source",
+        link_outside,
+        "failed",
+        ("OutsideSource",),
+        "discover: not followed, nothing read or copied",
+        "outside the source",
+    ),
+    Attack(
+        "broken symbolic link",
+        broken_link,
+        "failed",
+        ("BrokenSymlink",),
+        "discover: retried, it may be fixed",
+        "broken symbolic link",
+    ),
     Attack("symbolic link loop", link_loop, "failed", ("SymlinkLoop",), "discover: a loop", "loop"),
-    Attack("links inside the source (to a file, to its own folder)", link_inside, "none",
-           reason="no row of their own: the target is recorded once, under its own name"),
-]  # fmt: skip
+    Attack(
+        "links inside the source (to a file, to its own folder)",
+        link_inside,
+        "none",
+        reason="no row of their own: the target is recorded once, under its own name",
+    ),
+]

@@ -83,10 +83,14 @@ def test_dry_run_reports_each_change_and_writes_nothing(revision_runs):
     sheet = files["project-x/sheet-1.dxf"]
     assert sheet["output"] is None
     assert [(c["operation"], c["before"], c["after"]) for c in sheet["changes"]] == [
-        ("set_attributes", "A", "B"), ("set_attributes", "A", "B"), ("rename_layer", "DIM", "DIMENSIONS"),
-    ]  # fmt: skip
+        ("set_attributes", "A", "B"),
+        ("set_attributes", "A", "B"),
+        ("rename_layer", "DIM", "DIMENSIONS"),
+    ]
     r12 = files["project-x/old-r12.dxf"]["changes"]
-    assert ("convert_version", "AC1009 (R12)", "AC1032 (R2018)") in [(c["operation"], c["before"], c["after"]) for c in r12]
+    assert ("convert_version", "AC1009 (R12)", "AC1032 (R2018)") in [
+        (c["operation"], c["before"], c["after"]) for c in r12
+    ]
     assert files["project-x/other-project.dxf"]["status"] == "skipped"
     assert files["elsewhere/sheet-9.dxf"]["note"] == "path or format not selected"
 
@@ -128,8 +132,10 @@ def test_every_change_is_audited_in_the_edits_table(revision_runs):
         assert set(rows["output"]) == {str(revision / rel)}
     sheet = edits[edits["path"] == "project-x/sheet-1.dxf"]
     assert sorted(zip(sheet["operation"], sheet["before"], sheet["after"])) == [
-        ("rename_layer", "DIM", "DIMENSIONS"), ("set_attributes", "A", "B"), ("set_attributes", "A", "B"),
-    ]  # fmt: skip
+        ("rename_layer", "DIM", "DIMENSIONS"),
+        ("set_attributes", "A", "B"),
+        ("set_attributes", "A", "B"),
+    ]
 
 
 def test_edited_drawings_are_recatalogued(revision_runs):
@@ -157,7 +163,9 @@ def test_in_place_with_backups_then_selection_from_the_catalog(tmp_path):
     make_sheet(library / "b.dxf", number="PX-2", revision="B")  # already at B: selected, unchanged
     originals = every_file(library)
     recipe = tmp_path / "r.yaml"
-    recipe.write_text("select:\n  title_block: {revision: A}\noperations:\n  - set_attributes: {fields: {revision: B}}\n")
+    recipe.write_text(
+        "select:\n  title_block: {revision: A}\noperations:\n  - set_attributes: {fields: {revision: B}}\n"
+    )
     out, backup = tmp_path / "out", tmp_path / "backup"
 
     state, summary = apply(recipe, library, out, in_place=True, backup=str(backup))
@@ -187,7 +195,9 @@ def test_command_line_dry_run_prints_before_and_after_and_exits_1_on_a_failure(t
     (library / "project-x" / "empty.dxf").write_bytes(b"")
     recipe = tmp_path / "r.yaml"
     recipe.write_text(RECIPE, encoding="utf-8")
-    code = run(cli(str(recipe), "--library", str(library), "--out", str(tmp_path / "out"), "--dry-run", "--workers", "1"))
+    code = run(
+        cli(str(recipe), "--library", str(library), "--out", str(tmp_path / "out"), "--dry-run", "--workers", "1")
+    )
     printed = capsys.readouterr().out
     assert code == 1 and not (tmp_path / "out").exists()
     assert "dry run: nothing was written" in printed

@@ -31,8 +31,23 @@ def sha256(path: Path) -> str:
 
 
 def apply_command(recipe: Path, lib: Path, backup: Path, out: Path) -> list[str]:
-    return [sys.executable, "-m", "flows.cli", "apply", str(recipe), "--library", str(lib), "--in-place",
-            "--backup", str(backup), "--out", str(out), "--workers", "1", "--no-catalog"]  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "flows.cli",
+        "apply",
+        str(recipe),
+        "--library",
+        str(lib),
+        "--in-place",
+        "--backup",
+        str(backup),
+        "--out",
+        str(out),
+        "--workers",
+        "1",
+        "--no-catalog",
+    ]
 
 
 def test_edits_of_a_killed_in_place_apply_are_recorded_by_the_next(tmp_path):
@@ -44,8 +59,9 @@ def test_edits_of_a_killed_in_place_apply_are_recorded_by_the_next(tmp_path):
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(RECIPE, encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
-    proc = subprocess.Popen(apply_command(recipe, lib, backup, out), cwd=REPO, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen(
+        apply_command(recipe, lib, backup, out), cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         deadline = time.monotonic() + 600
         while not any(sha256(lib / name) != sha for name, sha in original.items()):  # a drawing replaced
@@ -64,8 +80,9 @@ def test_edits_of_a_killed_in_place_apply_are_recorded_by_the_next(tmp_path):
     rewritten = {name for name, sha in original.items() if sha256(lib / name) != sha}
     assert rewritten, "the kill came after a drawing was rewritten"
 
-    rerun = subprocess.run(apply_command(recipe, lib, backup, out), cwd=REPO, env=env, capture_output=True,
-                           text=True, timeout=900)  # fmt: skip
+    rerun = subprocess.run(
+        apply_command(recipe, lib, backup, out), cwd=REPO, env=env, capture_output=True, text=True, timeout=900
+    )
     assert rerun.returncode == 0, rerun.stdout[-2000:] + rerun.stderr[-3000:]
     edits = pd.read_parquet(out / "catalog" / "edits.parquet")
     assert set(edits["path"]) == set(original), "every rewritten drawing has its edit recorded"

@@ -30,7 +30,17 @@ from tests.docs_drawings import broken_drawing, pump_drawing
 def test_throttle_sends_on_5_points_or_after_2_seconds():
     throttle = Throttle()
     sent = []
-    for value, now in [(0.0, 0.0), (1.0, 0.5), (4.9, 1.0), (5.0, 1.5), (6.0, 1.6), (6.5, 3.6), (6.5, 9.0), (7.0, 9.1), (100.0, 9.2)]:
+    for value, now in [
+        (0.0, 0.0),
+        (1.0, 0.5),
+        (4.9, 1.0),
+        (5.0, 1.5),
+        (6.0, 1.6),
+        (6.5, 3.6),
+        (6.5, 9.0),
+        (7.0, 9.1),
+        (100.0, 9.2),
+    ]:
         if throttle.due(value, now):
             throttle.sent(value, now)
             sent.append(value)
@@ -109,11 +119,14 @@ def run(tmp_path_factory, prefect_harness):
 def test_each_run_has_its_four_artifacts(run):
     artifacts = run["artifacts"]
     assert set(artifacts) == {PROGRESS_KEY, SUMMARY_KEY, FAILURES_KEY, ROLLUP_KEY}
-    for key, artifact in artifacts.items():
+    for key, _artifact in artifacts.items():
         assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", key)
     assert {k: a.type for k, a in artifacts.items()} == {
-        PROGRESS_KEY: "progress", SUMMARY_KEY: "markdown", FAILURES_KEY: "table", ROLLUP_KEY: "table",
-    }  # fmt: skip
+        PROGRESS_KEY: "progress",
+        SUMMARY_KEY: "markdown",
+        FAILURES_KEY: "table",
+        ROLLUP_KEY: "table",
+    }
 
 
 def test_progress_artifact_ends_at_100(run):

@@ -50,7 +50,11 @@ def test_every_corpus_drawing_ends_ok_or_failed_with_a_reason(corpus_batch):
             assert row.status == "ok", f"{row.path}: {row.error_message}"
             assert row.dwg_reader == "pycadkit" and row.dwg_reader_version == "0.5.1"
             kinds = {Path(o).suffix for o in row.outputs}
-            assert kinds == {".svg", ".pdf", ".png"} and row.layout_count >= 1 and row.dxf_version == manifest_row["dxf_version"][:6]
+            assert (
+                kinds == {".svg", ".pdf", ".png"}
+                and row.layout_count >= 1
+                and row.dxf_version == manifest_row["dxf_version"][:6]
+            )
         elif manifest_row["ezdxf_load"] == "fail":
             assert row.status == "failed" and row.error_permanent
         else:
@@ -65,11 +69,15 @@ def test_a_dwg_and_its_dxf_twin_give_the_same_layers_layouts_texts_and_bom(corpu
     for the entity counts and their tolerance)."""
     out = corpus_batch["out"]
     files = files_table(out).set_index("path")
-    dwg, dxf = (files.loc[name, "sha256"] for name in ("samples__sample_AC1032.dwg", "samples__sample_AC1032_binary.dxf"))
+    dwg, dxf = (
+        files.loc[name, "sha256"] for name in ("samples__sample_AC1032.dwg", "samples__sample_AC1032_binary.dxf")
+    )
 
     def rows(table: str, columns: list[str]) -> list[tuple]:
         frame = pd.read_parquet(out / "catalog" / f"{table}.parquet")
-        return [sorted(map(tuple, frame.loc[frame["sha256"] == sha, columns].itertuples(index=False))) for sha in (dwg, dxf)]
+        return [
+            sorted(map(tuple, frame.loc[frame["sha256"] == sha, columns].itertuples(index=False))) for sha in (dwg, dxf)
+        ]
 
     layouts = rows("layouts", ["name", "is_model", "tab_order"])
     assert layouts[0] == layouts[1] and len(layouts[0]) == 4
@@ -262,8 +270,11 @@ def test_a_config_mistake_exits_2_with_the_option_named(tmp_path):
     config.write_text("[dxf]\npng_dpy = 100\n")
     proc = subprocess.run(
         [sys.executable, "-m", "flows.cli", "run", "--config", str(config), "--out", str(tmp_path / "o")],
-        cwd=REPO, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 2
     assert "dxf.png_dpy" in proc.stderr
 
@@ -271,7 +282,10 @@ def test_a_config_mistake_exits_2_with_the_option_named(tmp_path):
 def test_a_missing_source_exits_2_before_any_work(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "flows.cli", "run", str(tmp_path / "nope"), "--out", str(tmp_path / "o")],
-        cwd=REPO, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 2 and "input not found" in proc.stderr
     assert not (tmp_path / "o").exists()

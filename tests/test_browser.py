@@ -44,11 +44,18 @@ def browser(tmp_path_factory):
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
     for flag in (
-        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--disable-dev-shm-usage", "--window-size=1280,1600",
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,1600",
         f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
-    ):  # fmt: skip
+    ):
         options.add_argument(flag)
     # The driver named explicitly: Selenium Manager must not look for (or download) one.
     driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
@@ -85,7 +92,7 @@ def assert_no_script_ran(driver) -> None:
 
     assert driver.find_elements(By.TAG_NAME, "script") == []
     with pytest.raises(NoAlertPresentException):
-        driver.switch_to.alert.text
+        _ = driver.switch_to.alert.text
 
 
 def test_batch_report_in_the_browser(browser, documents):
@@ -113,12 +120,16 @@ def test_datasheet_in_the_browser_shows_preview_and_bom(browser, documents):
     from selenium.webdriver.common.by import By
 
     browser.get((documents["out"] / "docs" / "index.html").as_uri())
-    [row] = [r for r in browser.find_elements(By.CSS_SELECTOR, "#drawings-table tbody tr") if r.text.startswith("pump.dxf")]
+    [row] = [
+        r for r in browser.find_elements(By.CSS_SELECTOR, "#drawings-table tbody tr") if r.text.startswith("pump.dxf")
+    ]
     row.find_element(By.CSS_SELECTOR, "a.datasheet").click()  # navigate as a reader would
     assert browser.find_element(By.TAG_NAME, "h1").text == "pump.dxf"
 
     image = browser.find_element(By.ID, "preview-image")
-    loaded = browser.execute_script("return [arguments[0].complete, arguments[0].naturalWidth, arguments[0].naturalHeight]", image)
+    loaded = browser.execute_script(
+        "return [arguments[0].complete, arguments[0].naturalWidth, arguments[0].naturalHeight]", image
+    )
     assert loaded[0] is True and loaded[1] > 0 and loaded[2] > 0, f"preview not loaded: {loaded}"
     assert image.get_attribute("src").endswith("/model.png")
 

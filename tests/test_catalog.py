@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from flows.catalog import Catalog, now_iso
+from engine.catalog import Catalog, now_iso
 
 
 def test_a_publish_removes_what_a_killed_publisher_left_half_written(tmp_path):

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.config import REPO_CONFIG, ConfigError, load_config
+from engine.config import REPO_CONFIG, ConfigError, load_config
 
 
 def test_repository_config_matches_the_documented_defaults():

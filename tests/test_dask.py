@@ -24,11 +24,18 @@ def test_a_batch_runs_on_a_dask_cluster_of_worker_processes(corpus_copy, tmp_pat
     (lib / "broken.dxf").write_text("0\nSECTION\n2\nENTITIES\n0\nLINE\n10\nx\n")
     out = tmp_path / "out"
     # Workers must be allowed children: each isolates its files in a process pool of its own.
-    with dask.config.set({"distributed.worker.daemon": False}), LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+    with (
+        dask.config.set({"distributed.worker.daemon": False}),
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+    ):
         state = batch(
-            sources=[str(lib)], out=str(out), runner="dask", dask_address=cluster.scheduler_address,
-            chunk_size=1, return_state=True,
-        )  # fmt: skip
+            sources=[str(lib)],
+            out=str(out),
+            runner="dask",
+            dask_address=cluster.scheduler_address,
+            chunk_size=1,
+            return_state=True,
+        )
         worker_pids = set(cluster.scheduler_info["workers"])
     summary = state.result(raise_on_failure=False)
     assert len(worker_pids) == 2

@@ -26,7 +26,7 @@ from converters.datasheet import (
     render_datasheet,
     render_report,
 )
-from flows.rollups import ROLLUP_COLUMNS, WHERE_USED_COLUMNS, bom_rollup, where_used
+from engine.rollups import ROLLUP_COLUMNS, WHERE_USED_COLUMNS, bom_rollup, where_used
 from tests.conftest import REPO
 from tests.docs_drawings import SCRIPT, broken_drawing, frame_drawing, pump_drawing
 
@@ -106,9 +106,21 @@ def test_bom_rollup_sums_the_same_part_number_per_drawing():
     got = bom_rollup(bom)
     assert list(got.columns) == ROLLUP_COLUMNS
     rows = {(r["sha256"], r["part_number"], r["unit"]): r for r in got.to_dict("records")}
-    assert set(rows) == {("a", "B-100", None), ("a", "N-200", None), ("a", "C-1", "m"), ("a", "C-1", "pcs"), ("b", "B-100", None)}
+    assert set(rows) == {
+        ("a", "B-100", None),
+        ("a", "N-200", None),
+        ("a", "C-1", "m"),
+        ("a", "C-1", "pcs"),
+        ("b", "B-100", None),
+    }
     bolt = rows[("a", "B-100", None)]
-    assert (bolt["total_qty"], bolt["rows"], bolt["qty_unknown"], bolt["inserts"], bolt["description"]) == (6.0, 2, 0, 3.0, "Bolt")
+    assert (bolt["total_qty"], bolt["rows"], bolt["qty_unknown"], bolt["inserts"], bolt["description"]) == (
+        6.0,
+        2,
+        0,
+        3.0,
+        "Bolt",
+    )
     nut = rows[("a", "N-200", None)]
     assert (nut["total_qty"], nut["rows"], nut["qty_unknown"]) == (3.0, 2, 1)
     assert rows[("a", "C-1", "m")]["total_qty"] == 2.5 and pd.isna(rows[("a", "C-1", "m")]["inserts"])
@@ -123,8 +135,12 @@ def test_rollup_quantity_stays_unknown_when_no_row_states_one():
 
 def test_where_used_counts_paths_and_adds_each_content_once():
     rollup = bom_rollup(
-        bom_frame(("a", "B-100", "Bolt", 6.0, None, 2), ("b", "B-100", "Bolt", 10.0, None, 1), ("b", "F-9", None, 2.0, None, 1),
-                  ("gone", "B-100", "Bolt", 99.0, None, 1))  # fmt: skip
+        bom_frame(
+            ("a", "B-100", "Bolt", 6.0, None, 2),
+            ("b", "B-100", "Bolt", 10.0, None, 1),
+            ("b", "F-9", None, 2.0, None, 1),
+            ("gone", "B-100", "Bolt", 99.0, None, 1),
+        )
     )
     files = pd.DataFrame(
         [
@@ -144,7 +160,7 @@ def test_where_used_counts_paths_and_adds_each_content_once():
 
 def test_rollups_of_an_empty_library():
     assert bom_rollup(pd.DataFrame()).empty and list(bom_rollup(pd.DataFrame()).columns) == ROLLUP_COLUMNS
-    assert bom_rollup(bom_frame((("a", None, "x", 1.0, None, 1)))).empty
+    assert bom_rollup(bom_frame(("a", None, "x", 1.0, None, 1))).empty
     assert where_used(pd.DataFrame(columns=ROLLUP_COLUMNS), pd.DataFrame()).empty
 
 
@@ -155,10 +171,19 @@ EVIL = '"><img src=x onerror=alert(2)>'
 
 def evil_sheet() -> str:
     row = {
-        "path": f"sub/{EVIL}#1?.dxf", "sha256": "f" * 64, "work_id": "w1", "format": "dxf", "status": "ok",
-        "title": SCRIPT, "drawing_number": EVIL, "drawn_by": "<b>eve</b>", "warnings": [SCRIPT],
-        "processed_at": "2026-01-01", "run_id": "r1", "custom_field": SCRIPT,
-    }  # fmt: skip
+        "path": f"sub/{EVIL}#1?.dxf",
+        "sha256": "f" * 64,
+        "work_id": "w1",
+        "format": "dxf",
+        "status": "ok",
+        "title": SCRIPT,
+        "drawing_number": EVIL,
+        "drawn_by": "<b>eve</b>",
+        "warnings": [SCRIPT],
+        "processed_at": "2026-01-01",
+        "run_id": "r1",
+        "custom_field": SCRIPT,
+    }
     sheet = build_datasheet(
         row,
         paths=[f"/lib/sub/{EVIL}#1?.dxf"],
@@ -189,7 +214,10 @@ def test_datasheet_links_are_relative_and_encoded():
     )
     assert sheet.preview.href == "../../outputs/w%201%23/model.svg"
     assert sheet.result_href == "../../outputs/w%201%23/result.json"
-    assert href("../", "quarantine/abc-we?ird #name.dxf.error.json") == "../quarantine/abc-we%3Fird%20%23name.dxf.error.json"
+    assert (
+        href("../", "quarantine/abc-we?ird #name.dxf.error.json")
+        == "../quarantine/abc-we%3Fird%20%23name.dxf.error.json"
+    )
 
 
 def test_preview_skips_empty_layouts_and_prefers_png():
@@ -211,10 +239,15 @@ def test_3d_model_outputs_without_a_layout():
             {"layout": None, "format": "stl", "file": "model.stl", "empty": False},
             {"layout": "views", "format": "png", "file": "views.png", "empty": False},
         ],
-        bom=[{"part_number": "ASM", "qty": 1.0, "parent": None, "level": 0, "source": "3d", "block_path": "ASM"},
-             {"part_number": "BOLT", "qty": 6.0, "parent": "ASM", "level": 1, "source": "3d", "block_path": "ASM/BOLT"}],
-    )  # fmt: skip
-    assert [(g.layout, [f.label for f in g.files]) for g in sheet.outputs] == [("model", ["model.stl"]), ("views", ["views.png"])]
+        bom=[
+            {"part_number": "ASM", "qty": 1.0, "parent": None, "level": 0, "source": "3d", "block_path": "ASM"},
+            {"part_number": "BOLT", "qty": 6.0, "parent": "ASM", "level": 1, "source": "3d", "block_path": "ASM/BOLT"},
+        ],
+    )
+    assert [(g.layout, [f.label for f in g.files]) for g in sheet.outputs] == [
+        ("model", ["model.stl"]),
+        ("views", ["views.png"]),
+    ]
     assert sheet.preview.label == "views.png"
     assert sheet.bom_columns == ["part_number", "description", "qty", "parent", "block_path", "source"]
     parsed = Page(render_datasheet(sheet))
@@ -223,14 +256,34 @@ def test_3d_model_outputs_without_a_layout():
 
 def test_report_escapes_failures_and_links_their_error_reports():
     report = BatchReport(
-        run={"run_id": "r1", "started_at": "s", "finished_at": "f", "sources": [EVIL], "pipeline_version": "v",
-             "files_seen": 2, "processed": 1, "reused": 0, "unchanged": 0, "failed": 1},  # fmt: skip
+        run={
+            "run_id": "r1",
+            "started_at": "s",
+            "finished_at": "f",
+            "sources": [EVIL],
+            "pipeline_version": "v",
+            "files_seen": 2,
+            "processed": 1,
+            "reused": 0,
+            "unchanged": 0,
+            "failed": 1,
+        },
         entries=[
             ReportEntry(SCRIPT + ".dxf", "processed", "ok", title=SCRIPT, bom_rows=3, datasheet="files/x.html"),
             ReportEntry("bad.dxf", "failed", "failed", error=SCRIPT),
         ],
-        failures=[ReportFailure("bad.dxf", "load", "InputError", f"bad.dxf: load: {SCRIPT}", True, False,
-                                "../quarantine/q.error.json", "../quarantine/q")],  # fmt: skip
+        failures=[
+            ReportFailure(
+                "bad.dxf",
+                "load",
+                "InputError",
+                f"bad.dxf: load: {SCRIPT}",
+                True,
+                False,
+                "../quarantine/q.error.json",
+                "../quarantine/q",
+            )
+        ],
         slowest=[],
         where_used=[],
         where_used_total=0,
@@ -244,6 +297,7 @@ def test_report_escapes_failures_and_links_their_error_reports():
 
 # A real batch.
 
+
 def run_batch(src: Path, out: Path):
     from flows.batch import batch
 
@@ -256,10 +310,12 @@ STEP_ASSEMBLY = "files/occt-import-js/test__testfiles__cax-if__dm1-pe-214.stp"  
 
 def attributed_corpus(manifest) -> list[dict]:
     return [
-        r for r in manifest
-        if r["format"] in ("dxf", "dxf-binary") and r["ezdxf_load"] in ("ok", "recover")
+        r
+        for r in manifest
+        if r["format"] in ("dxf", "dxf-binary")
+        and r["ezdxf_load"] in ("ok", "recover")
         and int(r["inserts_with_attribs"] or 0) > 0
-    ]  # fmt: skip
+    ]
 
 
 @pytest.fixture(scope="module")

@@ -17,9 +17,9 @@ import pytest
 from ezdxf.entities.mtext import MTextColumns
 
 from converters.dxf_render import RenderOptions, render_dxf
-from extractors.dxf_document import open_dxf
+from documents.dxf_document import open_dxf
+from documents.dxf_text import NBSP, decode_mtext, decode_single_line
 from extractors.dxf_metadata import extract_metadata
-from extractors.dxf_text import NBSP, decode_mtext, decode_single_line
 
 PNG_ONLY = RenderOptions(formats=("png",), png_dpi=50)
 
@@ -227,7 +227,9 @@ def test_an_entity_type_ezdxf_keeps_as_tags_never_fails_the_drawing(tmp_path, wi
         layers = {row["name"]: row["entity_count"] for row in meta.layers}
         assert layers["SECTION"] == 1, "the layer is read from the entity's tags"
     else:  # ezdxf's audit removes it as "not a graphical entity": said, with its type
-        assert "removed 1 entity that cannot be drawn: 1 SECTIONOBJECT (removed invalid graphic entity)" in meta.warnings
+        assert (
+            "removed 1 entity that cannot be drawn: 1 SECTIONOBJECT (removed invalid graphic entity)" in meta.warnings
+        )
     result = render_dxf(loaded.doc, tmp_path / "render", PNG_ONLY)
     if with_entity_subclass:
         assert any("1 SECTIONOBJECT (a type ezdxf does not model" in w for w in result.warnings), result.warnings

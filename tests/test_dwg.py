@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from converters.errors import InputError, TransientError
-from extractors.dwg_readers import LibreDwgReader, choose_reader, make_reader, read_dwg
-from extractors.dxf_document import open_dxf
+from documents.dwg_readers import LibreDwgReader, choose_reader, make_reader, read_dwg
+from documents.dxf_document import open_dxf
+from documents.errors import InputError, TransientError
+from engine.config import ConfigError, load_config
 from extractors.dxf_metadata import extract_metadata
-from flows.config import ConfigError, load_config
 from tests.conftest import REPO
 from tests.processes import children
 
@@ -56,9 +56,13 @@ def test_a_dwg_and_its_dxf_twin_agree(corpus_dir):
 
     assert [r["name"] for r in dwg.layouts] == [r["name"] for r in twin.layouts]
     layer_keys = ("name", "defined", "true_color", "linetype", "is_on", "is_frozen", "is_locked")
-    assert sorted(tuple(r[k] for k in layer_keys) for r in dwg.layers) == sorted(tuple(r[k] for k in layer_keys) for r in twin.layers)
+    assert sorted(tuple(r[k] for k in layer_keys) for r in dwg.layers) == sorted(
+        tuple(r[k] for k in layer_keys) for r in twin.layers
+    )
     text_keys = ("layout", "dxftype", "layer", "tag", "text")
-    assert Counter(tuple(r[k] for k in text_keys) for r in dwg.texts) == Counter(tuple(r[k] for k in text_keys) for r in twin.texts)
+    assert Counter(tuple(r[k] for k in text_keys) for r in dwg.texts) == Counter(
+        tuple(r[k] for k in text_keys) for r in twin.texts
+    )
     attributes = [r for r in dwg.texts if r["dxftype"] == "ATTRIB"]
     assert attributes, "the drawing has attributes: the comparison covers them"
     assert sorted((b["name"], b["entity_count"], b["insert_count"]) for b in dwg.blocks) == sorted(
@@ -69,7 +73,7 @@ def test_a_dwg_and_its_dxf_twin_agree(corpus_dir):
     expected = Counter({(r["layout"], r["dxftype"]): r["count"] for r in twin.entities})
     assert not counts - expected, "the DWG never yields more than the DXF"
     shortfall = Counter()
-    for (layout, dxftype), n in (expected - counts).items():
+    for (_layout, dxftype), n in (expected - counts).items():
         shortfall[dxftype] += n
     assert dict(shortfall) == loaded.dwg.lost, "every missing entity is one the reader reported"
     assert twin.summary["entity_count"] - dwg.summary["entity_count"] == loaded.dwg.lost_count == 31
@@ -83,7 +87,9 @@ def test_entities_the_reader_cannot_model_are_counted_and_named(corpus_dir):
     assert "XLINE" not in source.lost, "pycadkit warns about XLINE but its DXF keeps it: only real losses count"
     [sentence] = [w for w in meta.warnings if w.startswith("DWG reader pycadkit 0.5.1 could not convert 31 entities")]
     assert "15 MULTILEADER" in sentence and "2 ACAD_TABLE" in sentence
-    assert any("MULTILEADER entities mapped to Unknown" in w for w in source.reader_warnings), "the reader's own words are kept"
+    assert any("MULTILEADER entities mapped to Unknown" in w for w in source.reader_warnings), (
+        "the reader's own words are kept"
+    )
 
 
 @pytest.mark.parametrize("fraction", [0.02, 0.5, 0.98])
@@ -109,7 +115,9 @@ def flipped(source: Path, dest: Path, start: int, step: int, mask: int) -> Path:
 
 def test_a_corrupt_dwg_is_refused(corpus_dir, tmp_path):
     bad = flipped(corpus_dir / SAMPLE, tmp_path / "bad.dwg", 200, 997, 0xFF)  # all through its compressed sections
-    with pytest.raises(InputError, match=r"bad\.dwg: pycadkit 0\.5\.1 cannot read the DWG \(AC1032, R2018\): InvalidDataError"):
+    with pytest.raises(
+        InputError, match=r"bad\.dwg: pycadkit 0\.5\.1 cannot read the DWG \(AC1032, R2018\): InvalidDataError"
+    ):
         open_dxf(bad)
 
 
@@ -117,7 +125,9 @@ def test_a_dwg_whose_objects_do_not_decode_is_refused_as_damaged(corpus_dir, tmp
     """R2000 is not compressed: pycadkit reads through damage and reports it; objects it could not
     decode are missing, so the file is not `ok` with a partial drawing."""
     bad = flipped(corpus_dir / R2000, tmp_path / "damaged.dwg", 100, 501, 0x55)
-    with pytest.raises(InputError, match=r"damaged\.dwg: pycadkit 0\.5\.1 cannot read the DWG \(AC1015, R2000\): damaged: \d+ problems"):
+    with pytest.raises(
+        InputError, match=r"damaged\.dwg: pycadkit 0\.5\.1 cannot read the DWG \(AC1015, R2000\): damaged: \d+ problems"
+    ):
         open_dxf(bad)
 
 
@@ -155,7 +165,9 @@ def test_the_first_available_reader_wins():
     assert choose_reader(("oda", "pycadkit")).name == ("oda" if make_reader("oda").available() else "pycadkit")
     nothing = choose_reader(("oda",)) if not make_reader("oda").available() else None
     if nothing is not None:
-        assert nothing.name is None and nothing.unavailable[0].startswith("oda: the ODA File Converter is not installed")
+        assert nothing.name is None and nothing.unavailable[0].startswith(
+            "oda: the ODA File Converter is not installed"
+        )
     with pytest.raises(ValueError, match="unknown DWG reader 'teigha'"):
         make_reader("teigha")
 
@@ -206,7 +218,9 @@ def test_libredwg_converts_the_corpus_dwg_it_can(corpus_dir):
 def test_libredwg_refuses_junk_naming_itself(tmp_path):
     junk = tmp_path / "junk.dwg"
     junk.write_bytes(b"AC1032" + os.urandom(4000))
-    with pytest.raises(InputError, match=r"junk\.dwg: libredwg libredwg-web-0\.7\.14 cannot read the DWG \(AC1032, R2018\): "):
+    with pytest.raises(
+        InputError, match=r"junk\.dwg: libredwg libredwg-web-0\.7\.14 cannot read the DWG \(AC1032, R2018\): "
+    ):
         open_dxf(junk, dwg_readers=["libredwg"])
 
 
@@ -222,7 +236,7 @@ def test_libredwg_node_dies_with_the_worker_that_started_it(tmp_path):
     FIFO whose writer stays open, so Node blocks reading it until it is killed."""
     fifo = tmp_path / "slow.dwg"
     os.mkfifo(fifo)
-    script = f"from extractors.dwg_readers import read_dwg; read_dwg({str(fifo)!r}, ['libredwg'])"
+    script = f"from documents.dwg_readers import read_dwg; read_dwg({str(fifo)!r}, ['libredwg'])"
     worker = subprocess.Popen([sys.executable, "-c", script], cwd=REPO)
     writer = os.open(fifo, os.O_WRONLY)  # the worker reads the version stamp first
     node: list[int] = []
@@ -298,8 +312,8 @@ def test_libredwg_under_too_small_a_memory_cap_is_a_passing_fault_with_advice(co
     WebAssembly module cannot be instantiated. That is the configuration's fault, not the file's."""
     script = (
         "import resource; resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))\n"
-        "from converters.errors import TransientError\n"
-        "from extractors.dwg_readers import read_dwg\n"
+        "from documents.errors import TransientError\n"
+        "from documents.dwg_readers import read_dwg\n"
         f"try:\n    read_dwg({str(corpus_dir / SMALL)!r}, ['libredwg'])\n"
         "except TransientError as exc:\n    print(exc)\n"
     )

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from extractors.dwg_readers import LibreDwgReader, make_reader
+from documents.dwg_readers import LibreDwgReader, make_reader
 from flows.batch import batch
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -19,7 +19,9 @@ SMALL = "files/acadsharp/samples__dynamic-blocks__BLOCKVISIBILITYPARAMETER.dwg"
 
 
 def run(src: Path, out: Path, config: Path | None = None) -> dict:
-    state = batch(sources=[str(src)], out=str(out), workers=2, config=str(config) if config else None, return_state=True)
+    state = batch(
+        sources=[str(src)], out=str(out), workers=2, config=str(config) if config else None, return_state=True
+    )
     return state.result(raise_on_failure=False)
 
 
@@ -46,7 +48,9 @@ def test_corrupt_and_truncated_dwg_fail_for_good_and_are_quarantined(corpus_dir,
         row = table.loc[name]
         assert row["status"] == "failed" and row["error_class"] == "InputError" and row["error_permanent"]
         assert row["error_stage"] == "load" and row["attempts"] == 1, "a permanent fault is not retried"
-        assert row["error_message"].startswith(f"{name}: load: pycadkit 0.5.1 cannot read the DWG (AC1032, R2018): InvalidDataError")
+        assert row["error_message"].startswith(
+            f"{name}: load: pycadkit 0.5.1 cannot read the DWG (AC1032, R2018): InvalidDataError"
+        )
         copy = out / row["quarantine"]
         assert copy.read_bytes() == (lib / name).read_bytes()
         report = json.loads(copy.with_name(copy.name + ".error.json").read_text())

@@ -17,9 +17,24 @@ from extractors.block_attributes import DEFAULT_TAG_MAP, normalize_tag
 from extractors.dxf_bom import bom_rows, parse_mass, parse_quantity
 
 COLUMNS = [
-    "item_no", "part_number", "description", "qty", "unit", "material", "mass", "revision", "vendor",
-    "block_name", "block_path", "layout", "handle", "level", "insert_count", "source", "attributes",
-]  # fmt: skip
+    "item_no",
+    "part_number",
+    "description",
+    "qty",
+    "unit",
+    "material",
+    "mass",
+    "revision",
+    "vendor",
+    "block_name",
+    "block_path",
+    "layout",
+    "handle",
+    "level",
+    "insert_count",
+    "source",
+    "attributes",
+]
 SCALARS = (str, int, float, bool, type(None))
 TABLE_FILE = "files/ezdxf/examples_dxf__acad_table_simple.dxf"
 
@@ -83,7 +98,9 @@ def drawing(tmp_path_factory) -> tuple[list[dict[str, Any]], list[dict[str, Any]
     place(msp, "ASSY", {"PART_NO": "A-100", "DESC": "Pump assembly"}, (0, 100))
     washer = place(msp, "WASHER", {"p/n": "W-8", "qty": "4", "Descr.": "Washer 8"}, (50, 0))
     place(msp, "WASHER", {"p/n": "W-8", "qty": "4", "Descr.": "Washer 8"}, (50, 10))
-    rope = place(msp, "ROPE", {"Item #": "7", "Part-No": "S-1", "Quantity": "1,5", "uom": "m", "Wt": "250 g", "Vendor": "ACME"})
+    rope = place(
+        msp, "ROPE", {"Item #": "7", "Part-No": "S-1", "Quantity": "1,5", "uom": "m", "Wt": "250 g", "Vendor": "ACME"}
+    )
     note = place(msp, "NOTE", {"PART_NO": "%%c10 rod", "DESC": "<script>alert(1)</script>"}, (60, 0))
     cable = place(msp, "CABLE", {"PART_NO": "C-1", "QTY": "AR"}, (70, 0))
     seal = place(msp, "SEAL", {"PART_NO": "SL-2"}, (80, 0))
@@ -93,10 +110,20 @@ def drawing(tmp_path_factory) -> tuple[list[dict[str, Any]], list[dict[str, Any]
     place(msp, "KIT", at=(110, 0)).grid(size=(1, 2), spacing=(5, 5))
 
     sheet = doc.layouts.get("Layout1")
-    place(sheet, "TITLE_A3", {
-        "TITLE": "Pump", "DWG_NO": "D-1", "REV": "B", "DATE": "2024-05-01", "DRAWN_BY": "ab",
-        "SCALE": "1:2", "SHEET": "1/1", "MATERIAL": "see BOM",
-    })  # fmt: skip
+    place(
+        sheet,
+        "TITLE_A3",
+        {
+            "TITLE": "Pump",
+            "DWG_NO": "D-1",
+            "REV": "B",
+            "DATE": "2024-05-01",
+            "DRAWN_BY": "ab",
+            "SCALE": "1:2",
+            "SHEET": "1/1",
+            "MATERIAL": "see BOM",
+        },
+    )
     bolt_on_sheet = place(sheet, "BOLT", {"PART_NO": "B-M6", "DESC": "Bolt M6x20", "MATERIAL": "8.8"})
 
     path = tmp_path_factory.mktemp("bom") / "pump.dxf"
@@ -106,37 +133,129 @@ def drawing(tmp_path_factory) -> tuple[list[dict[str, Any]], list[dict[str, Any]
     bolt = {"PART_NO": "B-M6", "DESC": "Bolt M6x20", "MATERIAL": "8.8"}
     bolt_cols = dict(part_number="B-M6", description="Bolt M6x20", material="8.8", block_name="BOLT")
     expected = [
-        row(part_number="A-100", description="Pump assembly", qty=3.0, block_name="ASSY", block_path="ASSY",
-            handle=assy_1.dxf.handle, insert_count=3, attributes={"PART_NO": "A-100", "DESC": "Pump assembly"}),
+        row(
+            part_number="A-100",
+            description="Pump assembly",
+            qty=3.0,
+            block_name="ASSY",
+            block_path="ASSY",
+            handle=assy_1.dxf.handle,
+            insert_count=3,
+            attributes={"PART_NO": "A-100", "DESC": "Pump assembly"},
+        ),
         # a block inserted 3 times holding 2 inserts of a part: 6
-        row(**bolt_cols, qty=6.0, block_path="ASSY/BOLT", handle=bolt_in_assy.dxf.handle, level=1,
-            insert_count=6, attributes=bolt),
+        row(
+            **bolt_cols,
+            qty=6.0,
+            block_path="ASSY/BOLT",
+            handle=bolt_in_assy.dxf.handle,
+            level=1,
+            insert_count=6,
+            attributes=bolt,
+        ),
         # QTY "2 pcs" per assembly, 3 assemblies
-        row(part_number="P-4", qty=6.0, unit="pcs", block_name="PIN", block_path="ASSY/PIN",
-            handle=pin_in_assy.dxf.handle, level=1, insert_count=3, attributes={"PART_NO": "P-4", "QTY": "2 pcs"}),
+        row(
+            part_number="P-4",
+            qty=6.0,
+            unit="pcs",
+            block_name="PIN",
+            block_path="ASSY/PIN",
+            handle=pin_in_assy.dxf.handle,
+            level=1,
+            insert_count=3,
+            attributes={"PART_NO": "P-4", "QTY": "2 pcs"},
+        ),
         # the stated qty wins over the 2 identical inserts
-        row(part_number="W-8", description="Washer 8", qty=4.0, block_name="WASHER", block_path="WASHER",
-            handle=washer.dxf.handle, insert_count=2, attributes={"p/n": "W-8", "qty": "4", "Descr.": "Washer 8"}),
-        row(item_no="7", part_number="S-1", qty=1.5, unit="m", mass=0.25, vendor="ACME", block_name="ROPE",
-            block_path="ROPE", handle=rope.dxf.handle, insert_count=1,
-            attributes={"Item #": "7", "Part-No": "S-1", "Quantity": "1,5", "uom": "m", "Wt": "250 g", "Vendor": "ACME"}),
+        row(
+            part_number="W-8",
+            description="Washer 8",
+            qty=4.0,
+            block_name="WASHER",
+            block_path="WASHER",
+            handle=washer.dxf.handle,
+            insert_count=2,
+            attributes={"p/n": "W-8", "qty": "4", "Descr.": "Washer 8"},
+        ),
+        row(
+            item_no="7",
+            part_number="S-1",
+            qty=1.5,
+            unit="m",
+            mass=0.25,
+            vendor="ACME",
+            block_name="ROPE",
+            block_path="ROPE",
+            handle=rope.dxf.handle,
+            insert_count=1,
+            attributes={
+                "Item #": "7",
+                "Part-No": "S-1",
+                "Quantity": "1,5",
+                "uom": "m",
+                "Wt": "250 g",
+                "Vendor": "ACME",
+            },
+        ),
         # plain text in the columns, the value as stored in attributes, nothing escaped
-        row(part_number="Ø10 rod", description="<script>alert(1)</script>", qty=1.0, block_name="NOTE",
-            block_path="NOTE", handle=note.dxf.handle, insert_count=1,
-            attributes={"PART_NO": "%%c10 rod", "DESC": "<script>alert(1)</script>"}),
-        row(part_number="C-1", qty=None, block_name="CABLE", block_path="CABLE", handle=cable.dxf.handle,
-            insert_count=1, attributes={"PART_NO": "C-1", "QTY": "AR"}),
-        row(part_number="SL-2", qty=6.0, block_name="SEAL", block_path="SEAL", handle=seal.dxf.handle,
-            insert_count=6, attributes={"PART_NO": "SL-2"}),
-        row(part_number="FR-1", description="Frame rail", qty=2.0, block_name="FRAME_RAIL", block_path="FRAME_RAIL",
-            handle=rail.dxf.handle, insert_count=1, attributes={"PART_NO": "FR-1", "DESC": "Frame rail", "QTY": "2"}),
+        row(
+            part_number="Ø10 rod",
+            description="<script>alert(1)</script>",
+            qty=1.0,
+            block_name="NOTE",
+            block_path="NOTE",
+            handle=note.dxf.handle,
+            insert_count=1,
+            attributes={"PART_NO": "%%c10 rod", "DESC": "<script>alert(1)</script>"},
+        ),
+        row(
+            part_number="C-1",
+            qty=None,
+            block_name="CABLE",
+            block_path="CABLE",
+            handle=cable.dxf.handle,
+            insert_count=1,
+            attributes={"PART_NO": "C-1", "QTY": "AR"},
+        ),
+        row(
+            part_number="SL-2",
+            qty=6.0,
+            block_name="SEAL",
+            block_path="SEAL",
+            handle=seal.dxf.handle,
+            insert_count=6,
+            attributes={"PART_NO": "SL-2"},
+        ),
+        row(
+            part_number="FR-1",
+            description="Frame rail",
+            qty=2.0,
+            block_name="FRAME_RAIL",
+            block_path="FRAME_RAIL",
+            handle=rail.dxf.handle,
+            insert_count=1,
+            attributes={"PART_NO": "FR-1", "DESC": "Frame rail", "QTY": "2"},
+        ),
         # the same part in another parent is another row: MINSERT 1 x 2 of KIT
-        row(**bolt_cols, qty=2.0, block_path="KIT/BOLT", handle=bolt_in_kit.dxf.handle, level=1,
-            insert_count=2, attributes=bolt),
+        row(
+            **bolt_cols,
+            qty=2.0,
+            block_path="KIT/BOLT",
+            handle=bolt_in_kit.dxf.handle,
+            level=1,
+            insert_count=2,
+            attributes=bolt,
+        ),
         # paperspace: the title block (and the LOGO inside it) is no part
-        row(**bolt_cols, qty=1.0, block_path="BOLT", layout="Layout1", handle=bolt_on_sheet.dxf.handle,
-            insert_count=1, attributes=bolt),
-    ]  # fmt: skip
+        row(
+            **bolt_cols,
+            qty=1.0,
+            block_path="BOLT",
+            layout="Layout1",
+            handle=bolt_on_sheet.dxf.handle,
+            insert_count=1,
+            attributes=bolt,
+        ),
+    ]
     return rows, expected
 
 
@@ -231,14 +350,28 @@ def test_broken_structures_are_survived():
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("4", (4.0, None)), (" 3 ", (3.0, None)), ("2 pcs", (2.0, "pcs")), ("2 Stk.", (2.0, "Stk")),
-        ("1,5", (1.5, None)), ("1,5 m", (1.5, "m")), ("2x", (2.0, None)), ("x2", (2.0, None)),
-        ("1/2", (0.5, None)), (".5", (0.5, None)), ("1.234,5", (1234.5, None)), ("1,234.5", (1234.5, None)),
+        ("4", (4.0, None)),
+        (" 3 ", (3.0, None)),
+        ("2 pcs", (2.0, "pcs")),
+        ("2 Stk.", (2.0, "Stk")),
+        ("1,5", (1.5, None)),
+        ("1,5 m", (1.5, "m")),
+        ("2x", (2.0, None)),
+        ("x2", (2.0, None)),
+        ("1/2", (0.5, None)),
+        (".5", (0.5, None)),
+        ("1.234,5", (1234.5, None)),
+        ("1,234.5", (1234.5, None)),
         ("1'000", (1000.0, None)),
-        ("AR", (None, None)), ("ca. 3", (None, None)), ("-1", (None, None)), ("2-4", (None, None)),
-        ("1/0", (None, None)), ("", (None, None)), (None, (None, None)),
+        ("AR", (None, None)),
+        ("ca. 3", (None, None)),
+        ("-1", (None, None)),
+        ("2-4", (None, None)),
+        ("1/0", (None, None)),
+        ("", (None, None)),
+        (None, (None, None)),
     ],
-)  # fmt: skip
+)
 def test_parse_quantity(text, expected):
     assert parse_quantity(text) == expected
 
@@ -344,10 +477,12 @@ def test_corpus_drawings_with_attributes(corpus_copy, manifest):
     from extractors.title_block import title_block
 
     chosen = [
-        r for r in manifest
-        if r["format"] in ("dxf", "dxf-binary") and r["ezdxf_load"] in ("ok", "recover")
+        r
+        for r in manifest
+        if r["format"] in ("dxf", "dxf-binary")
+        and r["ezdxf_load"] in ("ok", "recover")
         and int(r["inserts_with_attribs"] or 0) > 0
-    ]  # fmt: skip
+    ]
     assert len(chosen) >= 10
     folder = corpus_copy(*(r["path"] for r in chosen))
     empty, results = [], {}

@@ -12,8 +12,8 @@ import pytest
 from ezdxf.addons import odafc
 from ezdxf.tools.juliandate import juliandate
 
-from converters.errors import InputError, TransientError
-from extractors.dxf_document import LoadedDxf, open_dxf
+from documents.dxf_document import LoadedDxf, open_dxf
+from documents.errors import InputError, TransientError
 
 
 def rows(manifest: list[dict[str, str]], **match: str) -> list[str]:
@@ -194,5 +194,7 @@ def test_dwg_without_an_available_reader_names_each_reader_and_why(tmp_path):
         pytest.skip("ODA File Converter installed")
     path = tmp_path / "plan.dwg"
     path.write_bytes(b"AC1032" + bytes(200))
-    with pytest.raises(InputError, match="plan.dwg: no DWG reader available .oda: the ODA File Converter is not installed"):
+    with pytest.raises(
+        InputError, match="plan.dwg: no DWG reader available .oda: the ODA File Converter is not installed"
+    ):
         open_dxf(path, dwg_readers=["oda"])

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 from ezdxf.tools.juliandate import juliandate
 
-from extractors.dxf_document import LoadedDxf, open_dxf
+from documents.dxf_document import LoadedDxf, open_dxf
 from extractors.dxf_metadata import DxfMetadata, extract_metadata
 
 # The documented columns; the module docstring lists the same.
@@ -25,12 +25,36 @@ COLUMNS = {
     "refs": ["kind", "name", "path", "resolved_path", "exists", "handle"],
 }
 SUMMARY_COLUMNS = [
-    "dxf_version", "dxf_release", "insunits", "units", "measurement",
-    "extents_min_x", "extents_min_y", "extents_min_z", "extents_max_x", "extents_max_y", "extents_max_z",
-    "extents_source", "created_at", "updated_at", "codepage", "entity_count", "block_entity_count",
-    "layer_count", "layout_count", "block_count", "text_count", "ref_count", "missing_ref_count",
-    "recovered", "audit_fix_count", "audit_error_count", "entities_read", "entities_kept", "entities_removed",
-]  # fmt: skip
+    "dxf_version",
+    "dxf_release",
+    "insunits",
+    "units",
+    "measurement",
+    "extents_min_x",
+    "extents_min_y",
+    "extents_min_z",
+    "extents_max_x",
+    "extents_max_y",
+    "extents_max_z",
+    "extents_source",
+    "created_at",
+    "updated_at",
+    "codepage",
+    "entity_count",
+    "block_entity_count",
+    "layer_count",
+    "layout_count",
+    "block_count",
+    "text_count",
+    "ref_count",
+    "missing_ref_count",
+    "recovered",
+    "audit_fix_count",
+    "audit_error_count",
+    "entities_read",
+    "entities_kept",
+    "entities_removed",
+]
 SCALARS = (str, int, float, bool, type(None))
 CREATED = datetime(2021, 3, 4, 5, 6, 7)
 
@@ -187,8 +211,12 @@ def test_blocks(sample):
     assert blocks["Door"]["insert_count"] == 3  # twice in Model, once inside Frame
     assert blocks["Frame"]["insert_count"] == 0
     assert blocks["BOLT"] == {
-        "name": "BOLT", "entity_count": 0, "insert_count": 1, "is_xref": True, "xref_path": "parts\\bolt.dxf"
-    }  # fmt: skip
+        "name": "BOLT",
+        "entity_count": 0,
+        "insert_count": 1,
+        "is_xref": True,
+        "xref_path": "parts\\bolt.dxf",
+    }
     assert blocks["Door"]["is_xref"] is False and blocks["Door"]["xref_path"] is None
 
 
@@ -243,7 +271,14 @@ def test_header_extents_used_when_they_agree_with_the_drawing(tmp_path):
     meta = extract_metadata(open_dxf(tmp_path / "a.dxf"), tmp_path / "a.dxf")
     s = meta.summary
     assert s["extents_source"] == "header"
-    assert [s[f"extents_{k}"] for k in ("min_x", "min_y", "min_z", "max_x", "max_y", "max_z")] == [-0.5, 0, 0, 100.5, 50.5, 1]
+    assert [s[f"extents_{k}"] for k in ("min_x", "min_y", "min_z", "max_x", "max_y", "max_z")] == [
+        -0.5,
+        0,
+        0,
+        100.5,
+        50.5,
+        1,
+    ]
     assert meta.warnings == []
 
 
@@ -275,7 +310,9 @@ def write_header_extents(path: Path, extmin, extmax) -> None:
     text = path.read_text()
     for name, point in (("$EXTMIN", extmin), ("$EXTMAX", extmax)):
         values = "".join(f" {code}\n{value!r}\n" for code, value in zip((10, 20, 30), point))
-        text = re.sub(rf"(\${name[1:]}\n)(?: [123]0\n[^\n]*\n){{3}}", lambda m: m.group(1) + values, text)
+        text = re.sub(
+            rf"(\${name[1:]}\n)(?: [123]0\n[^\n]*\n){{3}}", lambda m, values=values: m.group(1) + values, text
+        )
     path.write_text(text)
 
 

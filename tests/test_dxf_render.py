@@ -22,7 +22,7 @@ from converters.dxf_render import (
     svg_to_pdf,
     svg_to_png,
 )
-from converters.errors import InputError, TransientError
+from documents.errors import InputError, TransientError
 
 SVG_NS = "{http://www.w3.org/2000/svg}"
 A3_LANDSCAPE_PT = (420 / 25.4 * 72, 297 / 25.4 * 72)
@@ -275,7 +275,7 @@ def test_svg_to_pdf_page_size_is_the_svg_size():
         assert (doc[0].rect.width, doc[0].rect.height) == pytest.approx((210 * MM, 297 * MM), abs=0.1)
 
 
-@pytest.mark.parametrize("bad", ["", "not an svg at all", "<svg xmlns=\"http://www.w3.org/2000/svg\""])
+@pytest.mark.parametrize("bad", ["", "not an svg at all", '<svg xmlns="http://www.w3.org/2000/svg"'])
 def test_svg_converters_refuse_what_is_not_svg(bad):
     with pytest.raises(InputError, match="SVG"):
         svg_to_pdf(bad)

@@ -69,7 +69,9 @@ def make_sheet(
     else:
         layouts = [doc.layouts.get("Layout1")] + [doc.layouts.new(f"Sheet{n}") for n in range(2, sheets + 1)]
         for n, layout in enumerate(layouts, start=1):
-            layout.add_blockref("TB-A3", (0, 0)).add_auto_attribs({**values, "DWG_NO": f"{number}" if n == 1 else f"{number}-{n}"})
+            layout.add_blockref("TB-A3", (0, 0)).add_auto_attribs(
+                {**values, "DWG_NO": f"{number}" if n == 1 else f"{number}-{n}"}
+            )
     path.parent.mkdir(parents=True, exist_ok=True)
     doc.saveas(path, fmt="bin" if binary else "asc")
     return path

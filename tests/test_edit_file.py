@@ -11,7 +11,7 @@ from pathlib import Path
 import ezdxf
 import pytest
 
-from converters.errors import InputError, TransientError
+from documents.errors import InputError, TransientError
 from editors.edit_file import edit_file, edit_job
 from editors.recipe import Recipe, load_recipe
 from editors.selection import TitleSettings
@@ -59,8 +59,12 @@ def test_dry_run_reports_every_change_and_writes_nothing(tmp_path):
     edit = edit_file(src, rec, SETTINGS, dest=tmp_path / "rev" / "s.dxf", dry_run=True)
     assert edit.status == "changed" and edit.output is None and edit.sha256_after is None
     assert [c.operation for c in edit.changes] == ["set_attributes"] * 2 + ["replace_text"] * 4 + [
-        "rename_layer", "redefine_block", "purge", "purge", "purge",
-    ]  # fmt: skip
+        "rename_layer",
+        "redefine_block",
+        "purge",
+        "purge",
+        "purge",
+    ]
     assert every_file(tmp_path) == before
 
 
@@ -132,7 +136,9 @@ def test_r12_upgrade_is_written_as_r2018(tmp_path):
     dest = tmp_path / "rev" / "r12.dxf"
     rec = recipe(tmp_path, "select: {dxf_version: R12}\noperations:\n  - convert_version: {to: R2018}\n")
     edit = edit_file(src, rec, SETTINGS, dest=dest)
-    assert [(c.operation, c.before, c.after) for c in edit.changes] == [("convert_version", "AC1009 (R12)", "AC1032 (R2018)")]
+    assert [(c.operation, c.before, c.after) for c in edit.changes] == [
+        ("convert_version", "AC1009 (R12)", "AC1032 (R2018)")
+    ]
     doc = reopened_clean(dest)
     assert doc.dxfversion == "AC1032" and attribs_of(doc)[0]["REV"] == "A"
     assert edit_file(dest, rec, SETTINGS, dest=tmp_path / "rev2" / "r12.dxf").status == "skipped"
@@ -141,8 +147,12 @@ def test_r12_upgrade_is_written_as_r2018(tmp_path):
 def test_writing_an_r14_drawing_says_it_becomes_r2000(tmp_path):
     src = make_sheet(tmp_path / "s.dxf", version="R2000")
     src.write_text(src.read_text().replace("AC1015", "AC1014", 1))
-    edit = edit_file(src, recipe(tmp_path, "operations:\n  - rename_layer: {from: DIM, to: D2}\n"), SETTINGS,
-                     dest=tmp_path / "rev" / "s.dxf")  # fmt: skip
+    edit = edit_file(
+        src,
+        recipe(tmp_path, "operations:\n  - rename_layer: {from: DIM, to: D2}\n"),
+        SETTINGS,
+        dest=tmp_path / "rev" / "s.dxf",
+    )
     assert edit.changes[-1].operation == "save"
     assert (edit.changes[-1].before, edit.changes[-1].after) == ("AC1014 (R14)", "AC1015 (R2000)")
 
@@ -181,11 +191,22 @@ def test_an_unwritable_destination_is_transient(tmp_path):
 
 def job(tmp_path: Path, rec: Recipe, path: str, **extra) -> dict:
     return {
-        "path": path, "source_root": str(tmp_path / "lib-dir"), "work_id": "w1", "attempt": 1,
-        "recipe_path": str(rec.path), "recipe_hash": rec.hash, "title_fields": list(DEFAULT_TITLE_TAG_MAP),
-        "title_patterns": DEFAULT_TITLE_BLOCK_PATTERNS, "title_tags": DEFAULT_TITLE_TAG_MAP, "part_tags": DEFAULT_TAG_MAP,
-        "facts": None, "dest": str(tmp_path / "rev" / path), "backup": None, "dry_run": False, **extra,
-    }  # fmt: skip
+        "path": path,
+        "source_root": str(tmp_path / "lib-dir"),
+        "work_id": "w1",
+        "attempt": 1,
+        "recipe_path": str(rec.path),
+        "recipe_hash": rec.hash,
+        "title_fields": list(DEFAULT_TITLE_TAG_MAP),
+        "title_patterns": DEFAULT_TITLE_BLOCK_PATTERNS,
+        "title_tags": DEFAULT_TITLE_TAG_MAP,
+        "part_tags": DEFAULT_TAG_MAP,
+        "facts": None,
+        "dest": str(tmp_path / "rev" / path),
+        "backup": None,
+        "dry_run": False,
+        **extra,
+    }
 
 
 def test_edit_job_records_success_and_failure_like_the_batch(tmp_path):
@@ -194,7 +215,12 @@ def test_edit_job_records_success_and_failure_like_the_batch(tmp_path):
     (tmp_path / "lib-dir" / "bad.dxf").write_text("0\nSECTION\n2\nENTITIES\n0\nLINE\n")
     good = edit_job(job(tmp_path, rec, "good.dxf"))
     assert good["status"] == "changed" and good["output"] == str(tmp_path / "rev" / "good.dxf")
-    assert good["changes"][0] == {"operation": "set_attributes", "target": good["changes"][0]["target"], "before": "A", "after": "B"}
+    assert good["changes"][0] == {
+        "operation": "set_attributes",
+        "target": good["changes"][0]["target"],
+        "before": "A",
+        "after": "B",
+    }
     bad = edit_job(job(tmp_path, rec, "bad.dxf"))
     assert bad["status"] == "failed" and bad["permanent"] is True and bad["error_class"] == "InputError"
     assert bad["error_message"].startswith("bad.dxf: load: truncated DXF")

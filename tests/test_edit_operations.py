@@ -8,13 +8,13 @@ from pathlib import Path
 import ezdxf
 import pytest
 
-from converters.errors import InputError
+from documents.dxf_document import open_dxf
+from documents.errors import InputError
 from editors.changes import Change, EditContext
 from editors.operations import apply_operations
 from editors.recipe import parse_recipe
 from editors.selection import TitleSettings, stored_version
 from extractors.block_attributes import DEFAULT_TAG_MAP
-from extractors.dxf_document import open_dxf
 from extractors.title_block import DEFAULT_TITLE_BLOCK_PATTERNS, DEFAULT_TITLE_TAG_MAP
 from tests.test_edit_drawings import attribs_of, make_library_block, make_sheet, snapshot, with_sub_entities
 
@@ -95,8 +95,11 @@ def test_replace_text_in_text_mtext_and_block_definitions(sheet):
     assert len(texts) == 4
     assert sheet.modified == texts and not sheet.added and not sheet.removed
     assert sorted(c.after for c in changes) == [
-        "Client: PROJECT Y\\PPhase 2", "PROJECT Y", "PROJECT Y bolt", "PROJECT Y general arrangement",
-    ]  # fmt: skip
+        "Client: PROJECT Y\\PPhase 2",
+        "PROJECT Y",
+        "PROJECT Y bolt",
+        "PROJECT Y general arrangement",
+    ]
     assert sheet.run(r"  - replace_text: {pattern: 'PROJECT\s+X', replacement: PROJECT Y}" + "\n") == []
 
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from flows.config import load_config
-from flows.discover import discover
-from flows.executor import FileExecutor, RetryPolicy
-from flows.plan import work_id
-from flows.work import process_job, sweep_abandoned
+from engine.config import load_config
+from engine.discover import discover
+from engine.executor import FileExecutor, RetryPolicy
+from engine.plan import work_id
+from engine.work import process_job, sweep_abandoned
 from tests.processes import children
 
 SLOW = "files/ezdxf/examples_dxf__mtext_complex_inline_codes.dxf"  # 3.4 s of work; the fast ones 0.2 s
@@ -29,9 +29,15 @@ def _jobs(src: Path, out: Path) -> dict[str, dict]:
     for f in discover([src], exclude=[], formats=["dxf"]):
         wid = work_id(f.sha256, cfg.options_key(f.format), "test")
         jobs[f.path] = {
-            "source_root": f.source_root, "path": f.path, "format": f.format, "sha256": f.sha256,
-            "work_id": wid, "options": cfg.options_for(f.format), "out": str(out), "attempt": 1,
-        }  # fmt: skip
+            "source_root": f.source_root,
+            "path": f.path,
+            "format": f.format,
+            "sha256": f.sha256,
+            "work_id": wid,
+            "options": cfg.options_for(f.format),
+            "out": str(out),
+            "attempt": 1,
+        }
     return jobs
 
 
@@ -45,9 +51,7 @@ def test_a_hung_file_times_out_and_the_others_finish(corpus_copy, tmp_path):
     src = corpus_copy(SLOW, *FAST)
     jobs = _jobs(src, tmp_path / "out")
     with FileExecutor(workers=2) as pool:
-        results = pool.run(
-            list(jobs.values()), timeout_s=1.0, retry=RetryPolicy(attempts=2, **NO_RETRY_DELAY)
-        )
+        results = pool.run(list(jobs.values()), timeout_s=1.0, retry=RetryPolicy(attempts=2, **NO_RETRY_DELAY))
     by_path = dict(zip(jobs, results))
     slow = by_path[Path(SLOW).name]
     assert slow["status"] == "failed" and slow["error_class"] == "Timeout"

@@ -23,7 +23,7 @@ from ezdxf import bbox
 from tests.conftest import REPO
 
 sys.path.insert(0, str(REPO / "bench"))
-import fidelity  # noqa: E402  (bench/ is scripts, not a package)
+import fidelity
 
 # LibreCAD hangs on some files for good; 10 s is 50x its median file and keeps the test short.
 LIBRECAD_TIMEOUT_S = 10.0
@@ -39,12 +39,20 @@ def comparison(corpus_batch):
 def test_no_ok_drawing_is_blank_or_far_emptier_than_librecad_draws_it(comparison):
     referenced = [r for r in comparison if r.verdict != "no-reference"]
     assert len(referenced) >= 100, "LibreCAD judged too few drawings for the test to mean anything"
-    bad = [f"{r.path}: {r.verdict} (cadpipe ink {r.cadpipe_ink:.4f}, LibreCAD {r.librecad.ink})" for r in comparison if r.verdict in ("blank", "less")]
+    bad = [
+        f"{r.path}: {r.verdict} (cadpipe ink {r.cadpipe_ink:.4f}, LibreCAD {r.librecad.ink})"
+        for r in comparison
+        if r.verdict in ("blank", "less")
+    ]
     assert not bad, "\n".join(bad)
 
 
 def test_no_ok_drawing_loses_entities_its_warnings_do_not_name(comparison):
-    lost = [f"{r.path}: ezdxf reads {r.entities_ezdxf}, the catalog keeps {r.entities_kept}" for r in comparison if r.verdict == "lost"]
+    lost = [
+        f"{r.path}: ezdxf reads {r.entities_ezdxf}, the catalog keeps {r.entities_kept}"
+        for r in comparison
+        if r.verdict == "lost"
+    ]
     assert not lost, "\n".join(lost)
 
 
@@ -113,14 +121,30 @@ def test_the_fidelity_script_runs_and_prints_its_summary(tmp_path, corpus_dir):
         pytest.skip("LibreCAD is not installed")
     lib = tmp_path / "lib"
     lib.mkdir()
-    for name in ("test__resources__hatches.dxf", "tests__testdata__rational_spline.dxf", "test__resources__array-rotated.dxf"):
+    for name in (
+        "test__resources__hatches.dxf",
+        "tests__testdata__rational_spline.dxf",
+        "test__resources__array-rotated.dxf",
+    ):
         source = next(corpus_dir.glob(f"files/*/{name}"))
         (lib / name).write_bytes(source.read_bytes())
     import subprocess
 
     done = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "fidelity.py"), str(lib), "--out", str(tmp_path / "out"), "--timeout", "30"],
-        capture_output=True, text=True, cwd=REPO, timeout=600, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(REPO / "bench" / "fidelity.py"),
+            str(lib),
+            "--out",
+            str(tmp_path / "out"),
+            "--timeout",
+            "30",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=600,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.strip().splitlines()[-1].startswith("3 ok drawings: 3 ok"), done.stdout

@@ -8,7 +8,7 @@ from pathlib import Path
 import ezdxf
 import pytest
 
-from extractors.file_kind import FORMAT_EXTENSIONS, is_cad_extension, sniff_format
+from documents.file_kind import FORMAT_EXTENSIONS, is_cad_extension, sniff_format
 
 # The corpus manifest is wrong about these files; the test pins what the content really is.
 MANIFEST_MISTAKES = {

@@ -16,14 +16,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from documents.names import to_native, to_text
+from engine.catalog import Catalog, Outcome, now_iso
+from engine.config import load_config
+from engine.discover import scan
+from engine.plan import make_plan, work_id
+from engine.version import pipeline_version
+from engine.work import process_job
 from flows.batch import as_read, batch
-from flows.catalog import Catalog, Outcome, now_iso
-from flows.config import load_config
-from flows.discover import scan
-from flows.names import to_native, to_text
-from flows.plan import make_plan, work_id
-from flows.version import pipeline_version
-from flows.work import process_job
 from tests.conftest import REPO
 from tests.hostile_inputs import SECRET, drawing
 
@@ -47,10 +47,18 @@ def run(sources, out: Path, **kw):
     return summary
 
 
-def cli(*args, env: dict | None = None, user: list[str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+def cli(
+    *args, env: dict | None = None, user: list[str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess:
     environment = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}  # its own temporary server
     environment.update(env or {})
-    command = [*(user or []), sys.executable, "-m", "flows.cli", *[os.fsencode(a) if isinstance(a, (bytes, Path)) else a for a in args]]
+    command = [
+        *(user or []),
+        sys.executable,
+        "-m",
+        "flows.cli",
+        *[os.fsencode(a) if isinstance(a, (bytes, Path)) else a for a in args],
+    ]
     return subprocess.run(command, cwd=REPO, env=environment, capture_output=True, timeout=timeout)
 
 
@@ -75,7 +83,7 @@ def test_markup_and_names_that_are_not_utf8_are_printed_recorded_and_rerun(tmp_p
     write(lib, b"caf\xe9.dxf", drawing(1))
     write(lib, b"cass\xe9.dxf", NOT_A_NUMBER)
     out = tmp_path / "out"
-    for attempt in (1, 2):  # a rerun does the same, never worse
+    for _attempt in (1, 2):  # a rerun does the same, never worse
         proc = cli("run", lib, "--out", out, "--workers", "1")
         assert proc.returncode == 1, text(proc.stdout + proc.stderr)[-3000:]
         printed = text(proc.stdout)
@@ -129,12 +137,12 @@ UNPRIVILEGED_RUN = """
 import json, sys
 from pathlib import Path
 from flows.batch import unreadable_result
-from flows.catalog import Catalog, Outcome, now_iso
-from flows.config import load_config
-from flows.discover import scan
-from flows.plan import make_plan
-from flows.version import pipeline_version
-from flows.work import process_job
+from engine.catalog import Catalog, Outcome, now_iso
+from engine.config import load_config
+from engine.discover import scan
+from engine.plan import make_plan
+from engine.version import pipeline_version
+from engine.work import process_job
 
 lib, out = Path(sys.argv[1]), Path(sys.argv[2])
 cfg = load_config()
@@ -170,8 +178,9 @@ def test_unreadable_files_and_folders_are_recorded_failed_and_retried_once_reada
 
         def run_unprivileged(run_id: str) -> subprocess.CompletedProcess:
             command = [*unprivileged(), sys.executable, "-c", UNPRIVILEGED_RUN, str(lib), str(out), run_id]
-            return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600,
-                                  env={**os.environ, "HOME": str(out)})  # fmt: skip
+            return subprocess.run(
+                command, cwd=REPO, capture_output=True, text=True, timeout=600, env={**os.environ, "HOME": str(out)}
+            )
 
         proc = run_unprivileged("r1")
         assert proc.returncode == 0, proc.stderr[-3000:]
@@ -180,7 +189,11 @@ def test_unreadable_files_and_folders_are_recorded_failed_and_retried_once_reada
         for name in ("locked.dxf", "locked-folder"):
             row = files.loc[name]
             assert row["status"] == "failed" and row["error_class"] == "PermissionError", row["error_message"]
-            assert row["error_stage"] == "discover" and not row["error_permanent"] and "Permission denied" in row["error_message"]
+            assert (
+                row["error_stage"] == "discover"
+                and not row["error_permanent"]
+                and "Permission denied" in row["error_message"]
+            )
         assert pd.isna(files.loc["locked.dxf", "quarantine"])
         os.chmod(lib / "locked.dxf", 0o644)
         os.chmod(lib / "locked-folder", 0o755)
@@ -256,8 +269,14 @@ def test_a_link_out_of_the_source_is_never_read_and_nothing_is_more_readable_tha
 def _job(lib: Path, out: Path, name: str) -> tuple[dict, object]:
     cfg = load_config()
     found = scan([lib], exclude=[], formats=["dxf"])
-    plan = make_plan(found.inputs, options_for=cfg.options_for, options_key=cfg.options_key,
-                     version=pipeline_version(), recorded={}, completed=set())  # fmt: skip
+    plan = make_plan(
+        found.inputs,
+        options_for=cfg.options_for,
+        options_key=cfg.options_key,
+        version=pipeline_version(),
+        recorded={},
+        completed=set(),
+    )
     [item] = [i for i in plan.todo if i.input.path == name]
     return item.to_job(str(out)), item
 
@@ -290,8 +309,11 @@ def test_a_file_that_vanished_before_its_turn_is_retried_when_it_is_back(tmp_pat
     assert result["status"] == "failed" and result["error_class"] == "FileNotFoundError"
     assert result["permanent"] is False, "its absence may pass"
     catalog = Catalog(out)
-    catalog.publish({"run_id": "r1", "started_at": now_iso(), "pipeline_version": "v"},
-                    [Outcome(item.input, item.work_id, "failed", result)], [str(lib)])  # fmt: skip
+    catalog.publish(
+        {"run_id": "r1", "started_at": now_iso(), "pipeline_version": "v"},
+        [Outcome(item.input, item.work_id, "failed", result)],
+        [str(lib)],
+    )
     (lib / "gone.dxf").write_bytes(data)  # back, unchanged
     summary = run([lib], out)
     assert summary["processed"] == 1 and files_table(out)["status"].tolist() == ["ok"]
@@ -398,9 +420,9 @@ def test_a_watcher_or_an_apply_overlapping_the_output_root_is_refused(tmp_path):
 
 
 def test_step_external_references_outside_the_source_are_not_read(corpus_dir, manifest, tmp_path):
-    from converters.errors import InputError
-    from extractors.file_access import ReadScope, reading_within
-    from extractors.step_document import open_step
+    from documents.errors import InputError
+    from documents.file_access import ReadScope, reading_within
+    from documents.step_document import open_step
 
     lib, outside = tmp_path / "lib", tmp_path / "outside"
     lib.mkdir()

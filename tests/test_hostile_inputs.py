@@ -16,11 +16,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from documents.names import to_text
+from engine.config import load_config
+from engine.plan import work_id
+from engine.work import process_job
 from flows.batch import batch
-from flows.config import load_config
-from flows.names import to_text
-from flows.plan import work_id
-from flows.work import process_job
 from tests.conftest import REPO
 from tests.hostile_inputs import ATTACKS, SECRET, drawing
 
@@ -45,9 +45,16 @@ def calibrated_timeout(tmp: Path) -> float:
     (folder / "small.dxf").write_bytes(drawing(0))
     cfg = load_config(tmp / "cadpipe.toml")
     sha = hashlib.sha256((folder / "small.dxf").read_bytes()).hexdigest()
-    job = {"source_root": str(folder), "path": "small.dxf", "format": "dxf", "sha256": sha,
-           "work_id": work_id(sha, cfg.options_key("dxf"), "calibration"), "options": cfg.options_for("dxf"),
-           "out": str(tmp / "calibration-out"), "attempt": 1}  # fmt: skip
+    job = {
+        "source_root": str(folder),
+        "path": "small.dxf",
+        "format": "dxf",
+        "sha256": sha,
+        "work_id": work_id(sha, cfg.options_key("dxf"), "calibration"),
+        "options": cfg.options_for("dxf"),
+        "out": str(tmp / "calibration-out"),
+        "attempt": 1,
+    }
     process_job(job)  # the first call pays for imports
     started = time.monotonic()
     assert process_job({**job, "out": str(tmp / "calibration-out-2")})["status"] == "ok"
@@ -79,8 +86,16 @@ def hostile_run(tmp_path_factory):
     state = batch(sources=[str(lib)], out=str(out), config=str(config), workers=2, return_state=True)
     elapsed = time.monotonic() - started
     files = pd.read_parquet(out / "catalog" / "files.parquet")
-    return {"lib": lib, "outside": outside, "out": out, "state": state, "files": files, "entries": entries,
-            "timeout_s": timeout_s, "elapsed": elapsed}  # fmt: skip
+    return {
+        "lib": lib,
+        "outside": outside,
+        "out": out,
+        "state": state,
+        "files": files,
+        "entries": entries,
+        "timeout_s": timeout_s,
+        "elapsed": elapsed,
+    }
 
 
 def row_of(files: pd.DataFrame, lib: Path, entry: bytes) -> list[dict]:
@@ -100,7 +115,9 @@ def test_each_attack_ends_as_one_recorded_outcome_with_its_reason(hostile_run, a
         [row] = rows
         assert row["status"] == attack.status, f"{entry!r}: {row['status']} {row['error_message']}"
         if attack.status == "failed":
-            assert row["error_class"] in attack.error_classes, f"{entry!r}: {row['error_class']}: {row['error_message']}"
+            assert row["error_class"] in attack.error_classes, (
+                f"{entry!r}: {row['error_class']}: {row['error_message']}"
+            )
             assert row["error_message"].startswith(f"{row['path']}: {row['error_stage']}: "), row["error_message"]
             assert attack.in_message in row["error_message"]
         elif attack.in_message:

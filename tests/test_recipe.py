@@ -45,8 +45,14 @@ def test_the_documented_example_loads_with_every_operation(tmp_path):
     recipe = load_recipe(tmp_path / "example.yaml")
     assert recipe.name == "project-x-rev-b"
     assert [op.op for op in recipe.operations] == [
-        "set_attributes", "replace_text", "rename_layer", "set_layer", "redefine_block", "purge", "convert_version",
-    ]  # fmt: skip
+        "set_attributes",
+        "replace_text",
+        "rename_layer",
+        "set_layer",
+        "redefine_block",
+        "purge",
+        "convert_version",
+    ]
     attributes, replace, rename, layer, redefine, purge, convert = recipe.operations
     assert attributes == SetAttributes(tags=(("DATE", "2024-06-01"),), fields=(("revision", "B"),), blocks=None)
     assert replace == ReplaceText(r"\bPhase\s+(\d+)", r"Stage \1", False, ("TEXT", "MTEXT", "ATTRIB"))
@@ -62,11 +68,17 @@ def test_the_documented_example_loads_with_every_operation(tmp_path):
 
 
 def test_minimal_recipe_defaults(tmp_path):
-    recipe = load_recipe(write(tmp_path, """
+    recipe = load_recipe(
+        write(
+            tmp_path,
+            """
         operations:
           - purge:
           - set_attributes: {tags: {REV: 02}, blocks: [TB-*, FRAME]}
-    """, name="My Recipe!.yaml"))  # fmt: skip
+    """,
+            name="My Recipe!.yaml",
+        )
+    )
     assert recipe.name == "My-Recipe"  # from the file name, made fit for a folder name
     assert recipe.select.formats == ("dxf", "dxf-binary") and not recipe.select.needs_facts
     assert recipe.operations[0] == Purge(True, True)
@@ -75,34 +87,55 @@ def test_minimal_recipe_defaults(tmp_path):
 
 
 def test_hash_follows_what_the_recipe_does_not_how_it_is_written(tmp_path):
-    one = load_recipe(write(tmp_path, """
+    one = load_recipe(
+        write(
+            tmp_path,
+            """
         name: r
         operations:
           - rename_layer: {from: DIM, to: DIMENSIONS}
-    """, "a.yaml"))  # fmt: skip
-    same = load_recipe(write(tmp_path, """
+    """,
+            "a.yaml",
+        )
+    )
+    same = load_recipe(
+        write(
+            tmp_path,
+            """
         # a comment, another layout
         name: r
         operations:
           - rename_layer:
               to: DIMENSIONS
               from: DIM
-    """, "b.yaml"))  # fmt: skip
-    other = load_recipe(write(tmp_path, """
+    """,
+            "b.yaml",
+        )
+    )
+    other = load_recipe(
+        write(
+            tmp_path,
+            """
         name: r
         operations:
           - rename_layer: {from: DIM, to: DIMS}
-    """, "c.yaml"))  # fmt: skip
+    """,
+            "c.yaml",
+        )
+    )
     assert one.hash == same.hash != other.hash
     assert one.short_hash == one.hash[:8]
 
 
 def test_hash_includes_the_library_block_content(tmp_path):
     library = make_library_block(tmp_path / "lib.dxf", width=200)
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         operations:
           - redefine_block: {block: TB-A3, source: lib.dxf}
-    """)  # fmt: skip
+    """,
+    )
     before = load_recipe(path).hash
     make_library_block(library, width=210)
     assert load_recipe(path).hash != before
@@ -126,7 +159,10 @@ def test_version_conditions(tmp_path):
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("operation: []\n", "recipe.yaml:1: recipe: unknown field 'operation' (known: operations, name, description, select)"),
+        (
+            "operation: []\n",
+            "recipe.yaml:1: recipe: unknown field 'operation' (known: operations, name, description, select)",
+        ),
         ("name: x\n", "recipe.yaml:1: recipe: missing field 'operations'"),
         ("operations: []\n", "recipe.yaml:1: operations: must not be empty"),
         ("name: a/b\noperations: [purge: ]\n", "recipe.yaml:1: name: letters, digits"),
@@ -158,7 +194,10 @@ def test_version_conditions(tmp_path):
             "operations:\n  - set_layer:\n      layer: DIM\n      color: red\n",
             "recipe.yaml:4: operations[0].set_layer.color: must be a whole number from 1 to 255, not 'red'",
         ),
-        ("operations:\n  - set_layer: {layer: DIM}\n", "recipe.yaml:2: operations[0].set_layer: give 'color' and/or 'linetype'"),
+        (
+            "operations:\n  - set_layer: {layer: DIM}\n",
+            "recipe.yaml:2: operations[0].set_layer: give 'color' and/or 'linetype'",
+        ),
         (
             "operations:\n  - replace_text:\n      pattern: 'A(B'\n      replacement: C\n",
             "recipe.yaml:3: operations[0].replace_text.pattern: invalid regular expression: missing ), unterminated subpattern",
@@ -227,7 +266,10 @@ def test_version_conditions(tmp_path):
             "select:\n  paths: [a]\n  paths: [b]\noperations: [purge: ]\n",
             "recipe.yaml:3: select.paths: given twice",
         ),
-        ("operations:\n  - purge: {layers: true\n", "recipe.yaml:3: invalid YAML: expected ',' or '}', but got '<stream end>'"),
+        (
+            "operations:\n  - purge: {layers: true\n",
+            "recipe.yaml:3: invalid YAML: expected ',' or '}', but got '<stream end>'",
+        ),
         ("# only a comment\n", "recipe.yaml: the recipe is empty"),
         ("- purge\n", "recipe.yaml:1: recipe: must be a mapping"),
     ],
@@ -238,25 +280,35 @@ def test_bad_recipes_name_line_and_field(tmp_path, text, expected):
 
 def test_redefine_block_source_without_that_block(tmp_path):
     make_library_block(tmp_path / "lib.dxf")
-    message = error_of(tmp_path, """
+    message = error_of(
+        tmp_path,
+        """
         operations:
           - redefine_block:
               block: TB-A3
               source: lib.dxf
               source_block: FRAME
-    """)  # fmt: skip
-    assert message == "recipe.yaml:5: operations[0].redefine_block.source_block: lib.dxf has no block 'FRAME' (blocks: TB-A3)"
+    """,
+    )
+    assert (
+        message
+        == "recipe.yaml:5: operations[0].redefine_block.source_block: lib.dxf has no block 'FRAME' (blocks: TB-A3)"
+    )
 
 
 def test_redefine_block_source_that_is_not_a_drawing(tmp_path):
     (tmp_path / "lib.dxf").write_text("not a drawing\n")
     message = error_of(tmp_path, "operations:\n  - redefine_block: {block: TB, source: lib.dxf}\n")
-    assert message.startswith("recipe.yaml:2: operations[0].redefine_block.source: library drawing lib.dxf cannot be used:")
+    assert message.startswith(
+        "recipe.yaml:2: operations[0].redefine_block.source: library drawing lib.dxf cannot be used:"
+    )
     assert "not a DXF file" in message
 
 
 def test_extra_title_fields_from_the_config_are_accepted(tmp_path):
-    path = write(tmp_path, "select:\n  title_block: {project: X-*}\noperations:\n  - set_attributes: {fields: {project: Y}}\n")
+    path = write(
+        tmp_path, "select:\n  title_block: {project: X-*}\noperations:\n  - set_attributes: {fields: {project: Y}}\n"
+    )
     with pytest.raises(RecipeError, match="unknown title field 'project'"):
         load_recipe(path)
     recipe = load_recipe(path, title_fields=["title", "revision", "project"])

@@ -5,10 +5,10 @@ from __future__ import annotations
 import ezdxf
 import pytest
 
+from documents.dxf_document import open_dxf
 from editors.recipe import parse_recipe
 from editors.selection import FileFacts, TitleSettings, document_facts, facts_selected, path_selected
 from extractors.block_attributes import DEFAULT_TAG_MAP
-from extractors.dxf_document import open_dxf
 from extractors.title_block import DEFAULT_TITLE_BLOCK_PATTERNS, DEFAULT_TITLE_TAG_MAP
 from tests.test_edit_drawings import make_sheet
 

@@ -120,8 +120,12 @@ class Server:
         path = f"{Path(PREFECT).parent}:{os.environ['PATH']}"
         done = subprocess.run(
             ["bash", "-euo", "pipefail", "-c", script],
-            cwd=REPO, env={**self.env, "PATH": path, **env}, capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
+            cwd=REPO,
+            env={**self.env, "PATH": path, **env},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert done.returncode == 0, f"{script}\n{done.stdout}\n{done.stderr}"
         return done.stdout.strip()
 
@@ -171,9 +175,13 @@ def deployed(server, tmp_path_factory):
     out = tmp_path_factory.mktemp("nightly-out")
     server.prefect("work-pool", "create", "cadpipe", "--type", "process")
     server.prefect(
-        "--no-prompt", "deploy", "--all",
-        CADPIPE_LIBRARY=str(library), CADPIPE_OUT=str(out), CADPIPE_TIMEZONE="Europe/Berlin",
-    )  # fmt: skip
+        "--no-prompt",
+        "deploy",
+        "--all",
+        CADPIPE_LIBRARY=str(library),
+        CADPIPE_OUT=str(out),
+        CADPIPE_TIMEZONE="Europe/Berlin",
+    )
     server.spawn("worker", "worker", "start", "--pool", "cadpipe")
     return {"library": library, "out": out}
 
@@ -207,7 +215,9 @@ def test_prefect_yaml_deploys_the_batch_the_nightly_library_and_the_drop_folder(
     [schedule] = [s["schedule"] for s in nightly["schedules"]]
     assert (schedule["cron"], schedule["timezone"]) == ("0 2 * * *", "Europe/Berlin")
     assert by_name["drop-folder"]["parameters"] == {} and by_name["drop-folder"]["schedules"] == []
-    assert all(by_name[name]["entrypoint"] == "flows/batch.py:batch" for name in ("batch", "nightly-library", "drop-folder"))
+    assert all(
+        by_name[name]["entrypoint"] == "flows/batch.py:batch" for name in ("batch", "nightly-library", "drop-folder")
+    )
 
 
 def test_rerunning_a_failed_flow_run_processes_only_the_fixed_file(server, deployed, tmp_path, corpus_dir, manifest):
@@ -216,7 +226,9 @@ def test_rerunning_a_failed_flow_run_processes_only_the_fixed_file(server, deplo
     library.mkdir()
     for name in ("gear.dxf", "text_alignments.dxf"):
         shutil.copy(SAMPLES / name, library / name)
-    broken = min((r for r in manifest if r["format"] == "dxf" and r["ezdxf_load"] == "fail"), key=lambda r: int(r["bytes"]))
+    broken = min(
+        (r for r in manifest if r["format"] == "dxf" and r["ezdxf_load"] == "fail"), key=lambda r: int(r["bytes"])
+    )
     shutil.copy(corpus_dir / broken["path"], library / "part.dxf")
     submit = SUBMIT_REST.replace("/srv/cad/library", str(library)).replace("/srv/cad/out", str(out))
     run_id = server.sh(submit)
@@ -292,7 +304,7 @@ def test_the_nightly_batch_and_the_watcher_at_once_never_process_content_twice(
 ):
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from flows.config import load_config
+    from engine.config import load_config
     from flows.watch import Watcher, WatchSettings
 
     library, drop, out = tmp_path / "library", tmp_path / "drop", tmp_path / "out"

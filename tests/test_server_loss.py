@@ -70,8 +70,12 @@ def start(*args: str | Path, env: dict | None = None) -> subprocess.Popen:
     environment.update(env or {})
     return subprocess.Popen(
         [sys.executable, "-m", "flows.cli", *map(str, args)],
-        cwd=REPO, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        cwd=REPO,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def library(folder: Path, count: int) -> Path:
@@ -83,7 +87,9 @@ def library(folder: Path, count: int) -> Path:
 
 def config(tmp_path: Path, extra: str = "") -> Path:
     path = tmp_path / "cadpipe.toml"
-    path.write_text(f'[dxf]\noutputs = ["svg"]\n[watch]\nsettle_s = 0.5\nbatch_window_s = 0.5\n{extra}', encoding="utf-8")
+    path.write_text(
+        f'[dxf]\noutputs = ["svg"]\n[watch]\nsettle_s = 0.5\nbatch_window_s = 0.5\n{extra}', encoding="utf-8"
+    )
     return path
 
 
@@ -128,13 +134,26 @@ def test_a_run_whose_server_is_killed_finishes_its_files_and_catalog_and_exits_3
     lib, out = library(tmp_path / "lib", 30), tmp_path / "out"
     # Prefect retries each call to a vanished server for about a minute; one retry keeps this test
     # short. What is checked does not depend on it.
-    proc = start("run", lib, "--out", out, "--config", config(tmp_path), "--workers", "1", "--chunk-size", "1",
-                 "--quiet", env={"PREFECT_CLIENT_MAX_RETRIES": "1"})  # fmt: skip
+    proc = start(
+        "run",
+        lib,
+        "--out",
+        out,
+        "--config",
+        config(tmp_path),
+        "--workers",
+        "1",
+        "--chunk-size",
+        "1",
+        "--quiet",
+        env={"PREFECT_CLIENT_MAX_RETRIES": "1"},
+    )
     try:
         [server] = wait_for(lambda: children(proc.pid, b"uvicorn"), 120, "the run's temporary server")
         outputs = out / "outputs"
-        wait_for(lambda: len(list(outputs.glob("*/result.json"))) >= 2 if outputs.is_dir() else False, 300,
-                 "the first files")  # fmt: skip
+        wait_for(
+            lambda: len(list(outputs.glob("*/result.json"))) >= 2 if outputs.is_dir() else False, 300, "the first files"
+        )
         os.kill(server, signal.SIGKILL)
         stdout, stderr = proc.communicate(timeout=900)
     finally:

@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 from pebble import ProcessExpired, ProcessPool
 
-from converters.errors import InputError
 from converters.step_drawing import render_views
 from converters.step_mesh import read_glb_json, write_glb, write_stl
+from documents.errors import InputError
+from documents.step_document import open_model
 from extractors.step_bom import step_bom_rows
-from extractors.step_document import open_model
 from extractors.step_metadata import extract_step_metadata
 
 PER_FILE_TIMEOUT_S = 120
@@ -69,7 +69,9 @@ def corpus_results(manifest, corpus_dir, tmp_path_factory) -> dict[str, dict[str
             shutil.copy2(source, copy)
             out_dir = tempfile.mkdtemp(dir=inputs)
             with_outputs = int(row["bytes"]) < OUTPUTS_BELOW_BYTES
-            futures[row["path"]] = pool.schedule(process_one, (str(copy), out_dir, with_outputs), timeout=PER_FILE_TIMEOUT_S)
+            futures[row["path"]] = pool.schedule(
+                process_one, (str(copy), out_dir, with_outputs), timeout=PER_FILE_TIMEOUT_S
+            )
         for name, future in futures.items():
             try:
                 results[name] = future.result()

@@ -18,9 +18,9 @@ from OCP.TDocStd import TDocStd_Document
 from OCP.TopLoc import TopLoc_Location
 from OCP.XCAFDoc import XCAFDoc_DocumentTool
 
-from converters.errors import InputError
+from documents.errors import InputError
+from documents.step_document import open_iges, open_model, open_step, open_stl
 from extractors.step_bom import BOM_COLUMNS, step_bom_rows
-from extractors.step_document import open_iges, open_model, open_stl, open_step
 from extractors.step_metadata import density_for, extract_step_metadata
 
 DENSITIES = {"steel": 7850.0, "Aluminium": 2700.0}
@@ -217,7 +217,13 @@ def test_box_metadata_has_known_measures(models):
     assert (meta["bbox_xmin"], meta["bbox_ymin"], meta["bbox_zmin"]) == pytest.approx((-50, -25, -10), abs=1e-6)
     assert (meta["bbox_xmax"], meta["bbox_ymax"], meta["bbox_zmax"]) == pytest.approx((50, 25, 10), abs=1e-6)
     assert (meta["center_x"], meta["center_y"], meta["center_z"]) == pytest.approx((0, 0, 0), abs=1e-9)
-    assert (meta["n_solids"], meta["n_shells"], meta["n_faces"], meta["n_edges"], meta["n_vertices"]) == (1, 1, 6, 12, 8)
+    assert (meta["n_solids"], meta["n_shells"], meta["n_faces"], meta["n_edges"], meta["n_vertices"]) == (
+        1,
+        1,
+        6,
+        12,
+        8,
+    )
     assert meta["is_valid"] is True
     assert meta["material"] == "steel"
     assert meta["density_kg_m3"] == 7850.0

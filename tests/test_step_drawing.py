@@ -11,10 +11,10 @@ import numpy as np
 import pymupdf
 import pytest
 
-from converters.errors import InputError
 from converters.step_drawing import DrawingOptions, iso_scale, render_views
 from converters.step_mesh import mesh_model, write_stl
-from extractors.step_document import open_model, open_step
+from documents.errors import InputError
+from documents.step_document import open_model, open_step
 
 SVG = "{http://www.w3.org/2000/svg}"
 

@@ -9,9 +9,9 @@ import cadquery as cq
 import numpy as np
 import pytest
 
-from converters.errors import InputError, TransientError
 from converters.step_mesh import mesh_model, read_glb_json, stl_bytes, write_glb, write_stl
-from extractors.step_document import open_model, open_step
+from documents.errors import InputError, TransientError
+from documents.step_document import open_model, open_step
 
 
 def export_step(obj, path: Path) -> Path:

@@ -79,10 +79,24 @@ def test_nothing_is_started_when_a_server_is_configured(monkeypatch):
 def _start_cli(tmp_path: Path) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     return subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", "run", str(REPO / "data" / "samples"), "--out", str(tmp_path / "out"),
-         "--quiet", "--workers", "1"],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "flows.cli",
+            "run",
+            str(REPO / "data" / "samples"),
+            "--out",
+            str(tmp_path / "out"),
+            "--quiet",
+            "--workers",
+            "1",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def test_a_finished_run_leaves_no_server_behind(tmp_path):
@@ -118,8 +132,12 @@ def test_a_run_whose_server_cannot_start_exits_3_with_the_reason(tmp_path):
     env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = f"sqlite+aiosqlite:///{tmp_path}/no/such/dir/p.db"
     proc = subprocess.run(
         [sys.executable, "-m", "flows.cli", "run", str(REPO / "data" / "samples"), "--out", str(tmp_path / "out")],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 3, proc.stdout + proc.stderr[-3000:]
     assert "batch did not start: the temporary Prefect server exited" in " ".join(proc.stderr.split())
     assert not (tmp_path / "out" / "catalog").exists()
@@ -142,6 +160,8 @@ def test_a_server_named_in_the_prefect_profile_is_used_instead(tmp_path):
         "from prefect.settings import get_current_settings\n"
         "print('api', get_current_settings().api.url)\n"
     )
-    proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "api http://127.0.0.1:4299/api" in proc.stdout

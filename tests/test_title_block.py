@@ -12,9 +12,17 @@ from extractors.dxf_bom import bom_rows
 from extractors.title_block import DEFAULT_TITLE_TAG_MAP, title_block
 
 KEYS = [
-    "title", "drawing_number", "revision", "date", "drawn_by", "scale", "sheet", "material",
-    "title_block_name", "title_block_layout",
-]  # fmt: skip
+    "title",
+    "drawing_number",
+    "revision",
+    "date",
+    "drawn_by",
+    "scale",
+    "sheet",
+    "material",
+    "title_block_name",
+    "title_block_layout",
+]
 NOTHING = dict.fromkeys(KEYS)
 CW750 = "files/dxf-parser/samples__data__api-cw750-details.dxf"
 
@@ -35,18 +43,35 @@ def test_paperspace_title_block_gives_every_field(tmp_path):
     define(doc, "ISO-Titleblock A3", "Drawing_Title", "DWG#", "Rev.", "date", "Drawn-By", "SCALE", "SHT", "MAT")
     define(doc, "BOLT", "PART_NO", "QTY")
     place(doc.modelspace(), "BOLT", {"PART_NO": "B-1", "QTY": "2"})
-    place(doc.layouts.get("Layout1"), "ISO-Titleblock A3", {
-        "Drawing_Title": "Pump housing", "DWG#": "D-4711", "Rev.": "C", "date": "2024-05-01",
-        "Drawn-By": "<b>ab</b>", "SCALE": "1:2", "SHT": "1 of 2", "MAT": "EN-GJL-250",
-    })  # fmt: skip
+    place(
+        doc.layouts.get("Layout1"),
+        "ISO-Titleblock A3",
+        {
+            "Drawing_Title": "Pump housing",
+            "DWG#": "D-4711",
+            "Rev.": "C",
+            "date": "2024-05-01",
+            "Drawn-By": "<b>ab</b>",
+            "SCALE": "1:2",
+            "SHT": "1 of 2",
+            "MAT": "EN-GJL-250",
+        },
+    )
     doc.saveas(tmp_path / "housing.dxf")
     doc = ezdxf.readfile(tmp_path / "housing.dxf")
 
     assert title_block(doc) == {
-        "title": "Pump housing", "drawing_number": "D-4711", "revision": "C", "date": "2024-05-01",
-        "drawn_by": "<b>ab</b>", "scale": "1:2", "sheet": "1 of 2", "material": "EN-GJL-250",
-        "title_block_name": "ISO-Titleblock A3", "title_block_layout": "Layout1",
-    }  # fmt: skip
+        "title": "Pump housing",
+        "drawing_number": "D-4711",
+        "revision": "C",
+        "date": "2024-05-01",
+        "drawn_by": "<b>ab</b>",
+        "scale": "1:2",
+        "sheet": "1 of 2",
+        "material": "EN-GJL-250",
+        "title_block_name": "ISO-Titleblock A3",
+        "title_block_layout": "Layout1",
+    }
     assert [r["block_name"] for r in bom_rows(doc)] == ["BOLT"]
 
 
@@ -77,9 +102,14 @@ def test_sheet_block_found_by_tags_beats_a_detail_title_bubble():
     place(sheet, "Detail Title", {"DETAILNUMBER": "1", "SCALE": "NTS"})
     place(sheet, "A3", {"CUSTOMER": "ACME", "SCALE": "1:10", "DRAWN_BY": "SW", "DATE": "12-13-10", "SHEET": "1"})
     assert title_block(doc) == {
-        **NOTHING, "scale": "1:10", "drawn_by": "SW", "date": "12-13-10", "sheet": "1",
-        "title_block_name": "A3", "title_block_layout": "Layout1",
-    }  # fmt: skip
+        **NOTHING,
+        "scale": "1:10",
+        "drawn_by": "SW",
+        "date": "12-13-10",
+        "sheet": "1",
+        "title_block_name": "A3",
+        "title_block_layout": "Layout1",
+    }
     assert bom_rows(doc) == []  # neither is a part
 
 
@@ -119,9 +149,12 @@ def test_custom_patterns_and_tag_map():
     tag_map = {**DEFAULT_TITLE_TAG_MAP, "title": ["BEZ"], "project": ["PROJEKT"]}
     result = title_block(doc, patterns=["schild*"], tag_map=tag_map)
     assert result == {
-        **dict.fromkeys(DEFAULT_TITLE_TAG_MAP), "title": "Welle", "project": "P-9",
-        "title_block_name": "SCHILD", "title_block_layout": "Model",
-    }  # fmt: skip
+        **dict.fromkeys(DEFAULT_TITLE_TAG_MAP),
+        "title": "Welle",
+        "project": "P-9",
+        "title_block_name": "SCHILD",
+        "title_block_layout": "Model",
+    }
     assert list(result)[-3:] == ["project", "title_block_name", "title_block_layout"]
 
 
@@ -136,9 +169,14 @@ def test_corpus_sheet_blocks(corpus_copy):
     """The curtain-wall sheets carry their title block as a block named "11x17" on each sheet."""
     doc = ezdxf.readfile(corpus_copy(CW750) / Path(CW750).name)
     assert title_block(doc) == {
-        **NOTHING, "date": "12-13-10", "drawn_by": "SW", "scale": "N.T.S", "sheet": "1 of 4",
-        "title_block_name": "11x17", "title_block_layout": "Sheet 1",
-    }  # fmt: skip
+        **NOTHING,
+        "date": "12-13-10",
+        "drawn_by": "SW",
+        "scale": "N.T.S",
+        "sheet": "1 of 4",
+        "title_block_name": "11x17",
+        "title_block_layout": "Sheet 1",
+    }
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ import ezdxf
 import pandas as pd
 import pytest
 
-from flows.config import ConfigError, load_config
+from engine.config import ConfigError, load_config
 from flows.cli import build_parser
 from flows.watch import PROCESSED_DIR, Watcher, WatchSettings, is_input
 
@@ -152,7 +152,9 @@ def test_a_file_held_open_for_writing_is_not_taken_however_long_the_writer_pause
             wrote_at = time.monotonic()
             # Pause until the watcher found it unchanged for settle_s and still held open: it then
             # looks again later, so its last change moves past our last write.
-            wait_for(lambda: (watcher.last_change(target) or 0) > wrote_at + 0.6, what="the watcher to find it held open")
+            wait_for(
+                lambda: (watcher.last_change(target) or 0) > wrote_at + 0.6, what="the watcher to find it held open"
+            )
             assert runs_with(watcher, "paused.dxf") == [], "taken while its writer still held it open"
             fh.write(text[len(text) // 2 :])
         wait_for(lambda: settled(watcher, out, {"paused.dxf"}), what="paused.dxf recorded")
@@ -268,7 +270,9 @@ def test_a_file_that_failed_for_a_passing_reason_is_tried_again(tmp_path, drop):
 
 
 def test_originals_move_to_processed_only_when_asked_and_nothing_is_deleted(tmp_path, drop, corpus_dir, manifest):
-    broken = min((r for r in manifest if r["format"] == "dxf" and r["ezdxf_load"] == "fail"), key=lambda r: int(r["bytes"]))
+    broken = min(
+        (r for r in manifest if r["format"] == "dxf" and r["ezdxf_load"] == "fail"), key=lambda r: int(r["bytes"])
+    )
     shutil.copy(corpus_dir / broken["path"], drop / "broken.dxf")
     good = dxf_text(9)
     (drop / "good.dxf").write_text(good, encoding="utf-8")
@@ -310,7 +314,13 @@ def test_settings_and_command_line(tmp_path, drop):
         Watcher(cfg, missing).start()
 
     args = build_parser().parse_args(["watch", str(drop), "--out", "/tmp/x", "--config", "c.toml", "--poll"])
-    assert (args.command, args.folders, args.out, args.config, args.poll) == ("watch", [str(drop)], "/tmp/x", "c.toml", True)
+    assert (args.command, args.folders, args.out, args.config, args.poll) == (
+        "watch",
+        [str(drop)],
+        "/tmp/x",
+        "c.toml",
+        True,
+    )
 
 
 def test_only_cad_inputs_of_enabled_formats_are_taken(tmp_path):

@@ -1,4 +1,4 @@
-"""The per-work lock (flows/work.py) that keeps overlapping runs on one output root, such as the
+"""The per-work lock (engine/work.py) that keeps overlapping runs on one output root, such as the
 nightly batch and a drop-folder run, from working on the same content at once. Real worker
 processes; the waiting is observed in the kernel's lock table, not guessed from timings."""
 
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from flows.config import load_config
-from flows.work import LOCKS_DIR, OUTPUTS_DIR, RESULT_FILE, process_job
+from engine.config import load_config
+from engine.work import LOCKS_DIR, OUTPUTS_DIR, RESULT_FILE, process_job
 from tests.conftest import REPO
 
 SAMPLE = REPO / "data" / "samples" / "gear.dxf"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.config import load_config
+from engine.config import load_config
 from flows.notify import notify_run, signature
 from tests.conftest import REPO
 
@@ -32,12 +32,13 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 timestamp = self.headers.get("X-Cadpipe-Timestamp", "")
-                expected = "sha256=" + hmac.new(
-                    receiver.secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256
-                ).hexdigest()
+                expected = (
+                    "sha256="
+                    + hmac.new(receiver.secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+                )
                 valid = hmac.compare_digest(expected, self.headers.get("X-Cadpipe-Signature", ""))
                 fresh = timestamp.isdigit() and abs(time.time() - int(timestamp)) < 300
                 entry = {"headers": dict(self.headers), "body": json.loads(body), "valid": valid and fresh}
@@ -58,7 +59,7 @@ class Receiver:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def __enter__(self) -> "Receiver":
+    def __enter__(self) -> Receiver:
         self.thread.start()
         return self
 
@@ -82,7 +83,13 @@ def config(tmp_path: Path, *, secret_env: str = "CADPIPE_TEST_SECRET", secret_bl
     lines = ["[output]", 'root = "out"', "[dxf]", 'outputs = ["svg"]', "[webhooks]"]
     for key, value in urls.items():
         lines.append(f"{key} = {json.dumps(value)}")
-    lines += [f'secret_env = "{secret_env}"', f'secret_block = "{secret_block}"', "attempts = 3", "backoff_s = 0.05", "timeout_s = 5.0"]
+    lines += [
+        f'secret_env = "{secret_env}"',
+        f'secret_block = "{secret_block}"',
+        "attempts = 3",
+        "backoff_s = 0.05",
+        "timeout_s = 5.0",
+    ]
     path = tmp_path / "cadpipe.toml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return load_config(path)
@@ -114,7 +121,10 @@ def secret_env(monkeypatch):
 
 def test_signature_is_hmac_sha256_of_timestamp_dot_body():
     body = b'{"a":1}'
-    assert signature("k", "1700000000", body) == "sha256=" + hmac.new(b"k", b"1700000000." + body, hashlib.sha256).hexdigest()
+    assert (
+        signature("k", "1700000000", body)
+        == "sha256=" + hmac.new(b"k", b"1700000000." + body, hashlib.sha256).hexdigest()
+    )
     assert signature("k", "1700000000", body) != signature("k", "1700000001", body)
 
 
@@ -192,7 +202,9 @@ def test_no_urls_means_no_requests_and_no_secret_needed(tmp_path, monkeypatch, c
 def library(tmp_path_factory, corpus_dir, manifest) -> Path:
     lib = tmp_path_factory.mktemp("library")
     shutil.copy(REPO / "data" / "samples" / "gear.dxf", lib / "gear.dxf")
-    broken = min((r for r in manifest if r["format"] == "dxf" and r["ezdxf_load"] == "fail"), key=lambda r: int(r["bytes"]))
+    broken = min(
+        (r for r in manifest if r["format"] == "dxf" and r["ezdxf_load"] == "fail"), key=lambda r: int(r["bytes"])
+    )
     shutil.copy(corpus_dir / broken["path"], lib / "broken.dxf")
     return lib
 

@@ -20,7 +20,7 @@ PARENT = textwrap.dedent(
     import multiprocessing, os, sys, time
     from pebble import ProcessPool
     sys.path.insert(0, sys.argv[1])
-    from flows.work import init_worker
+    from engine.work import init_worker
 
     pool = ProcessPool(max_workers=2, initializer=init_worker, initargs=(0,),
                        context=multiprocessing.get_context("spawn"))

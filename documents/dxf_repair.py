@@ -26,8 +26,9 @@ before the audit) with the same after it (``entities_kept``).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from ezdxf.audit import AuditError, Auditor
 from ezdxf.document import Drawing

@@ -7,7 +7,7 @@ meshes, drawings) reads the :class:`LoadedStep` this module returns.
 - Geometry is in **millimetres** whatever unit the file declares: the document's length unit is
   set to mm before the transfer, so OCCT scales inch or metre files on the way in.
   ``LoadedStep.file_length_unit`` keeps the unit the file itself declares.
-- The content decides the reader (:mod:`extractors.file_kind`): an IGES file named ``.stp`` is
+- The content decides the reader (:mod:`documents.file_kind`): an IGES file named ``.stp`` is
   read as IGES by :func:`open_model`, and refused by :func:`open_step`.
 - External references (multi-file assemblies, ``DOCUMENT_FILE`` entities) are resolved relative
   to the folder of the file, as OCCT does; a reference whose file does not exist is a failure
@@ -16,7 +16,7 @@ meshes, drawings) reads the :class:`LoadedStep` this module returns.
   so the readers always get the absolute path.
 - STL is a mesh, not a model: one face carrying the triangulation, named after the file.
 
-Errors (``converters.errors``): ``InputError`` when the file is missing, is not of the expected
+Errors (``documents.errors``): ``InputError`` when the file is missing, is not of the expected
 format, cannot be parsed, has no root to transfer, references a missing file, or holds no
 geometry at all (no face, no edge); ``TransientError`` for other ``OSError`` while reading.
 OpenCASCADE can also crash or hang on a bad file: callers isolate it in a worker process.
@@ -27,12 +27,13 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
-from OCP.APIHeaderSection import APIHeaderSection_MakeHeader
 import numpy as np
+from OCP.APIHeaderSection import APIHeaderSection_MakeHeader
 from OCP.BRep import BRep_Builder, BRep_Tool
 from OCP.IFSelect import IFSelect_ReturnStatus
 from OCP.IGESCAFControl import IGESCAFControl_Reader
@@ -45,15 +46,15 @@ from OCP.TDataStd import TDataStd_Name, TDataStd_NamedData
 from OCP.TDF import TDF_Label, TDF_LabelSequence, TDF_Tool
 from OCP.TDocStd import TDocStd_Document
 from OCP.TopAbs import TopAbs_EDGE, TopAbs_FACE, TopAbs_REVERSED, TopAbs_ShapeEnum
-from OCP.TopLoc import TopLoc_Location
 from OCP.TopExp import TopExp, TopExp_Explorer
+from OCP.TopLoc import TopLoc_Location
 from OCP.TopoDS import TopoDS, TopoDS_Compound, TopoDS_Face, TopoDS_Shape
 from OCP.TopTools import TopTools_IndexedMapOfShape
 from OCP.XCAFDoc import XCAFDoc_DocumentTool, XCAFDoc_ShapeTool
 
-from converters.errors import InputError, TransientError
-from extractors.file_access import may_read
-from extractors.file_kind import sniff_format
+from documents.errors import InputError, TransientError
+from documents.file_access import may_read
+from documents.file_kind import sniff_format
 
 __all__ = [
     "LoadedStep",
@@ -431,7 +432,7 @@ def _external_references(path: Path, reader: STEPCAFControl_Reader) -> list[Path
         if not name:
             continue
         target = path.parent / name  # an absolute name stays absolute
-        if may_read(target):  # outside the source (extractors/file_access.py): not even looked up
+        if may_read(target):  # outside the source (documents/file_access.py): not even looked up
             resolved.append(target)
         else:
             missing.append(name)

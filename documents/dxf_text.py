@@ -53,7 +53,7 @@ def decode_text_escapes(doc: Drawing) -> int:
                 entity.dxf.set(name, decode_single_line(value, codepage))
                 changed += 1
         if dxftype in ("ATTRIB", "ATTDEF") and getattr(entity, "has_embedded_mtext_entity", False):
-            changed += _decode_mtext(entity._embedded_mtext, codepage)  # noqa: SLF001 - ezdxf keeps it there
+            changed += _decode_mtext(entity._embedded_mtext, codepage)
     return changed
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flows.names import native_path, to_text
+from documents.names import native_path, to_text
 
 REPO_CONFIG = Path(__file__).resolve().parents[1] / "cadpipe.toml"
 
@@ -125,7 +125,9 @@ def _ranges() -> dict[tuple[str, str], Range]:
         ("limits", "memory_mb"): Range(0, note=" (0 = no cap)"),
         ("retries", "attempts"): Range(1, 100),
         ("retries", "jitter"): Range(0, 1),
-        ("run", "workers"): Range(0, WORKERS_PER_CORE * _cores(), note=f" ({WORKERS_PER_CORE} per core; 0 = one per core)"),
+        ("run", "workers"): Range(
+            0, WORKERS_PER_CORE * _cores(), note=f" ({WORKERS_PER_CORE} per core; 0 = one per core)"
+        ),
         ("webhooks", "timeout_s"): positive,
         ("webhooks", "attempts"): Range(1, 100),
         ("watch", "poll_interval_s"): Range(0, 3600, note=" (0 = 1 s)"),
@@ -153,7 +155,12 @@ class Config:
     def options_for(self, fmt: str) -> dict[str, Any]:
         """The options that shape the outputs of one input format: part of the work identity."""
         if fmt in ("dxf", "dxf-binary", "dwg", "unknown"):
-            options = {"family": "dxf", **self.raw["dxf"], "bom": self.raw["bom"], "title_block": self.raw["title_block"]}
+            options = {
+                "family": "dxf",
+                **self.raw["dxf"],
+                "bom": self.raw["bom"],
+                "title_block": self.raw["title_block"],
+            }
             if fmt == "dwg":  # the reader that converts it, and its version: another reader, other outputs
                 options["dwg"] = _dwg_options(self.raw["dwg"])
             return options
@@ -167,7 +174,7 @@ class Config:
 
 
 def _dwg_options(section: dict[str, Any]) -> dict[str, Any]:
-    from extractors.dwg_readers import choose_reader
+    from documents.dwg_readers import choose_reader
 
     choice = choose_reader(tuple(section["readers"]))
     return {"reader": choice.name, "reader_version": choice.version, **section}
@@ -294,7 +301,9 @@ def check_roots(sources, out: Path, what: str = "source") -> None:
                 f"the output root {to_text(out)} lies inside the {what} {to_text(source)}; choose an output root outside it"
             )
         if _within(real, out_real):
-            raise ConfigError(f"the {what} {to_text(source)} lies inside the output root {to_text(out)}; choose one outside it")
+            raise ConfigError(
+                f"the {what} {to_text(source)} lies inside the output root {to_text(out)}; choose one outside it"
+            )
 
 
 def _within(path: str, root: str) -> bool:
@@ -330,8 +339,8 @@ def load_config(
         _check_numbers(raw, "command line")
     _validate(raw, where)
     base = config_path.parent if config_path else Path.cwd()
-    # Given here (command line, flow parameters): the catalog's text form of a path (flows/names.py).
-    # Absolute, not resolved: a source that is a link is discovery's to judge (flows/discover.py).
+    # Given here (command line, flow parameters): the catalog's text form of a path (documents/names.py).
+    # Absolute, not resolved: a source that is a link is discovery's to judge (engine/discover.py).
     source_paths = (
         tuple(Path(os.path.abspath(native_path(s))) for s in sources)
         if sources

@@ -15,38 +15,73 @@ import hashlib
 import json
 import os
 import posixpath
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterator
 
 import pandas as pd
 
-from extractors.file_access import open_regular
-from flows.discover import InputFile, KnownFile, inside
-from flows.names import clean, to_native, to_text
-from flows.work import mode_no_wider, read_result
+from documents.file_access import open_regular
+from documents.names import clean, to_native, to_text
+from engine.discover import InputFile, KnownFile, inside
+from engine.work import mode_no_wider, read_result
 
 CATALOG_DIR = "catalog"
 QUARANTINE_DIR = "quarantine"
 DETAIL_TABLES = ("layouts", "layers", "entities", "blocks", "texts", "refs", "bom")
 
 FILE_COLUMNS = [
-    "path", "source_root", "sha256", "format", "status", "error_class", "error_message", "error_stage",
+    "path",
+    "source_root",
+    "sha256",
+    "format",
+    "status",
+    "error_class",
+    "error_message",
+    "error_stage",
     "error_permanent",
     "error_limit",
-    "outputs", "warnings", "quarantine", "processed_at", "run_id", "pipeline_version", "work_id",
-    "size", "mtime_ns", "attempts", "duration_ms",
-]  # fmt: skip
+    "outputs",
+    "warnings",
+    "quarantine",
+    "processed_at",
+    "run_id",
+    "pipeline_version",
+    "work_id",
+    "size",
+    "mtime_ns",
+    "attempts",
+    "duration_ms",
+]
 RUN_COLUMNS = [
-    "run_id", "flow_run_id", "started_at", "finished_at", "sources", "files_seen", "processed",
-    "unchanged", "failed", "reused", "pipeline_version", "config",
-]  # fmt: skip
+    "run_id",
+    "flow_run_id",
+    "started_at",
+    "finished_at",
+    "sources",
+    "files_seen",
+    "processed",
+    "unchanged",
+    "failed",
+    "reused",
+    "pipeline_version",
+    "config",
+]
 ERROR_COLUMNS = [
-    "run_id", "path", "source_root", "sha256", "stage", "error_class", "error_message", "attempts",
-    "permanent", "quarantine", "failed_at",
-]  # fmt: skip
+    "run_id",
+    "path",
+    "source_root",
+    "sha256",
+    "stage",
+    "error_class",
+    "error_message",
+    "attempts",
+    "permanent",
+    "quarantine",
+    "failed_at",
+]
 
 
 # Quarantine names: `<sha16>-<name>` and `<sha16>-<name>.error.json` must fit a file name.
@@ -54,7 +89,7 @@ _QUARANTINE_OVERHEAD = len("0123456789abcdef-") + len(".error.json")
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 @dataclass
@@ -182,7 +217,10 @@ class Catalog:
             files = self._merge_files(files, run, outcomes, walked_roots, quarantined)
             self._write("files", files)
             self._prune(files)
-            counts = {state: sum(o.state == state for o in outcomes) for state in ("processed", "reused", "unchanged", "failed")}
+            counts = {
+                state: sum(o.state == state for o in outcomes)
+                for state in ("processed", "reused", "unchanged", "failed")
+            }
             row = {**run, "finished_at": now_iso(), "files_seen": len(outcomes), **counts}
             runs = self.read("runs")
             runs = runs[runs["run_id"] != row["run_id"]] if not runs.empty else runs
@@ -303,7 +341,7 @@ class Catalog:
         target = qdir / name
         try:
             fd = open_regular(o.input.abs_path, follow_symlinks=follow_symlinks)
-        except Exception:  # noqa: BLE001 - vanished, unreadable, replaced by a FIFO: the report says why it failed
+        except Exception:
             return None
         with open(fd, "rb") as src:
             mode = mode_no_wider(os.fstat(src.fileno()).st_mode)
@@ -389,7 +427,6 @@ class Catalog:
                 base = to_text(entry.name.removesuffix(".error.json"))
                 if not entry.name.startswith(".") and f"{QUARANTINE_DIR}/{base}" not in kept:
                     entry.unlink()
-
 
 
 def quarantine_name(sha256: str, name: str, folder: Path) -> str:

@@ -2,7 +2,7 @@
 
 Runs after the catalog publish, from the catalog:
 
-- the BOM roll-ups (flows/rollups.py: catalog tables `bom_rollup`, `where_used`) are recomputed;
+- the BOM roll-ups (engine/rollups.py: catalog tables `bom_rollup`, `where_used`) are recomputed;
 - `OUT/docs/files/<sha256>.html`: one datasheet per drawing content recorded ok. Content-keyed
   and idempotent: a page is written only when missing or when its key changes (the work id, the
   drawing's paths, the templates); pages of contents no longer recorded are removed;
@@ -42,11 +42,11 @@ from converters.datasheet import (
     render_report,
     templates_fingerprint,
 )
-from converters.errors import TransientError
-from flows.catalog import Catalog, Outcome
-from flows.names import to_bytes
-from flows.rollups import write_rollups
-from flows.work import read_result
+from documents.errors import TransientError
+from documents.names import to_bytes
+from engine.catalog import Catalog, Outcome
+from engine.rollups import write_rollups
+from engine.work import read_result
 
 DOCS_DIR = "docs"
 WHERE_USED_SHOWN = 200  # rows of the library roll-up in the report; the table has all of them
@@ -151,9 +151,7 @@ def _outputs(out: Path, row: dict) -> list[dict]:
         return read_result(out, row["work_id"]).get("outputs", [])
     except FileNotFoundError:  # outputs deleted by hand since: name the files the catalog lists
         files = [] if is_missing(row.get("outputs")) else list(row["outputs"])
-        return [
-            {"layout": Path(f).stem, "format": Path(f).suffix.lstrip("."), "file": Path(f).name} for f in files
-        ]
+        return [{"layout": Path(f).stem, "format": Path(f).suffix.lstrip("."), "file": Path(f).name} for f in files]
 
 
 def _prune_datasheets(folder: Path, catalog: Catalog) -> None:
@@ -230,7 +228,9 @@ def batch_report(
             )
         timed = o.state in ("processed", "failed") and not o.result.get("unchanged")
         if timed and o.result.get("duration_ms") is not None:
-            slow.append(SlowFile(path, int(o.result["duration_ms"]), status, sheet(o.input.sha256) if status == "ok" else None))
+            slow.append(
+                SlowFile(path, int(o.result["duration_ms"]), status, sheet(o.input.sha256) if status == "ok" else None)
+            )
     slow.sort(key=lambda s: (-s.duration_ms, s.path))
     return BatchReport(
         run=run,
@@ -287,8 +287,13 @@ def _run_links(runs: pd.DataFrame, current: dict, root: str, out: Path) -> list[
         page = f"{DOCS_DIR}/runs/{r['run_id']}.html"
         exists = r["run_id"] == current["run_id"] or (out / page).is_file()
         links.append(
-            RunLink(r["run_id"], _value(r.get("started_at")), _value(r.get("files_seen")),
-                    _value(r.get("failed")), href(root, page) if exists else None)  # fmt: skip
+            RunLink(
+                r["run_id"],
+                _value(r.get("started_at")),
+                _value(r.get("files_seen")),
+                _value(r.get("failed")),
+                href(root, page) if exists else None,
+            )
         )
     return links
 

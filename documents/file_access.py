@@ -18,10 +18,10 @@ import contextvars
 import errno
 import os
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
-from converters.errors import InputError
+from documents.errors import InputError
 
 _KINDS = {
     stat.S_IFDIR: "a folder",
@@ -71,7 +71,7 @@ class ReadScope:
     follow_symlinks: bool = False
 
     @classmethod
-    def of(cls, roots, follow_symlinks: bool = False) -> "ReadScope":
+    def of(cls, roots, follow_symlinks: bool = False) -> ReadScope:
         return cls(tuple(os.path.abspath(os.fspath(r)) for r in roots), follow_symlinks)
 
     def allows(self, path: str | os.PathLike) -> bool:
@@ -111,4 +111,3 @@ def may_read(path: str | os.PathLike) -> bool:
 
 def current_scope() -> ReadScope | None:
     return _scope.get()
-

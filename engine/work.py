@@ -15,14 +15,15 @@ import shutil
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from converters.errors import CadpipeError, InputError, TransientError
-from extractors.file_access import ReadScope, open_regular, reading_within
-from extractors.file_kind import HEAD_SIZE, sniff_bytes
-from flows.names import clean, native_path, printable, to_native
+from documents.errors import InputError, Stage, TransientError, classify, failure
+from documents.file_access import ReadScope, open_regular, reading_within
+from documents.file_kind import HEAD_SIZE, sniff_bytes
+from documents.names import clean, native_path, printable, to_native
 
 RESULT_FILE = "result.json"
 OUTPUTS_DIR = "outputs"
@@ -44,20 +45,10 @@ def read_result(out: Path | str, wid: str) -> dict:
     return json.loads((work_dir(out, wid) / RESULT_FILE).read_text(encoding="utf-8"))
 
 
-class Stage:
-    """Remembers which stage a file is in, so a failure can say where it happened."""
-
-    def __init__(self) -> None:
-        self.name = "open"
-
-    def __call__(self, name: str) -> None:
-        self.name = name
-
-
 def _dxf(src: Path, job: dict, dest: Path, stage: Stage) -> dict:
     from converters.dxf_render import PageSpec, RenderOptions, render_dxf
-    from extractors.dxf_document import open_dxf
-    from extractors.dxf_sanity import remove_non_finite
+    from documents.dxf_document import open_dxf
+    from documents.dxf_sanity import remove_non_finite
     from extractors.dxf_bom import DEFAULT_TAG_MAP, bom_rows
     from extractors.dxf_metadata import extract_metadata
     from extractors.title_block import DEFAULT_TITLE_BLOCK_PATTERNS, DEFAULT_TITLE_TAG_MAP, title_block
@@ -116,8 +107,8 @@ def _model(src: Path, job: dict, dest: Path, stage: Stage) -> dict:
     """STEP, IGES and STL: meshes, the four-view drawing, 3D metadata and the assembly BOM."""
     from converters.step_drawing import render_views
     from converters.step_mesh import write_glb, write_stl
+    from documents.step_document import open_model
     from extractors.step_bom import step_bom_rows
-    from extractors.step_document import open_model
     from extractors.step_metadata import density_for, extract_step_metadata
 
     opts = job["options"]
@@ -182,7 +173,7 @@ def _unknown(src: Path, job: dict, dest: Path, stage: Stage) -> dict:
 HANDLERS: dict[str, Callable[[Path, dict, Path, Stage], dict]] = {
     "dxf": _dxf,
     "dxf-binary": _dxf,
-    "dwg": _dxf,  # the loader converts it to DXF with the configured DWG reader (extractors/dwg_readers.py)
+    "dwg": _dxf,  # the loader converts it to DXF with the configured DWG reader (documents/dwg_readers.py)
     "step": _model,
     "iges": _model,
     "stl": _model,
@@ -226,7 +217,9 @@ def snapshot(src: Path, follow_symlinks: bool) -> Snapshot:
         st = os.fstat(fh.fileno())
     if _identity(st) != _identity(before):
         raise TransientError("was being written while it was read")
-    return Snapshot(digest.hexdigest(), sniff_bytes(head, st.st_size), st.st_size, st.st_mtime_ns, st.st_mode, _identity(st))
+    return Snapshot(
+        digest.hexdigest(), sniff_bytes(head, st.st_size), st.st_size, st.st_mtime_ns, st.st_mode, _identity(st)
+    )
 
 
 def unchanged_since(src: Path, snap: Snapshot, follow_symlinks: bool) -> bool:
@@ -239,39 +232,6 @@ def unchanged_since(src: Path, snap: Snapshot, follow_symlinks: bool) -> bool:
 
 def _family(fmt: str | None) -> str | None:
     return "dxf" if fmt in ("dxf", "dxf-binary", "dwg", "unknown") else ("model" if fmt else None)
-
-
-def _malloc_failed(exc: BaseException) -> bool:
-    """MuPDF reports the address-space cap as its own error ("code=2: malloc (N bytes) failed")."""
-    return type(exc).__name__ == "FzErrorSystem" and "malloc" in str(exc)
-
-
-def classify(exc: BaseException) -> tuple[str, bool]:
-    """(error_class, permanent) of an exception raised while working on a file."""
-    if isinstance(exc, CadpipeError):
-        return type(exc).__name__, exc.permanent
-    if isinstance(exc, MemoryError) or _malloc_failed(exc):
-        return "MemoryLimit", True  # the same file blows the same limit again (retried once it is raised)
-    if isinstance(exc, OSError):
-        return type(exc).__name__, False  # disk, network share, file locked: may pass
-    # Anything else is a library failing on this content: deterministic, so retrying cannot help.
-    return type(exc).__name__, True
-
-
-def failure(job: dict, stage: str, error_class: str, message: str, permanent: bool, **extra: Any) -> dict:
-    name = Path(job["path"]).name
-    message = printable(message)  # a library's message may carry the file's raw name or content
-    message = message.removeprefix(f"{name}: ")  # the path leads the message already
-    return {
-        "status": "failed",
-        "work_id": job["work_id"],
-        "stage": stage,
-        "error_class": error_class,
-        "error_message": f"{job['path']}: {stage}: {message}",
-        "permanent": permanent,
-        "attempt": job.get("attempt", 1),
-        **extra,
-    }
 
 
 def process_job(job: dict) -> dict:
@@ -289,7 +249,7 @@ def process_job(job: dict) -> dict:
         snap = snapshot(src, follow)
     except FileNotFoundError:
         return failure(job, "open", "FileNotFoundError", "vanished before its turn; tried again when it is back", False)
-    except BaseException as exc:  # noqa: BLE001 - unreadable, or not a regular file any more
+    except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt):
             raise
         error_class, permanent = classify(exc)
@@ -332,7 +292,7 @@ def process_job(job: dict) -> dict:
                 raise
             shutil.rmtree(tmp, ignore_errors=True)  # a concurrent run finished the same work first
         return _done(job, final, started, snap=snap)
-    except BaseException as exc:  # noqa: BLE001 - every failure becomes a record
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(exc, KeyboardInterrupt):
             raise
@@ -358,7 +318,7 @@ def _as_read(job: dict, snap: Snapshot) -> dict:
     """The job as the bytes read make it: unchanged, or under the new content's identity."""
     if snap.sha256 == job["sha256"]:
         return job
-    from flows.plan import work_id  # the same identity the plan computes
+    from engine.plan import work_id  # the same identity the plan computes
 
     fmt = snap.format or ("unknown" if _family(job["format"]) == "dxf" else None)
     changed = {**job, "sha256": snap.sha256}
@@ -373,8 +333,13 @@ def _as_read(job: dict, snap: Snapshot) -> dict:
 
 def _identity_fields(job: dict, snap: Snapshot) -> dict:
     """What a result tells the catalog about the input it came from (as read)."""
-    return {"sha256": job["sha256"], "work_id": job["work_id"], "format": job["format"],
-            "size": snap.size, "mtime_ns": snap.mtime_ns}  # fmt: skip
+    return {
+        "sha256": job["sha256"],
+        "work_id": job["work_id"],
+        "format": job["format"],
+        "size": snap.size,
+        "mtime_ns": snap.mtime_ns,
+    }
 
 
 def _restrict(folder: Path, input_mode: int) -> None:
@@ -452,7 +417,7 @@ def init_worker(memory_mb: int) -> None:
     OpenCASCADE (2 s per worker) is left to a worker's first model: most batches are drawings."""
     import logging
 
-    from extractors.worker_process import cap_memory, die_with_parent
+    from documents.worker_process import cap_memory, die_with_parent
 
     die_with_parent()
 
@@ -460,11 +425,10 @@ def init_worker(memory_mb: int) -> None:
     # it per file, so worker stderr would only repeat it, unattributed, for every file.
     logging.getLogger("ezdxf").setLevel(logging.ERROR)
     import converters.dxf_render  # noqa: F401
-    import extractors.dxf_document  # noqa: F401
-    import extractors.dxf_bom  # noqa: F401
+    import documents.dxf_document  # noqa: F401
+    import extractors.dxf_bom
     import extractors.dxf_metadata  # noqa: F401
 
     global _memory_mb
     _memory_mb = memory_mb
     cap_memory(memory_mb)
-

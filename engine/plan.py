@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-from flows.discover import InputFile, Unreadable
+from engine.discover import InputFile, Unreadable
 
 
 def work_id(sha256: str, options_key: str, version: str) -> str:

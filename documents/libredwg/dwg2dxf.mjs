@@ -1,5 +1,5 @@
 // One DWG to DXF with LibreDWG (WebAssembly build of @mlightcad/libredwg-web), for
-// extractors/dwg_readers.py. One process per file: after a WebAssembly abort every later call
+// documents/dwg_readers.py. One process per file: after a WebAssembly abort every later call
 // in the same process fails, so a process never serves a second file.
 //
 //   node --disable-wasm-trap-handler --liftoff-only dwg2dxf.mjs INPUT.dwg

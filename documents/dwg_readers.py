@@ -14,7 +14,7 @@ the DXF does not carry, the reader's own warnings, and the entity types the read
 DWG (``expected``). After loading, :meth:`DwgConversion.source` compares those with what the DXF
 holds, so whatever the reader could not carry into the DXF is counted and named, never silent.
 
-Errors (``converters.errors``): content a reader refuses is an ``InputError`` (permanent) whose
+Errors (``documents.errors``): content a reader refuses is an ``InputError`` (permanent) whose
 message names the reader, its version, the DWG version and the cause; a reader process that was
 killed or ran out of time is a ``TransientError``. ``OSError`` reading the file propagates: the
 loader tells a missing file from a passing I/O fault.
@@ -34,16 +34,18 @@ import subprocess
 import tempfile
 from abc import ABC, abstractmethod
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from importlib.metadata import PackageNotFoundError, version as package_version
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from ezdxf.document import Drawing
 from ezdxf.lldxf.const import acad_release
 
-from converters.errors import InputError, TransientError
+from documents.errors import InputError, TransientError
 
 DEFAULT_READERS = ("oda", "pycadkit")
 DXF_OUTPUT_VERSION = "r2018"  # the DXF version pycadkit writes: the richest one ezdxf reads
@@ -51,10 +53,19 @@ _MESSAGE_LIMIT = 240
 _WARNING_LIMIT = 20  # distinct reader warnings kept per file; the rest are counted
 # Versions ezdxf does not name; pre-R13 DWG ("AC1.50" ... "AC1009") turns up in old archives.
 _OLD_RELEASES = {
-    "AC1.2": "R1.2", "AC1.40": "R1.40", "AC1.50": "R2.05", "AC2.10": "R2.10", "AC2.21": "R2.21",
-    "AC2.22": "R2.22", "AC1001": "R2.2", "AC1002": "R2.5", "AC1003": "R2.6", "AC1004": "R9",
-    "AC1006": "R10", "AC1009": "R11/R12",
-}  # fmt: skip
+    "AC1.2": "R1.2",
+    "AC1.40": "R1.40",
+    "AC1.50": "R2.05",
+    "AC2.10": "R2.10",
+    "AC2.21": "R2.21",
+    "AC2.22": "R2.22",
+    "AC1001": "R2.2",
+    "AC1002": "R2.5",
+    "AC1003": "R2.6",
+    "AC1004": "R9",
+    "AC1006": "R10",
+    "AC1009": "R11/R12",
+}
 _PRE_R13 = set(_OLD_RELEASES)
 
 # pycadkit warnings that mean objects were not decoded and are missing from the drawing. A bad
@@ -118,7 +129,9 @@ class DwgConversion:
         """Compare `expected` with the loaded DXF `doc`: the shortfall is what the reader lost."""
         present = Counter(entity.dxftype() for block in doc.blocks for entity in block)
         lost = {t: n - present[t] for t, n in self.expected.items() if n > present[t]}
-        return DwgSource(self.reader, self.reader_version, self.dwg_version, list(self.warnings), lost, list(self.notices))
+        return DwgSource(
+            self.reader, self.reader_version, self.dwg_version, list(self.warnings), lost, list(self.notices)
+        )
 
 
 class DwgReader(ABC):
@@ -141,7 +154,9 @@ class DwgReader(ABC):
         """Raises InputError for content the reader refuses, TransientError for passing faults."""
 
     def refuse(self, path: Path, dwg_version: str | None, cause: str) -> InputError:
-        return InputError(f"{path.name}: {self.name} {self.version()} cannot read the DWG ({describe_version(dwg_version)}): {cause}")
+        return InputError(
+            f"{path.name}: {self.name} {self.version()} cannot read the DWG ({describe_version(dwg_version)}): {cause}"
+        )
 
 
 class PycadkitReader(DwgReader):
@@ -288,7 +303,9 @@ class LibreDwgReader(DwgReader):
                 command, capture_output=True, timeout=self.timeout_s, preexec_fn=_die_with_parent, cwd=self.HOME
             )
         except subprocess.TimeoutExpired as exc:
-            raise TransientError(f"{path.name}: {self.name}: no result within {self.timeout_s:g} s; process stopped") from exc
+            raise TransientError(
+                f"{path.name}: {self.name}: no result within {self.timeout_s:g} s; process stopped"
+            ) from exc
         except OSError as exc:
             raise TransientError(f"{path.name}: {self.name}: cannot start node: {exc}") from exc
         if proc.returncode < 0:  # killed by a signal: memory, the operator, the machine
@@ -311,7 +328,9 @@ class LibreDwgReader(DwgReader):
             said = [m for m in messages if re.search(r"error|abort", m, re.IGNORECASE)] or messages
             detail = f": {said[-1]}" if said else ""
             raise self.refuse(path, stated, cause + detail)
-        warnings = messages + ([f"LibreDWG reported {_libredwg_errors(info['error_code'])}"] if info.get("error_code") else [])
+        warnings = messages + (
+            [f"LibreDWG reported {_libredwg_errors(info['error_code'])}"] if info.get("error_code") else []
+        )
         return DwgConversion(
             dxf=dxf,
             reader=self.name,
@@ -413,10 +432,21 @@ def _libredwg_expected(counts: dict[str, int]) -> Counter[str]:
 
 
 _LIBREDWG_ERRORS = {
-    1: "wrong CRC", 2: "not yet supported", 4: "unhandled class", 8: "invalid type", 16: "invalid handle",
-    32: "invalid EED", 64: "value out of bounds", 128: "classes not found", 256: "section not found",
-    512: "page not found", 1024: "internal error", 2048: "invalid DWG", 4096: "I/O error", 8192: "out of memory",
-}  # fmt: skip
+    1: "wrong CRC",
+    2: "not yet supported",
+    4: "unhandled class",
+    8: "invalid type",
+    16: "invalid handle",
+    32: "invalid EED",
+    64: "value out of bounds",
+    128: "classes not found",
+    256: "section not found",
+    512: "page not found",
+    1024: "internal error",
+    2048: "invalid DWG",
+    4096: "I/O error",
+    8192: "out of memory",
+}
 
 
 def _libredwg_errors(code: Any) -> str:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from ezdxf.document import Drawing
 from ezdxf.entities import DXFGraphic
@@ -43,7 +44,7 @@ def _points(entity: DXFGraphic) -> Iterable[Any]:
 def has_non_finite(entity: DXFGraphic) -> bool:
     try:
         values = list(entity.dxfattribs().values()) + list(_points(entity))
-    except Exception:  # noqa: BLE001 - an entity ezdxf keeps only as tags: nothing to check
+    except Exception:
         return False
     return not all(_finite(v) for v in values)
 

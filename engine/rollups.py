@@ -33,14 +33,21 @@ import posixpath
 
 import pandas as pd
 
-from flows.catalog import Catalog
+from engine.catalog import Catalog
 
 ROLLUP_TABLE = "bom_rollup"
 WHERE_USED_TABLE = "where_used"
 ROLLUP_COLUMNS = ["sha256", "part_number", "unit", "description", "total_qty", "qty_unknown", "rows", "inserts"]
 WHERE_USED_COLUMNS = [
-    "part_number", "unit", "description", "drawings", "contents", "total_qty", "qty_unknown", "paths",
-]  # fmt: skip
+    "part_number",
+    "unit",
+    "description",
+    "drawings",
+    "contents",
+    "total_qty",
+    "qty_unknown",
+    "paths",
+]
 _KEY = ["sha256", "part_number", "unit"]
 
 
@@ -122,6 +129,12 @@ def _objects_to_none(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _typed(frame: pd.DataFrame) -> pd.DataFrame:
     """Stable Parquet types also for empty tables (an all-null column would be typed null)."""
-    types = {"total_qty": "float64", "inserts": "float64", "qty_unknown": "int64", "rows": "int64",
-             "drawings": "int64", "contents": "int64"}  # fmt: skip
+    types = {
+        "total_qty": "float64",
+        "inserts": "float64",
+        "qty_unknown": "int64",
+        "rows": "int64",
+        "drawings": "int64",
+        "contents": "int64",
+    }
     return frame.astype({c: t for c, t in types.items() if c in frame.columns})

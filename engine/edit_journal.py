@@ -23,7 +23,7 @@ import os
 import shutil
 from pathlib import Path
 
-from flows.names import native_path, to_text
+from documents.names import native_path, to_text
 
 JOURNAL_DIR = ".pending-edits"
 
@@ -144,4 +144,3 @@ def recover(out: Path, recorded: set[tuple[str, str]]) -> tuple[list[dict], int]
         finally:
             os.close(lock)
     return rows, dropped
-

@@ -14,15 +14,16 @@ import os
 import random
 import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, TimeoutError as FutureTimeout, wait
-from dataclasses import dataclass
-from typing import Callable
-
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, wait
+from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 
 from pebble import ProcessExpired, ProcessPool
 
-from flows.work import failure, init_worker, process_job
+from documents.errors import failure
+from engine.work import init_worker, process_job
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ class FileExecutor:
             self._pool.stop()
             self._pool.join()
 
-    def __enter__(self) -> "FileExecutor":
+    def __enter__(self) -> FileExecutor:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -2,21 +2,21 @@
 
 Order of attempts:
 
-1. The content is sniffed first (:mod:`extractors.file_kind`): anything that is not DXF or DWG
+1. The content is sniffed first (:mod:`documents.file_kind`): anything that is not DXF or DWG
    is refused at once, because ``ezdxf.recover`` turns almost any bytes into an empty drawing.
 2. ``ezdxf.readfile``, then ezdxf's audit (cheap, and it repairs what the renderer would trip on),
-   run so that it keeps what a CAD program would draw (:mod:`extractors.dxf_repair`): what it still
+   run so that it keeps what a CAD program would draw (:mod:`documents.dxf_repair`): what it still
    removes is counted in ``LoadedDxf.repair``.
 3. When ezdxf rejects the structure, ``ezdxf.recover``'s loader and the same audit;
    ``recovered=True``. A file that ends inside a section is refused instead: recovery would
    silently keep the half that arrived. Binary DXF is refused too: ezdxf's recovery reads ASCII
    DXF only.
-4. DWG is converted in memory to DXF by a reader of :mod:`extractors.dwg_readers` (pycadkit by
+4. DWG is converted in memory to DXF by a reader of :mod:`documents.dwg_readers` (pycadkit by
    default, the ODA File Converter or LibreDWG where configured), and those DXF bytes are loaded
    with ``ezdxf.recover``'s loader and the same audit; ``LoadedDxf.dwg`` says which reader and
    what it could not convert.
 5. Text escapes (``\\U+XXXX``, ``%%nnn``, MTEXT ``\\~``) are decoded in the document
-   (:mod:`extractors.dxf_text`) unless the caller asks for the text as stored (``decode_text=False``,
+   (:mod:`documents.dxf_text`) unless the caller asks for the text as stored (``decode_text=False``,
    for editors that write the drawing back).
 
 ``LoadedDxf.header_vars`` holds the HEADER variables as the file states them, read once more from
@@ -25,7 +25,7 @@ the file's first section: while loading, ezdxf overwrites ``$TDCREATE`` with the
 (``$INSUNITS`` 6 ...). An empty dict means the file has no HEADER section. When that section cannot
 be parsed on its own, or for DWG, the loaded header is used without ``$TDCREATE``.
 
-Errors (``converters.errors``):
+Errors (``documents.errors``):
 
 - ``InputError``: the content is not a DXF/DWG, is empty, truncated, or neither loader copes; a
   DWG the reader refuses (the message names reader, version and cause) or no DWG reader
@@ -39,9 +39,10 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, NoReturn, Sequence, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 import ezdxf
 from ezdxf.audit import Auditor
@@ -53,13 +54,13 @@ from ezdxf.lldxf.validator import is_dxf_file
 from ezdxf.recover import Recover
 from ezdxf.sections.header import HeaderSection
 
-from converters.errors import InputError, TransientError
-from extractors.dxf_repair import RepairReport, audit_keeping_content, repair_for_drawing
-from extractors.dxf_text import decode_text_escapes
-from extractors.file_kind import sniff_format
+from documents.dxf_repair import RepairReport, audit_keeping_content, repair_for_drawing
+from documents.dxf_text import decode_text_escapes
+from documents.errors import InputError, TransientError
+from documents.file_kind import sniff_format
 
 if TYPE_CHECKING:
-    from extractors.dwg_readers import DwgSource
+    from documents.dwg_readers import DwgSource
 
 _MESSAGE_LIMIT = 240
 # ezdxf names an entity without a handle by its Python object id: "SPLINE(#140505207361944)".
@@ -90,7 +91,7 @@ def open_dxf(
     decode_text: bool = True,
 ) -> LoadedDxf:
     """Load `path`: ASCII DXF, binary DXF, or DWG converted by the first available of
-    `dwg_readers` (names of :data:`extractors.dwg_readers.READERS`)."""
+    `dwg_readers` (names of :data:`documents.dwg_readers.READERS`)."""
     loaded = _open(Path(path), dwg_readers, dwg_timeout_s)
     if decode_text:
         loaded.texts_decoded = decode_text_escapes(loaded.doc)
@@ -144,7 +145,7 @@ def _recovered_document(data: bytes) -> tuple[Drawing, Auditor]:
     """``ezdxf.recover.read`` up to its audit: the audit is ours, so that it keeps content."""
     tool = Recover.run(io.BytesIO(data))
     doc = Drawing()
-    doc._load_section_dict(tool.section_dict)  # noqa: SLF001 - what ezdxf.recover.read does
+    doc._load_section_dict(tool.section_dict)
     auditor = Auditor(doc)
     for code, message in tool.errors:
         auditor.add_error(code, message)
@@ -156,7 +157,7 @@ def _recovered_document(data: bytes) -> tuple[Drawing, Auditor]:
 def _open_dwg(path: Path, readers: Sequence[str], timeout_s: float) -> LoadedDxf:
     """Convert with a DWG reader, then load its DXF bytes like any recovered DXF: ``recover``'s
     loader on the bytes (a text stream of the same DXF lost every entity in one trial)."""
-    from extractors.dwg_readers import read_dwg
+    from documents.dwg_readers import read_dwg
 
     try:
         conversion = read_dwg(path, readers, timeout_s=timeout_s)

@@ -7,7 +7,7 @@ unchanged library reads almost nothing.
 Discovery never stops a batch: a file or folder it cannot read, a file that vanishes while it
 looks, a symbolic link it may not or cannot follow, a FIFO with a CAD name, each becomes an
 `Unreadable` entry that the batch records as failed with its reason (retryable where the cause
-can pass). Paths are in the text form of flows/names.py.
+can pass). Paths are in the text form of documents/names.py.
 
 Identity: a file is known by (source root, path below it), where the source root is the outermost
 of the folders cadpipe knows that contain the file (the folder sources of this run, the drop
@@ -31,10 +31,10 @@ import stat as stat_module
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from converters.errors import InputError
-from extractors.file_access import kind_of, open_regular
-from extractors.file_kind import HEAD_SIZE, is_cad_extension, sniff_bytes
-from flows.names import native_path, to_native, to_text
+from documents.errors import InputError
+from documents.file_access import kind_of, open_regular
+from documents.file_kind import HEAD_SIZE, is_cad_extension, sniff_bytes
+from documents.names import native_path, to_native, to_text
 
 _CHUNK = 1 << 20
 
@@ -161,9 +161,14 @@ class _Scan:
         # 0 when not even that is known: size and mtime stay integer columns (a null would make
         # them floats, and a float cannot hold a nanosecond mtime).
         entry = Unreadable(
-            root_text, rel_text, error_class, reason, permanent,
-            st.st_size if st is not None else 0, st.st_mtime_ns if st is not None else 0,
-        )  # fmt: skip
+            root_text,
+            rel_text,
+            error_class,
+            reason,
+            permanent,
+            st.st_size if st is not None else 0,
+            st.st_mtime_ns if st is not None else 0,
+        )
         self.problems.setdefault(entry.key, entry)
 
     # Walking.
@@ -218,9 +223,11 @@ class _Scan:
         if not self.follow:
             if not inside(real, top):
                 self.problem(
-                    path, "OutsideSource",
-                    "symbolic link to a path outside the source; not followed (inputs.follow_symlinks = false)", True,
-                )  # fmt: skip
+                    path,
+                    "OutsideSource",
+                    "symbolic link to a path outside the source; not followed (inputs.follow_symlinks = false)",
+                    True,
+                )
                 return None
             try:
                 os.stat(path)

@@ -1,0 +1,1 @@
+"""Loading documents: the parse-once layer (DXF, DWG, STEP), file kinds, names and errors."""

@@ -1,0 +1,1 @@
+"""The Prefect-free engine: plan, work, executor, catalog, documents and rollups."""
