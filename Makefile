@@ -4,13 +4,15 @@ VENV   := .venv
 PYTHON ?= python3
 UV_VERSION := 0.13.9
 LIBREDWG := documents/libredwg/node_modules/.installed
+# Where `make run` writes: `make run OUT=/tmp/cadpipe-out` for another folder.
+OUT ?= out
 
 .PHONY: run test bench env libredwg
 
-run: $(VENV)/.synced          ## convert the sample drawings in data/samples into out/
-	$(VENV)/bin/cadpipe run
+run: $(VENV)/.synced          ## convert the sample drawings in data/samples into out/ (or OUT)
+	$(VENV)/bin/cadpipe run --out $(OUT)
 
-test: $(VENV)/.synced         ## run the test suite (installs Debian's chromium, librecad, curl and jq if missing)
+test: $(VENV)/.synced         ## run the test suite (installs Debian's chromium, librecad, curl and jq if missing: needs root or sudo)
 	.ci/install-test-tools
 	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory libredwg; \
 	else echo "npm not found: the tests of the opt-in libredwg DWG reader are skipped"; fi

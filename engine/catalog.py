@@ -26,6 +26,7 @@ import pandas as pd
 from documents.file_access import open_regular
 from documents.names import clean, to_native, to_text
 from engine.discover import InputFile, KnownFile, inside
+from engine.failures import known_keys
 from engine.work import mode_no_wider, read_result
 
 CATALOG_DIR = "catalog"
@@ -48,6 +49,7 @@ FILE_COLUMNS = [
     "quarantine",
     "processed_at",
     "run_id",
+    "flow_run_id",
     "pipeline_version",
     "work_id",
     "size",
@@ -66,11 +68,16 @@ RUN_COLUMNS = [
     "unchanged",
     "failed",
     "reused",
+    "new_failures",
+    "known_failures",
+    "deferred",
+    "attempt",
     "pipeline_version",
     "config",
 ]
 ERROR_COLUMNS = [
     "run_id",
+    "flow_run_id",
     "path",
     "source_root",
     "sha256",
@@ -98,7 +105,9 @@ class Outcome:
 
     input: InputFile
     work_id: str | None  # None for what discovery could not read
-    state: str  # processed | reused | unchanged | failed
+    # processed | reused | unchanged | failed | deferred (its chunk could not run: left as it was
+    # recorded, for the next run)
+    state: str
     result: dict = field(default_factory=dict)
 
 
@@ -196,6 +205,15 @@ class Catalog:
         failed = files[files["status"] == "failed"]
         return [r.error_message for r in failed.itertuples() if (r.source_root, r.path) in wanted]
 
+    def run_of_flow_run(self, flow_run_id: str | None) -> str | None:
+        """The run id recorded for a Prefect flow run: a Retry of that flow run is the same run,
+        run again, and updates its row instead of adding one."""
+        runs = self.read("runs")
+        if not flow_run_id or runs.empty:
+            return None
+        found = runs.loc[runs["flow_run_id"] == flow_run_id, "run_id"]
+        return str(found.iloc[-1]) if len(found) else None
+
     # Publishing a run.
 
     def publish(
@@ -213,14 +231,16 @@ class Catalog:
             self._mark_repeated(files, outcomes)
             failed = [o for o in outcomes if o.state == "failed" and not o.result.get("unchanged")]
             quarantined = {id(o): self._quarantine(o, follow_symlinks) for o in failed}
-            self._append_errors(run, failed, quarantined)
+            self._append_errors(run, outcomes, failed, quarantined)
             files = self._merge_files(files, run, outcomes, walked_roots, quarantined)
             self._write("files", files)
             self._prune(files)
             counts = {
                 state: sum(o.state == state for o in outcomes)
-                for state in ("processed", "reused", "unchanged", "failed")
+                for state in ("processed", "reused", "unchanged", "failed", "deferred")
             }
+            counts["known_failures"] = len(known_keys(files, outcomes, run["run_id"]))
+            counts["new_failures"] = counts["failed"] - counts["known_failures"]
             row = {**run, "finished_at": now_iso(), "files_seen": len(outcomes), **counts}
             runs = self.read("runs")
             runs = runs[runs["run_id"] != row["run_id"]] if not runs.empty else runs
@@ -285,12 +305,17 @@ class Catalog:
                 "mtime_ns": o.input.mtime_ns,
                 "work_id": o.work_id,
             }
+            if o.state == "deferred":  # not processed: its record (if any) stays as it was
+                if o.input.key in previous:
+                    rows[o.input.key] = previous[o.input.key]
+                continue
             if (o.state == "unchanged" or o.result.get("unchanged")) and o.input.key in previous:
                 rows[o.input.key] = {**previous[o.input.key], **base}
                 continue
             row = {
                 **base,
                 "run_id": run["run_id"],
+                "flow_run_id": run.get("flow_run_id"),
                 "pipeline_version": run["pipeline_version"],
                 "processed_at": now_iso(),
                 "attempts": o.result.get("attempt"),
@@ -377,12 +402,23 @@ class Catalog:
         os.replace(tmp, qdir / f"{name}.error.json")
         return f"{QUARANTINE_DIR}/{to_text(name)}"
 
-    def _append_errors(self, run: dict, failed: list[Outcome], quarantined: dict) -> None:
+    def _append_errors(self, run: dict, outcomes: list[Outcome], failed: list[Outcome], quarantined: dict) -> None:
+        """This run's new failures. Published again (a Retry of its flow run), the run keeps the rows
+        of files still failed unchanged, and drops those of files it has now processed again."""
+        errors = self.read("errors")
+        redone = {o.input.key for o in outcomes if not o.result.get("unchanged") and o.state != "deferred"}
+        if not errors.empty:
+            keys = zip(errors["source_root"], errors["path"])
+            again = (errors["run_id"] == run["run_id"]) & pd.Series([k in redone for k in keys], index=errors.index)
+            if again.any():
+                self._write("errors", errors[~again])
+                errors = errors[~again]
         if not failed:
             return
         rows = [
             {
                 "run_id": run["run_id"],
+                "flow_run_id": run.get("flow_run_id"),
                 "path": o.input.path,
                 "source_root": o.input.source_root,
                 "sha256": o.input.sha256,
@@ -396,9 +432,6 @@ class Catalog:
             }
             for o in failed
         ]
-        errors = self.read("errors")
-        if not errors.empty:  # a republished run replaces its own rows
-            errors = errors[errors["run_id"] != run["run_id"]]
         added = pd.DataFrame(rows, columns=ERROR_COLUMNS)
         self._write("errors", pd.concat([errors, added], ignore_index=True) if not errors.empty else added)
 

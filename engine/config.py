@@ -1,16 +1,21 @@
 """The declarative configuration (`cadpipe.toml`): what a run should produce, and its limits.
 
-Loading validates every key against the defaults below, so a misspelt option fails loudly with its
-section and name instead of being silently ignored.
+Loading validates the whole file up front, before anything runs: every key against the defaults
+below (a misspelt option fails loudly with its section and name, and the nearest known name),
+every type, and every value against its rule in `RULES` (ranges of numbers, the allowed values
+of names such as page sizes), so a mistake costs a second, not a night of failed files. Each
+message names the file, the option and what is allowed.
 """
 
 from __future__ import annotations
 
 import copy
+import difflib
 import hashlib
 import json
 import math
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,7 +55,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "title_block": {"block_patterns": [], "tags": {}},
     "limits": {"timeout_s": 300.0, "memory_mb": 6144},
     "retries": {"attempts": 3, "backoff_s": 2.0, "max_backoff_s": 60.0, "jitter": 0.5},
-    "run": {"runner": "processes", "workers": 0, "chunk_size": 0},
+    "run": {"runner": "processes", "workers": 0, "chunk_size": 0, "fail_on": "new"},
     "logs": {"stdout": False},
     "webhooks": {
         "batch_completed": [],
@@ -78,10 +83,16 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 
 # Sections whose values, not keys, are free-form (a table of names to numbers).
 FREE_FORM = {("step", "densities"), ("bom", "tags"), ("title_block", "tags")}
-DXF_OUTPUTS = {"svg", "pdf", "png"}
-STEP_OUTPUTS = {"stl", "glb", "svg", "png"}
-FORMATS = {"dxf", "dwg", "step", "iges", "stl"}
-DWG_READERS = {"oda", "pycadkit", "libredwg"}
+DXF_OUTPUTS = ("svg", "pdf", "png")
+STEP_OUTPUTS = ("stl", "glb", "svg", "png")
+FORMATS = ("dxf", "dwg", "step", "iges", "stl")
+DWG_READERS = ("oda", "pycadkit", "libredwg")
+# The pages converters/dxf_render.py knows (tests/test_config.py checks that they agree).
+PAGE_SIZES = ("A0", "A1", "A2", "A3", "A4", "letter", "legal", "tabloid")
+# When a run counts as failed: a file that failed in this run ("new"), or any failed file ("any",
+# also those that failed before and are unchanged: see engine/failures.py).
+FAIL_ON = ("new", "any")
+WATCH_TRIGGERS = ("auto", "deployment", "local")
 # How a worker reaches the DWG reader, not what the reader yields: outside the work identity.
 DWG_RUNTIME_KEYS = ("readers", "timeout_s")
 # More worker processes than this per core only thrash (and each holds a drawing library in memory).
@@ -110,28 +121,116 @@ class Range:
             raise ConfigError(f"{name} must be {low}{high}{self.note}, not {value!r}")
 
 
-def _ranges() -> dict[tuple[str, str], Range]:
-    """Every number's range; a number not listed must be >= 0. Checked after merging."""
+@dataclass(frozen=True)
+class OneOf:
+    """A name from a fixed list (`ignore_case`: `a3` is `A3`)."""
+
+    allowed: tuple[str, ...]
+    ignore_case: bool = False
+
+    def check(self, value: str, name: str) -> None:
+        wanted = value.strip().lower() if self.ignore_case else value
+        known = [a.lower() for a in self.allowed] if self.ignore_case else list(self.allowed)
+        if wanted not in known:
+            raise ConfigError(f"{name} must be one of {', '.join(self.allowed)}, not {value!r}")
+
+
+@dataclass(frozen=True)
+class SubsetOf:
+    """A list of names from a fixed list, at least one unless `may_be_empty`."""
+
+    allowed: tuple[str, ...]
+    may_be_empty: bool = False
+
+    def check(self, value: list[str], name: str) -> None:
+        unknown = [v for v in value if v not in self.allowed]
+        if unknown:
+            raise ConfigError(
+                f"{name} has unknown values {', '.join(map(repr, unknown))} (allowed: {', '.join(self.allowed)})"
+            )
+        if not value and not self.may_be_empty:
+            raise ConfigError(f"{name} must name at least one of {', '.join(self.allowed)}")
+
+
+@dataclass(frozen=True)
+class NonEmpty:
+    """A text, or every text of a list, that may not be blank (a path, a name)."""
+
+    what: str = "a value"
+
+    def check(self, value: str | list[str], name: str) -> None:
+        values = value if isinstance(value, list) else [value]
+        if any(not v.strip() for v in values):
+            raise ConfigError(f"{name} may not hold an empty {self.what}")
+        if isinstance(value, list) and not value:
+            raise ConfigError(f"{name} must name at least one {self.what}")
+
+
+@dataclass(frozen=True)
+class Urls:
+    """Webhook receivers: absolute http or https URLs."""
+
+    def check(self, value: list[str], name: str) -> None:
+        for url in value:
+            scheme, _, rest = url.partition("://")
+            if scheme.lower() not in ("http", "https") or not rest.strip("/"):
+                raise ConfigError(f"{name} must hold http:// or https:// URLs, not {url!r}")
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """A text of a given shape (a deployment is `flow-name/deployment-name`)."""
+
+    regex: str
+    shape: str
+
+    def check(self, value: str, name: str) -> None:
+        if not re.fullmatch(self.regex, value):
+            raise ConfigError(f"{name} must be {self.shape}, not {value!r}")
+
+
+Rule = Range | OneOf | SubsetOf | NonEmpty | Urls | Pattern
+
+
+def rules() -> dict[tuple[str, str], Rule]:
+    """The rule of every option that has one, besides its type (the defaults' types); a number
+    without a rule must be >= 0. Checked after merging, so the message names where it came from."""
     positive = Range(0.0, low_inclusive=False)
     return {
+        ("inputs", "sources"): NonEmpty("path"),
+        ("inputs", "formats"): SubsetOf(FORMATS),
+        ("output", "root"): NonEmpty("path"),
+        ("dxf", "outputs"): SubsetOf(DXF_OUTPUTS, may_be_empty=True),
+        ("dxf", "page_size"): OneOf(PAGE_SIZES, ignore_case=True),
+        ("dxf", "orientation"): OneOf(("landscape", "portrait"), ignore_case=True),
         ("dxf", "png_dpi"): Range(1, 2400),
         ("dxf", "png_max_pixels"): Range(1),
         ("dxf", "margin_mm"): Range(0, 500),
+        ("step", "outputs"): SubsetOf(STEP_OUTPUTS, may_be_empty=True),
         ("step", "stl_linear_tolerance"): positive,
         ("step", "stl_angular_tolerance"): Range(0, math.pi, low_inclusive=False),
         ("step", "stl_max_bytes"): Range(1),
+        ("step", "default_material"): NonEmpty("material name"),
+        ("dwg", "readers"): SubsetOf(DWG_READERS),
         ("dwg", "timeout_s"): positive,
         ("limits", "timeout_s"): positive,
         ("limits", "memory_mb"): Range(0, note=" (0 = no cap)"),
         ("retries", "attempts"): Range(1, 100),
         ("retries", "jitter"): Range(0, 1),
+        ("run", "runner"): OneOf(("processes", "dask")),
         ("run", "workers"): Range(
             0, WORKERS_PER_CORE * _cores(), note=f" ({WORKERS_PER_CORE} per core; 0 = one per core)"
         ),
+        ("run", "fail_on"): OneOf(FAIL_ON),
+        ("webhooks", "batch_completed"): Urls(),
+        ("webhooks", "batch_failed"): Urls(),
+        ("webhooks", "file_failed"): Urls(),
         ("webhooks", "timeout_s"): positive,
         ("webhooks", "attempts"): Range(1, 100),
         ("watch", "poll_interval_s"): Range(0, 3600, note=" (0 = 1 s)"),
         ("watch", "retry_s"): positive,
+        ("watch", "trigger"): OneOf(WATCH_TRIGGERS),
+        ("watch", "deployment"): Pattern(r"[^/\s]+/[^/\s]+", "a deployment named flow-name/deployment-name"),
     }
 
 
@@ -189,13 +288,16 @@ def _merge(defaults: dict, given: dict, where: str) -> dict:
     merged = copy.deepcopy(defaults)
     for section, values in given.items():
         if section not in defaults:
-            raise ConfigError(f"{where}: unknown section [{section}] (known: {', '.join(defaults)})")
+            raise ConfigError(
+                f"{where}: unknown section [{section}]{_nearest(section, defaults)} (known: {', '.join(defaults)})"
+            )
         if not isinstance(values, dict):
             raise ConfigError(f"{where}: [{section}] must be a table")
         for key, value in values.items():
             if key not in defaults[section]:
                 known = ", ".join(defaults[section])
-                raise ConfigError(f"{where}: unknown option {section}.{key} (known: {known})")
+                hint = _nearest(key, defaults[section])
+                raise ConfigError(f"{where}: unknown option {section}.{key}{hint} (known: {known})")
             expected = defaults[section][key]
             if (section, key) in FREE_FORM:
                 if not isinstance(value, dict):
@@ -204,6 +306,11 @@ def _merge(defaults: dict, given: dict, where: str) -> dict:
                 continue
             merged[section][key] = _coerce(value, expected, f"{where}: {section}.{key}")
     return merged
+
+
+def _nearest(name: str, known) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]}?" if close else ""
 
 
 def _free_form(value: dict, expected: dict, name: str) -> dict:
@@ -245,41 +352,28 @@ def _coerce(value: Any, expected: Any, name: str) -> Any:
     return value
 
 
-def _check_numbers(raw: dict, where: str) -> None:
-    ranges = _ranges()
+def _check_rules(raw: dict, where: str) -> None:
+    """Every option against its rule (numbers without one: >= 0), then what spans options."""
+    table = rules()
     for section, values in raw.items():
         for key, value in values.items():
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                ranges.get((section, key), Range()).check(value, f"{where}: {section}.{key}")
-
-
-def _validate(raw: dict, where: str) -> None:
-    checks = [
-        ("dxf", "outputs", DXF_OUTPUTS),
-        ("step", "outputs", STEP_OUTPUTS),
-        ("inputs", "formats", FORMATS),
-    ]
-    for section, key, allowed in checks:
-        unknown = set(raw[section][key]) - allowed
-        if unknown:
-            raise ConfigError(
-                f"{where}: {section}.{key} has unknown values {sorted(unknown)} (allowed: {sorted(allowed)})"
-            )
-    readers = raw["dwg"]["readers"]
-    if not readers or set(readers) - DWG_READERS:
-        raise ConfigError(f"{where}: dwg.readers must name one or more of {sorted(DWG_READERS)}, not {readers}")
-    if raw["dwg"]["timeout_s"] <= 0:
-        raise ConfigError(f"{where}: dwg.timeout_s must be positive")
-    if raw["run"]["runner"] not in ("processes", "dask"):
-        raise ConfigError(f"{where}: run.runner must be 'processes' or 'dask'")
+            rule = table.get((section, key))
+            if rule is None and isinstance(value, (int, float)) and not isinstance(value, bool):
+                rule = Range()
+            if rule is not None:
+                rule.check(value, f"{where}: {section}.{key}")
     memory_mb = raw["limits"]["memory_mb"]
     if 0 < memory_mb < MIN_MEMORY_MB:
         raise ConfigError(
             f"{where}: limits.memory_mb must be 0 (no cap) or at least {MIN_MEMORY_MB}: "
             f"a worker needs that much to load its libraries, not {memory_mb!r}"
         )
-    if raw["dxf"]["orientation"] not in ("landscape", "portrait"):
-        raise ConfigError(f"{where}: dxf.orientation must be 'landscape' or 'portrait'")
+    step = raw["step"]
+    if step["default_material"].strip().lower() not in {name.strip().lower() for name in step["densities"]}:
+        raise ConfigError(
+            f"{where}: step.default_material {step['default_material']!r} has no density in [step.densities] "
+            f"(known: {', '.join(step['densities']) or 'none'})"
+        )
 
 
 # Where `cadpipe apply` writes revised drawings: a library of its own, catalogued from there.
@@ -333,11 +427,10 @@ def load_config(
             raise ConfigError(f"{config_path}: invalid TOML: {exc}") from exc
     where = str(config_path or "defaults")
     raw = _merge(DEFAULTS, given, where)
-    _check_numbers(raw, where)
+    _check_rules(raw, where)
     if overrides:
         raw = _merge(raw, overrides, "command line")
-        _check_numbers(raw, "command line")
-    _validate(raw, where)
+        _check_rules(raw, "command line")
     base = config_path.parent if config_path else Path.cwd()
     # Given here (command line, flow parameters): the catalog's text form of a path (documents/names.py).
     # Absolute, not resolved: a source that is a link is discovery's to judge (engine/discover.py).

@@ -27,6 +27,7 @@ import errno
 import fnmatch
 import hashlib
 import os
+import posixpath
 import stat as stat_module
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -347,3 +348,29 @@ def scan(
 def discover(sources: list[Path], **options) -> list[InputFile]:
     """The inputs of `scan` (for tools that need no account of what could not be read)."""
     return scan(sources, **options).inputs
+
+
+def sources_without_inputs(
+    sources, found: list[InputFile], problems: list[Unreadable], formats: list[str]
+) -> list[str]:
+    """A warning for each source folder in which discovery found nothing to take (no input, nothing
+    unreadable): an empty folder, or one without CAD files of the enabled formats, is most likely a
+    wrong path or an unmounted share, which a run reporting "0 files" would hide."""
+    taken = [posixpath.join(item.source_root, item.path) for item in [*found, *problems]]
+    warnings = []
+    for source in sources:
+        if not os.path.isdir(source):
+            continue
+        real = to_text(os.path.realpath(source))
+        if any(inside(where, real) for where in taken):
+            continue
+        others = 0
+        for _, _, names in os.walk(source):
+            others += len(names)
+            if others > 10_000:
+                break
+        what = (
+            "is empty" if not others else f"holds {others} files but none of the enabled formats ({', '.join(formats)})"
+        )
+        warnings.append(f"source {to_text(source)} {what}: nothing to process there")
+    return warnings

@@ -56,6 +56,7 @@ class Plan:
     unchanged: list[WorkItem] = field(default_factory=list)
     still_failed: list[WorkItem] = field(default_factory=list)
     unreadable: list[Unreadable] = field(default_factory=list)  # discovery could not take them
+    warnings: list[str] = field(default_factory=list)  # about the sources (one holds no CAD file)
 
     @property
     def total(self) -> int:

@@ -24,6 +24,7 @@ from documents.errors import InputError, Stage, TransientError, classify, failur
 from documents.file_access import ReadScope, open_regular, reading_within
 from documents.file_kind import HEAD_SIZE, sniff_bytes
 from documents.names import clean, native_path, printable, to_native
+from engine.captured_output import Captured, captured_output
 
 RESULT_FILE = "result.json"
 OUTPUTS_DIR = "outputs"
@@ -266,13 +267,15 @@ def process_job(job: dict) -> dict:
         os.close(lock)
         return _done(job, final, started, reused=True, snap=snap)
     tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{job['work_id']}-", dir=final.parent))
+    chatter = Captured()  # what libraries print meanwhile: this file's warnings, not the terminal's
     try:
         handler = HANDLERS.get(job["format"])
         if handler is None:
             raise InputError(f"no converter for format {job['format']}")
         # The drawing's references (xrefs, images) are looked up inside its source root only.
-        with reading_within(ReadScope.of([native_path(job["source_root"])], follow)):
+        with reading_within(ReadScope.of([native_path(job["source_root"])], follow)), captured_output() as chatter:
             record = handler(src, job, tmp, stage)
+        record["warnings"] = [*record.get("warnings", []), *chatter.warnings()]
         stage("write")
         if not unchanged_since(src, snap, follow):
             raise TransientError("changed while it was being processed; tried again")
@@ -307,6 +310,7 @@ def process_job(job: dict) -> dict:
             permanent,
             duration_ms=round((time.monotonic() - started) * 1000),
             traceback=printable("".join(traceback.format_exception(exc, limit=-6)), keep_newlines=True),
+            warnings=chatter.warnings(),
             **extra,
             **_identity_fields(job, snap),
         )

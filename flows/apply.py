@@ -47,6 +47,7 @@ from engine.executor import FileExecutor, RetryPolicy, default_workers
 from extractors.block_attributes import DEFAULT_TAG_MAP
 from extractors.title_block import DEFAULT_TITLE_BLOCK_PATTERNS, DEFAULT_TITLE_TAG_MAP
 from flows.batch import chunk_size_for, new_run_id
+from flows.outcomes import FilesFailed, summary_of
 
 EDIT_COLUMNS = [
     "run_id",
@@ -344,8 +345,8 @@ def recatalogue(source: Path, out: Path, config: str | None, workers: int | None
     from flows.batch import batch
 
     state = batch(sources=[to_text(source)], out=to_text(out), config=config, workers=workers, return_state=True)
-    summary = state.result(raise_on_failure=False)
-    if not isinstance(summary, dict):
+    summary = summary_of(state.result(raise_on_failure=False))
+    if summary is None:
         return {"error": state.message}
     keys = ("run_id", "files_seen", "processed", "unchanged", "reused", "failed", "failures")
     return {key: summary[key] for key in keys}
@@ -491,7 +492,9 @@ def _apply(
         f"{summary['failed']} failed"
     )
     logger.info("%s", message)  # the recipe's name is user text, never a format string
-    return Failed(message=message, data=summary) if summary["failed"] else Completed(message=message, data=summary)
+    if summary["failed"]:  # an exception as its data, so a deployment's run ends without a traceback
+        return Failed(message=message, data=FilesFailed(message, summary))
+    return Completed(message=message, data=summary)
 
 
 # Command line: `cadpipe apply` (flows/cli.py defines its arguments and calls run).
@@ -538,12 +541,32 @@ def run(args: argparse.Namespace) -> int:
             recatalog=not args.no_catalog,
             return_state=True,
         )
-    summary = state.result(raise_on_failure=False)
-    if not isinstance(summary, dict):
+    summary = summary_of(state.result(raise_on_failure=False))
+    if summary is None:
         err.print(f"[red]apply did not complete:[/red] {escape(str(state.message))}")
         return 3
     print_report(summary, quiet=args.quiet)
     return 1 if summary["failed"] else 0
+
+
+def selection_hints(summary: dict) -> list[str]:
+    """Why a recipe selected nothing: how many drawings each part of `select` left out."""
+    if summary["selected"]:
+        return []
+    library = summary.get("library", "the library")
+    if not summary["files_seen"]:
+        return [f"{library} holds no DXF drawing (DWG and other formats cannot be edited)"]
+    notes: dict[str, int] = {}
+    for result in summary["files"]:
+        if result["status"] == "skipped":
+            note = result.get("note") or "not selected"
+            notes[note] = notes.get(note, 0) + 1
+    reasons = ", ".join(f"{count} {note}" for note, count in sorted(notes.items(), key=lambda kv: -kv[1]))
+    return [
+        f"the recipe selected none of the {summary['files_seen']} drawings of {library} ({reasons}): "
+        "select.paths globs match paths relative to the library (a glob without / matches the file name), "
+        "and every condition of select must hold"
+    ]
 
 
 def _shown(value: str | None, limit: int = 100) -> str:
@@ -590,6 +613,8 @@ def print_report(summary: dict, quiet: bool = False) -> None:
         str(summary["changes"]),
     )
     out.print(table)
+    for hint in selection_hints(summary):
+        out.print(f"[yellow]hint:[/yellow] {escape(hint)}")
     if summary["revision_dir"] and not dry:
         out.print(f"revisions: {escape(summary['revision_dir'])}")
     if summary["backup_dir"]:

@@ -27,6 +27,7 @@ from prefect.artifacts import (
 )
 
 from engine.catalog import Catalog, Outcome
+from engine.failures import known_keys
 from engine.rollups import WHERE_USED_TABLE
 from flows import prefect_api, progress
 
@@ -36,7 +37,7 @@ FAILURES_KEY = "cadpipe-failures"
 ROLLUP_KEY = "cadpipe-bom-rollup"
 FAILURE_ROWS = 200
 ROLLUP_ROWS = 100
-SUMMARY_FAILURES = 5
+SUMMARY_FAILURES = 50  # named with their reasons in the summary (the failures table has more)
 
 log = logging.getLogger("cadpipe.artifacts")
 
@@ -190,7 +191,7 @@ def track_progress(key: str = PROGRESS_KEY) -> Callable[[], None]:
 def create_run_artifacts(out: Path | str, summary: dict, outcomes: list[Outcome]) -> dict[str, UUID]:
     """The summary, failures and BOM roll-up artifacts of a finished run; returns key -> id."""
     catalog = Catalog(out)
-    failures = failure_rows(catalog.read("files"), outcomes)
+    failures = failure_rows(catalog.read("files"), outcomes, summary["run_id"])
     rollup = rollup_rows(catalog.read(WHERE_USED_TABLE))
     ids = {
         SUMMARY_KEY: create_markdown_artifact(
@@ -212,11 +213,13 @@ def create_run_artifacts(out: Path | str, summary: dict, outcomes: list[Outcome]
     return ids
 
 
-def failure_rows(files: pd.DataFrame, outcomes: list[Outcome]) -> list[dict[str, Any]]:
-    """This run's failed inputs, as recorded in the catalog, sorted by path."""
+def failure_rows(files: pd.DataFrame, outcomes: list[Outcome], run_id: str | None = None) -> list[dict[str, Any]]:
+    """This run's failed inputs, as recorded in the catalog, sorted by path: new ones first, then
+    those `known` (recorded by an earlier run, unchanged since: engine/failures.py)."""
     if files.empty:
         return []
     keys = {o.input.key for o in outcomes}
+    known = known_keys(files, outcomes, run_id) if run_id else set()
     failed = files[files["status"] == "failed"]
     rows = [
         {
@@ -225,12 +228,13 @@ def failure_rows(files: pd.DataFrame, outcomes: list[Outcome]) -> list[dict[str,
             "error": r["error_class"],
             "reason": r["error_message"],
             "permanent": bool(r["error_permanent"]),
+            "known": (r["source_root"], r["path"]) in known,
             "quarantine": r["quarantine"],
         }
         for r in failed.to_dict("records")
         if (r["source_root"], r["path"]) in keys
     ]
-    return sorted(rows, key=lambda r: r["path"])
+    return sorted(rows, key=lambda r: (r["known"], r["path"]))
 
 
 def rollup_rows(where_used: pd.DataFrame) -> list[dict[str, Any]]:
@@ -242,11 +246,15 @@ def rollup_rows(where_used: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def summary_markdown(summary: dict, failures: list[dict], part_numbers: int) -> str:
+    """The run's story for the person reading it in Prefect's UI: the verdict, the counts, and
+    every failure of this run by name with its reason (known ones apart)."""
     out = Path(summary["out"])
-    counts = [summary.get(k, 0) for k in ("files_seen", "processed", "reused", "unchanged", "failed")]
-    lines = [
-        f"# cadpipe run {md(summary['run_id'])}",
-        "",
+    names = ("files_seen", "processed", "reused", "unchanged", "failed")
+    counts = [summary.get(k, 0) for k in names]
+    lines = [f"# cadpipe run {md(summary['run_id'])}", ""]
+    if summary.get("message"):
+        lines += [md(summary["message"]), ""]
+    lines += [
         "| files | processed | reused | unchanged | failed |",
         "|---:|---:|---:|---:|---:|",
         "| " + " | ".join(str(c) for c in counts) + " |",
@@ -255,12 +263,25 @@ def summary_markdown(summary: dict, failures: list[dict], part_numbers: int) -> 
         f"- Batch report: {md(str(out / 'docs' / 'index.html'))}",
         f"- Part numbers in the library: {part_numbers} (table artifact `{ROLLUP_KEY}`)",
     ]
-    if failures:
-        lines += ["", f"## {len(failures)} failed (table artifact `{FAILURES_KEY}`)", ""]
-        lines += [f"- {md(f['path'])}: {md(str(f['reason']))}" for f in failures[:SUMMARY_FAILURES]]
-        if len(failures) > SUMMARY_FAILURES:
-            lines.append(f"- and {len(failures) - SUMMARY_FAILURES} more")
+    new = [f for f in failures if not f.get("known")]
+    known = [f for f in failures if f.get("known")]
+    if new:
+        lines += ["", f"## {len(new)} failed in this run (table artifact `{FAILURES_KEY}`)", ""]
+        lines += _listed(new)
+    if known:
+        noun = "known failure" if len(known) == 1 else "known failures"
+        lines += ["", f"## {len(known)} {noun}: failed before, unchanged since (not news)", ""]
+        lines += _listed(known)
+    if summary.get("deferred"):
+        lines += ["", f"## {summary['deferred']} not processed: left for the next run", ""]
     return "\n".join(lines) + "\n"
+
+
+def _listed(failures: list[dict]) -> list[str]:
+    lines = [f"- {md(f['path'])}: {md(str(f['reason']))}" for f in failures[:SUMMARY_FAILURES]]
+    if len(failures) > SUMMARY_FAILURES:
+        lines.append(f"- and {len(failures) - SUMMARY_FAILURES} more")
+    return lines
 
 
 _MD_SPECIAL = str.maketrans(

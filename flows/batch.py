@@ -3,12 +3,16 @@
 One Prefect task run per chunk of files, not per file: a task run costs 12-16 ms on threads and
 115-245 ms on process or Dask runners, and thousands of task runs per flow overload a small
 server. Per-file state lives in our own catalog; per-file retries and timeouts live in the process
-pool (engine/executor.py). The flow run ends Failed when any file failed, after every other file
-was finished and published, so the UI shows it and its Retry redoes only what is not done.
+pool (engine/executor.py). The flow run ends Failed when a file failed in this run (or any failed
+file, with `[run] fail_on = "any"`: engine/failures.py), after every other file was finished and
+published, so the UI shows it and its Retry redoes only what is not done; its state message and
+its summary artifact name the failed files. A run refused at its start (an empty parameter, a
+config mistake, a Dask cluster that cannot isolate files) ends Failed before touching a file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import dataclasses
 import math
@@ -25,21 +29,23 @@ from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from documents.errors import failure
 from documents.names import to_text
 from engine.catalog import Catalog, Outcome, now_iso
-from engine.config import Config, check_roots, fingerprint, load_config
-from engine.discover import InputFile, scan
+from engine.config import Config, ConfigError, check_roots, fingerprint, load_config
+from engine.discover import InputFile, scan, sources_without_inputs
 from engine.docs import publish_docs
 from engine.executor import RetryPolicy, default_workers, shared_executor
+from engine.failures import Verdict, failures, known_keys
 from engine.plan import Plan, make_plan, work_id
 from engine.version import pipeline_version
 from engine.work import is_complete, sweep_abandoned
-from flows import logs, prefect_api, progress
+from flows import dask_cluster, deployments, logs, prefect_api, progress
 from flows.artifacts import create_run_artifacts, track_progress
 from flows.notify import notify_crash, notify_run
+from flows.outcomes import FilesFailed, RunRefused, quiet_expected_outcomes
 
 MAX_TASK_RUNS = 200
+quiet_expected_outcomes()  # a Failed run with a reason is not a crash: no traceback (flows/outcomes.py)
 
 # Results of the chunks this process ran, by (run_id, chunk index): what a run keeps when the
 # Prefect server goes away under it and the subflow of its chunks cannot report its end.
@@ -87,6 +93,9 @@ def discover_and_plan(cfg: Config, roots: list[str] | None = None) -> tuple[list
         completed=completed_work(cfg.out, inputs, cfg, version),
     )
     plan.unreadable = found.problems
+    for warning in sources_without_inputs(cfg.sources, inputs, found.problems, cfg.raw["inputs"]["formats"]):
+        get_run_logger().warning("%s", warning, extra={"event": "source.empty"})
+        plan.warnings.append(warning)
     get_run_logger().info(
         "%d input files: %d to process, %d already done elsewhere, %d unchanged, %d failed before (not retried), "
         "%d unreadable",
@@ -168,16 +177,32 @@ def run_chunks(chunks: list[list[dict]], settings: dict) -> list[list[dict]]:
         if state.is_completed():
             results = future.result()
             local = settings["runner"] != "dask"  # local chunks reported each file as it finished
-        else:  # the chunk itself failed after its retries: each of its files is failed, retryable
-            reason = state.message or "chunk task failed"
-            results = [failure(job, "orchestration", "ChunkFailed", reason, False) for job in jobs]
-            local = False
+        else:  # the chunk itself failed after its retries: not the files' fault (see deferred_results)
+            results = deferred_results(index, jobs, state.message or "chunk task failed")
+            for job, result in zip(jobs, results):
+                progress.file_done(job["path"], result)
+            collected[index] = results
+            continue
         if not local:
             for job, result in zip(jobs, results):
                 progress.file_done(job["path"], result)
                 logs.file_event(logs.local_logger, job, result)
         collected[index] = results
     return collected
+
+
+def deferred_results(index: int, jobs: list[dict], reason: str) -> list[dict]:
+    """A chunk that could not run (an orchestration fault: a lost worker, a cluster that cannot
+    start processes) after its task retries: its files are not recorded as failed nor
+    quarantined, but left as they were for the next run; the cause is logged once, here."""
+    get_run_logger().error(
+        "chunk-%d could not run (%s); its %d files are left for the next run, not recorded as failed",
+        index,
+        reason,
+        len(jobs),
+        extra={"event": "chunk.failed"},
+    )
+    return [{"status": "deferred", "work_id": job["work_id"], "reason": reason} for job in jobs]
 
 
 @flow(name="cadpipe-batch")
@@ -190,6 +215,7 @@ def batch(
     dask_address: str | None = None,
     chunk_size: int | None = None,
     roots: list[str] | None = None,
+    fail_on: str | None = None,
 ):
     """Convert, measure and catalogue every CAD file under `sources` into `out`.
 
@@ -197,24 +223,45 @@ def batch(
     cadpipe.toml). Rerunning is always safe: only missing or stale work is done. Paths are in
     the text form of the catalog (documents/names.py: a backslash doubled, a byte that is not UTF-8
     as backslash-x and two hex digits); `roots` are folders that files of `sources` are known
-    under (drop folders).
+    under (drop folders). `fail_on`: "new" or "any" (default: the config's run.fail_on).
     """
     logger = get_run_logger()
-    overrides = {"run": {k: v for k, v in (("runner", runner), ("workers", workers), ("chunk_size", chunk_size)) if v}}
-    cfg = load_config(config, sources=sources, out=out, overrides=overrides)
-    check_roots(cfg.sources, cfg.out)
+    chosen = (("runner", runner), ("workers", workers), ("chunk_size", chunk_size), ("fail_on", fail_on))
+    try:
+        deployments.check_parameters(sources, out)  # before anything is read or written
+        try:
+            cfg = load_config(config, sources=sources, out=out, overrides={"run": {k: v for k, v in chosen if v}})
+            check_roots(cfg.sources, cfg.out)
+        except ConfigError as exc:
+            raise RunRefused(f"configuration error: {exc}") from None
+        deployments.check_output_root(cfg.out)
+    except RunRefused as refused:
+        logger.error("%s", refused, extra={"event": "run.refused"})
+        return Failed(message=str(refused), data=refused)
     settings = batch_settings(cfg)
+    flow_run_id = str(flow_run.id) if flow_run.id else None
     run = {
-        "run_id": new_run_id(),
-        "flow_run_id": str(flow_run.id) if flow_run.id else None,
+        # A Retry of a flow run is that run again: its row in `runs` is updated, not added to.
+        "run_id": Catalog(cfg.out).run_of_flow_run(flow_run_id) or new_run_id(),
+        "flow_run_id": flow_run_id,
+        "attempt": flow_run.run_count or 1,
         "started_at": now_iso(),
         "sources": [to_text(s) for s in cfg.sources],
         "pipeline_version": pipeline_version(),
         "config": fingerprint(cfg.raw),
     }
-    run_log = logs.configure(cfg.out, run["run_id"], stdout=cfg.raw["logs"]["stdout"])
+    run_log = logs.configure(cfg.out, run["run_id"], stdout=cfg.raw["logs"]["stdout"], flow_run_id=flow_run_id)
     try:
-        return _run_batch(cfg, run, settings, dask_address, logger, roots)
+        with contextlib.ExitStack() as stack:
+            if settings["runner"] == "dask":  # checked (or started) before any file is touched
+                try:
+                    if not dask_address:
+                        dask_address = stack.enter_context(dask_cluster.local_cluster(settings["workers"]))
+                    dask_cluster.check_cluster(dask_address)
+                except RunRefused as refused:
+                    logger.error("%s", refused, extra={"event": "run.refused"})
+                    return Failed(message=str(refused), data=refused)
+            return _run_batch(cfg, run, settings, dask_address, logger, roots)
     except BaseException as exc:
         # The batch itself could not finish (not a file's fault: those are recorded and published).
         # Say so where a per-file failure would be heard, then let Prefect mark the run Crashed/Failed.
@@ -254,13 +301,31 @@ def _run_batch(cfg: Config, run: dict, settings: dict, dask_address: str | None,
     outcomes = [Outcome(item.input, item.work_id, "unchanged") for item in plan.unchanged]
     outcomes += [Outcome(item.input, item.work_id, "failed", {"unchanged": True}) for item in plan.still_failed]
     outcomes += [Outcome(item.input, item.work_id, "reused") for item in plan.reuse]
+    deferred_reason = None
     for item, result in zip(plan.todo, results):
+        if result["status"] == "deferred":  # its chunk could not run: left as recorded
+            outcomes.append(Outcome(item.input, item.work_id, "deferred", result))
+            deferred_reason = deferred_reason or result.get("reason")
+            continue
         state = "processed" if result["status"] == "ok" else "failed"
         outcomes.append(Outcome(as_read(item.input, result), result.get("work_id") or item.work_id, state, result))
     outcomes += [Outcome(p.as_input(), None, "failed", unreadable_result(p)) for p in plan.unreadable]
     row = publish(cfg, run, outcomes)
-    summary = {**row, "out": out_dir, "failures": Catalog(cfg.out).failures([o.input.key for o in outcomes])}
-    summary["documents"] = publish_docs(cfg, row, outcomes)
+    catalog = Catalog(cfg.out)
+    files = catalog.read("files")
+    failed_keys = {o.input.key for o in outcomes if o.state == "failed"}
+    found = failures(files, catalog.read("errors"), failed_keys, known_keys(files, outcomes, run["run_id"]))
+    verdict = Verdict.of(cfg.raw["run"]["fail_on"], found, row["deferred"], deferred_reason)
+    summary = {
+        **row,
+        "out": out_dir,
+        "failures": [f.error_message for f in found],
+        "failed_files": [f.to_dict() for f in found],
+        "fail_on": verdict.fail_on,
+        "exit_code": verdict.exit_code,
+        "warnings": list(plan.warnings),
+    }
+    summary["documents"] = publish_docs(cfg, row, [o for o in outcomes if o.state != "deferred"])
     with _results_lock:
         _finished.clear()  # the latest only: a watcher runs batch after batch in one process
         _finished[run["run_id"]] = summary
@@ -268,14 +333,11 @@ def _run_batch(cfg: Config, run: dict, settings: dict, dask_address: str | None,
         create_run_artifacts(cfg.out, summary, outcomes)
     else:
         logger.error("run artifacts not created: %s", prefect_api.lost_message())
+    message = summary["message"] = verdict.message(row)
     notify_run(cfg, summary)
-    message = (
-        f"{row['files_seen']} files: {row['processed']} processed, {row['reused'] + row['unchanged']} unchanged, "
-        f"{row['failed']} failed"
-    )
-    logger.info(message, extra={"event": "run.finished"})
-    if row["failed"]:
-        return Failed(message=message, data=summary)
+    logger.info("%s", message, extra={"event": "run.finished"})  # file names are data, never a format
+    if verdict.failed:
+        return Failed(message=message, data=FilesFailed(message, summary))
     return Completed(message=message, data=summary)
 
 

@@ -1,4 +1,11 @@
-"""`cadpipe` command line: the batch flow with a progress bar and a summary table."""
+"""`cadpipe` command line: the batch flow with a progress bar and a summary (flows/terminal.py).
+
+Exit codes, for every command: 0 done (every file ok, or only known failures: engine/failures.py),
+1 a file failed (per `[run] fail_on`), 2 a usage or configuration mistake (found before anything
+starts), 3 the batch could not run (the Prefect server does not answer, a Dask cluster cannot
+isolate files, part of the batch could not be processed). Errors are one line; set
+CADPIPE_DEBUG=1 for the traceback of an unexpected one.
+"""
 
 from __future__ import annotations
 
@@ -6,44 +13,21 @@ import argparse
 import contextlib
 import os
 import sys
-import threading
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
-from rich.text import Text
-
-from documents.names import to_text
-from engine.config import ConfigError, check_roots, load_config
+from documents.names import printable, to_text
+from engine.config import FAIL_ON, ConfigError, check_roots, load_config
 from flows import temporary_server
+from flows.terminal import ProgressBar, labelled, print_json, print_summary, progress_bar, stderr_console
 
-console = Console(stderr=True)
-
-
-def labelled(label: str, style: str, message: object) -> Text:
-    """`label` in `style`, then `message` as plain text: file names, drawing content and library
-    errors are data, never Rich markup (a `[/x]` in a message would otherwise raise)."""
-    return Text.assemble((label, style), " ", str(message))
+console = stderr_console()
 
 
-class ProgressBar:
-    """Feeds Rich's progress bar from the batch's progress events (thread-safe)."""
+class CommandFailed(Exception):
+    """A command that cannot go on: its one-line reason and exit code."""
 
-    def __init__(self, progress: Progress) -> None:
-        self.progress = progress
-        self.task = progress.add_task("discovering", total=None)
-        self.failed = 0
-        self.lock = threading.Lock()
-
-    def planned(self, total: int, todo: int) -> None:
-        self.progress.update(self.task, total=total, description=f"{todo} to process")
-
-    def file_done(self, path: str, result: dict) -> None:
-        with self.lock:
-            if result.get("status") == "failed":
-                self.failed += 1
-                self.progress.console.print(labelled("failed", "red", result.get("error_message")))
-            self.progress.advance(self.task)
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 def positive_int(text: str) -> int:
@@ -69,7 +53,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", type=positive_int, help="worker processes (default: one per core)")
     run.add_argument("--dask-address", help="scheduler of an existing Dask cluster, e.g. tcp://host:8786")
     run.add_argument("--chunk-size", type=positive_int, help="files per Prefect task run (default: automatic)")
-    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument(
+        "--fail-on",
+        choices=FAIL_ON,
+        help="which failures fail the run: new (this run's, the default) or any (also known ones)",
+    )
+    run.add_argument("--quiet", action="store_true", help="print only the summary and the failures")
+    run.add_argument("--json", action="store_true", help="print only the summary, as one JSON object")
+
+    failures = sub.add_parser(
+        "failures", help="list the files the catalog records as failed, with how long they have been failing"
+    )
+    failures.add_argument("--out", help="output root (default: the config's output.root)")
+    failures.add_argument("--config", help="config file (default: cadpipe.toml of the repository)")
+    failures.add_argument("--json", action="store_true", help="print them as one JSON list")
 
     watch = sub.add_parser(
         "watch", help="process CAD files dropped into folders as they arrive (until stopped with Ctrl-C)"
@@ -100,15 +97,39 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(argv)  # a usage mistake exits 2 here
     # This machine may have no route out: Prefect's usage telemetry would only log DNS errors.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     # Without a configured server a temporary one is started (ours for `run`, Prefect's for `watch`
     # and `apply`); on a busy 2-core machine that can take longer than Prefect's default 20 s wait,
     # and one of Prefect's that timed out is left running.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+    try:
+        return _command(args)
+    except CommandFailed as exc:
+        console.print(labelled("cadpipe:", "red", printable(str(exc))))
+        return exc.exit_code
+    except KeyboardInterrupt:
+        console.print(labelled("cadpipe:", "red", "interrupted"))
+        return 130
+    except Exception as exc:  # a fault of ours or of the machine: never exit 1, which means "a file failed"
+        if os.environ.get("CADPIPE_DEBUG"):
+            raise
+        console.print(
+            labelled(
+                "cadpipe:",
+                "red",
+                f"{type(exc).__name__}: {printable(str(exc))} (set CADPIPE_DEBUG=1 for the traceback)",
+            )
+        )
+        return 3
+
+
+def _command(args: argparse.Namespace) -> int:
     if args.command == "run":
         return run_command(args)
+    if args.command == "failures":
+        return failures_command(args)
     if args.command == "watch":
         from flows import watch
 
@@ -118,6 +139,22 @@ def main(argv: list[str] | None = None) -> int:
 
         return apply.run(args)
     return 2
+
+
+def failures_command(args: argparse.Namespace) -> int:
+    from engine.catalog import Catalog
+    from engine.failures import failures
+    from flows.terminal import print_failures
+
+    try:
+        cfg = load_config(args.config, out=to_text(args.out) if args.out else None)
+    except ConfigError as exc:
+        raise CommandFailed(f"configuration error: {exc}", 2) from None
+    catalog = Catalog(cfg.out)
+    if not catalog.table_path("files").exists():
+        raise CommandFailed(f"no catalog at {to_text(catalog.dir)}: give the output root of a run with --out", 2)
+    print_failures(failures(catalog.read("files"), catalog.read("errors")), to_text(cfg.out), as_json=args.json)
+    return 0
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -131,20 +168,19 @@ def run_command(args: argparse.Namespace) -> int:
         workers=args.workers,
         dask_address=args.dask_address,
         chunk_size=args.chunk_size,
+        fail_on=args.fail_on,
     )
     # Check the config and sources before starting Prefect: a typo should cost a second, not a server start.
     try:
         chosen = (("runner", args.runner), ("workers", args.workers), ("chunk_size", args.chunk_size))
-        overrides = {"run": {k: v for k, v in chosen if v}}
+        overrides = {"run": {k: v for k, v in (*chosen, ("fail_on", args.fail_on)) if v}}
         cfg = load_config(args.config, sources=params["sources"], out=params["out"], overrides=overrides)
         check_roots(cfg.sources, cfg.out)
     except ConfigError as exc:
-        console.print(labelled("configuration error:", "red", exc))
-        return 2
+        raise CommandFailed(f"configuration error: {exc}", 2) from None
     missing = [to_text(s) for s in cfg.sources if not s.exists()]
     if missing:
-        console.print(labelled("input not found:", "red", ", ".join(missing)))
-        return 2
+        raise CommandFailed(f"input not found: {', '.join(missing)}", 2)
     # Before any heavy import: the server's start-up then runs beside them (flows/temporary_server.py).
     # It stops at exit, after Prefect has sent its last logs and events (Prefect's exit hooks run first).
     server = temporary_server.launch_unless_configured()
@@ -155,10 +191,16 @@ def _run_batch(args: argparse.Namespace, params: dict, cfg, server) -> int:
     from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL, temporary_settings
 
     from engine.executor import shared_executor
-    from flows import progress
+    from flows import prefect_api, progress
     from flows.batch import batch, batch_settings
+    from flows.outcomes import RunRefused, summary_of
+    from flows.terminal import prefect_logs_through
 
     server = temporary_server.keep_if_needed(server)
+    if server is None:  # a configured server: it must answer, or nothing can run
+        problem = prefect_api.unreachable()
+        if problem:
+            raise CommandFailed(problem, 3)
     settings = batch_settings(cfg)
     if settings["runner"] == "processes":  # workers load their libraries while the server starts
         shared_executor(settings["workers"], settings["memory_mb"]).warm_up()
@@ -167,39 +209,39 @@ def _run_batch(args: argparse.Namespace, params: dict, cfg, server) -> int:
         try:
             server.wait_ready(float(os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"]))
         except RuntimeError as exc:
-            console.print(labelled("batch did not start:", "red", exc))
-            return 3
+            raise CommandFailed(f"batch did not start: {exc}", 3) from None
         # No UI link in the logs: the temporary server has no UI and ends with this command.
         prefect_settings = temporary_settings(updates={PREFECT_API_URL: server.api_url, PREFECT_UI_URL: ""})
-    bar = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        disable=args.quiet or not console.is_terminal,
-    )
-    listener = ProgressBar(bar)
-    unsubscribe = progress.subscribe(listener)
+    quiet = args.quiet or args.json
+    bar = progress_bar(console, shown=not quiet and console.is_terminal)
+    unsubscribe = progress.subscribe(ProgressBar(bar))
     try:
-        with prefect_settings:
+        with prefect_settings, prefect_logs_through(console, quiet):
             try:
                 with bar:
                     state = batch(**params, return_state=True)
             except Exception as exc:  # the flow run could not even report its end
-                return _lost(exc)
+                return _lost(exc, args)
     finally:
         unsubscribe()
-    summary = state.result(raise_on_failure=False)
-    if not isinstance(summary, dict):  # the flow itself crashed before publishing
-        console.print(labelled("batch did not complete:", "red", state.message))
-        return 3
-    print_summary(summary)
-    return 1 if summary["failed"] else 0
+    result = state.result(raise_on_failure=False)
+    summary = summary_of(result)
+    if summary is None:
+        if isinstance(result, RunRefused):  # refused at its start: nothing was touched
+            raise CommandFailed(str(result), result.exit_code)
+        raise CommandFailed(f"batch did not complete: {state.message}", 3)
+    _show(summary, args)
+    return int(summary.get("exit_code", 1 if summary["failed"] else 0))
 
 
-def _lost(exc: Exception) -> int:
+def _show(summary: dict, args: argparse.Namespace) -> None:
+    if args.json:
+        print_json(summary)
+    else:
+        print_summary(summary)
+
+
+def _lost(exc: Exception, args: argparse.Namespace) -> int:
     """Exit 3 with the reason. A run whose Prefect server went away still processed and
     published every file (flows/batch.py): its summary is shown, and the lost server named."""
     from flows import prefect_api
@@ -207,9 +249,8 @@ def _lost(exc: Exception) -> int:
 
     summary = finished_summary()
     if summary is None or prefect_api.reachable():
-        console.print(labelled("batch did not complete:", "red", f"{type(exc).__name__}: {exc}"))
-        return 3
-    print_summary(summary)
+        raise CommandFailed(f"batch did not complete: {type(exc).__name__}: {exc}", 3)
+    _show(summary, args)
     console.print(
         labelled(
             "batch did not complete:",
@@ -220,25 +261,6 @@ def _lost(exc: Exception) -> int:
     )
     prefect_api.drop_undeliverable()  # else the exit waits for each queued event to fail to send
     return 3
-
-
-def print_summary(summary: dict) -> None:
-    table = Table(title=f"cadpipe run {summary['run_id']}", show_header=True)
-    for column in ("files seen", "processed", "unchanged", "failed"):
-        table.add_column(column, justify="right")
-    table.add_row(
-        str(summary["files_seen"]),
-        str(summary["processed"]),
-        str(summary["unchanged"] + summary["reused"]),
-        f"[red]{summary['failed']}[/red]" if summary["failed"] else "0",
-    )
-    out = Console()
-    out.print(table)
-    for message in summary["failures"]:
-        out.print(Text("  ").append(labelled("failed", "red", message)))
-    out.print(Text(f"catalog: {os.path.join(summary['out'], 'catalog')}"))
-    if summary.get("documents"):
-        out.print(Text(f"report:  {os.path.join(summary['out'], summary['documents'][0])}"))
 
 
 if __name__ == "__main__":

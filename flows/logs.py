@@ -8,7 +8,9 @@ as a watcher's, never mix their lines.
 
 Fields of every line: timestamp, level, event, run_id, flow_run_id, task_run_id, path, sha256,
 stage, duration_ms, error_class, message (null when not applicable); a few more where known
-(work_id, attempt, reused, exception).
+(work_id, attempt, reused, exception, subflow_run_id). `flow_run_id` is the run's own flow run
+(the one in the catalog's `runs` table), also on the lines of its `cadpipe-chunks` subflow, whose
+id is `subflow_run_id`.
 """
 
 from __future__ import annotations
@@ -53,9 +55,10 @@ def log_path(out: Path | str, run_id: str) -> Path:
 class JsonLineFormatter(logging.Formatter):
     """A log record as one line of JSON with the fixed fields first."""
 
-    def __init__(self, run_id: str | None = None) -> None:
+    def __init__(self, run_id: str | None = None, flow_run_id: str | None = None) -> None:
         super().__init__()
         self.run_id = run_id
+        self.flow_run_id = flow_run_id  # the run's flow run, not a subflow's
 
     def format(self, record: logging.LogRecord) -> str:
         get = record.__dict__.get
@@ -67,7 +70,12 @@ class JsonLineFormatter(logging.Formatter):
         }
         for name in FIELDS[4:]:
             entry[name] = get(name)
+        own = get("flow_run_id")
+        if self.flow_run_id:
+            entry["flow_run_id"] = self.flow_run_id
         entry["message"] = record.getMessage()
+        if own and self.flow_run_id and str(own) != self.flow_run_id:
+            entry["subflow_run_id"] = str(own)
         for name in EXTRA_FIELDS:
             if get(name) is not None:
                 entry[name] = get(name)
@@ -79,11 +87,11 @@ class JsonLineFormatter(logging.Formatter):
 class RunLog:
     """The JSON sink of one run; use as a context manager or call `close()`."""
 
-    def __init__(self, out: Path | str, run_id: str, stdout: bool = False) -> None:
+    def __init__(self, out: Path | str, run_id: str, stdout: bool = False, flow_run_id: str | None = None) -> None:
         self.run_id = run_id
         self.path = log_path(out, run_id)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        formatter = JsonLineFormatter(run_id)
+        formatter = JsonLineFormatter(run_id, flow_run_id)
         # Appending lines is the one write that is not atomic: a reader sees whole lines so far.
         self.handlers: list[logging.Handler] = [logging.FileHandler(self.path, mode="a", encoding="utf-8")]
         if stdout:
@@ -133,12 +141,13 @@ class RunLog:
         self.close()
 
 
-def configure(out: Path | str, run_id: str, stdout: bool = False) -> RunLog:
-    """Start writing this run's JSON log lines (to `OUT/logs/<run_id>.jsonl`, and stdout if asked).
+def configure(out: Path | str, run_id: str, stdout: bool = False, flow_run_id: str | None = None) -> RunLog:
+    """Start writing this run's JSON log lines (to `OUT/logs/<run_id>.jsonl`, and stdout if asked);
+    `flow_run_id` is the run's own flow run, named on every line.
 
     Takes effect at once; the returned object detaches it (`close()`, or leave its `with` block).
     """
-    return RunLog(out, run_id, stdout)
+    return RunLog(out, run_id, stdout, flow_run_id)
 
 
 def _prefect_ids() -> tuple[str | None, str | None]:

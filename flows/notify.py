@@ -1,7 +1,9 @@
 """Tell other systems about a finished run: signed webhooks.
 
-Events: `batch.completed` (every file ok), `batch.failed` (some file failed) and `file.failed` (one
-POST per failed file), each to the URLs configured for it in `[webhooks]`. The body is JSON; the
+Events: `batch.completed` (every file ok, or only known failures: engine/failures.py),
+`batch.failed` (a file failed in this run, or any file with `[run] fail_on = "any"`; or part of the
+batch could not run) and `file.failed` (one POST per such failed file), each to the URLs
+configured for it in `[webhooks]`. The body is JSON; the
 headers `X-Cadpipe-Timestamp` (Unix seconds) and `X-Cadpipe-Signature: sha256=<hex HMAC-SHA256 of
 "<timestamp>.<body>">` let the receiver check it came from us and is fresh. The secret comes from an
 environment variable or a Prefect Secret block; it is never logged (nothing here logs headers).
@@ -32,6 +34,7 @@ from flows.logs import log_path
 EVENTS = {"batch.completed": "batch_completed", "batch.failed": "batch_failed", "file.failed": "file_failed"}
 RETRY_STATUS = {408, 429}
 FAILURE_FIELDS = ("path", "source_root", "sha256", "stage", "error_class", "error_message", "permanent", "quarantine")
+COUNTS = ("files_seen", "processed", "reused", "unchanged", "failed", "new_failures", "known_failures", "deferred")
 
 
 class SecretMissing(RuntimeError):
@@ -131,19 +134,35 @@ def payloads(out: Path | str, summary: dict) -> list[tuple[str, dict]]:
         "sources": summary.get("sources", []),
         "pipeline_version": summary.get("pipeline_version"),
     }
-    counts = {k: summary.get(k, 0) for k in ("files_seen", "processed", "reused", "unchanged", "failed")}
-    event = "batch.failed" if summary.get("failed") else "batch.completed"
+    counts = {k: summary.get(k, 0) for k in COUNTS}
+    failed = summary.get("exit_code", 1 if summary.get("failed") else 0) != 0
+    event = "batch.failed" if failed else "batch.completed"
+    fail_on = summary.get("fail_on", "any")
     messages = [
-        {"event": event, **run, "counts": counts, "failures": failures, "outputs": outputs},
+        {
+            "event": event,
+            **run,
+            "message": summary.get("message"),
+            "fail_on": fail_on,
+            "counts": counts,
+            "failures": failures,
+            "outputs": outputs,
+        },
     ]
-    messages += [{"event": "file.failed", **run, "file": failure, "outputs": outputs} for failure in failures]
+    counted = [f for f in failures if fail_on == "any" or not f.get("known")]
+    messages += [{"event": "file.failed", **run, "file": failure, "outputs": outputs} for failure in counted]
     return [(m["event"], m) for m in messages]
 
 
 def _failures(out: Path, summary: dict) -> list[dict]:
-    """This run's failed files from the catalog's errors table (published before we are called)."""
+    """This run's failed files, each marked `known` (failed before, unchanged) or not; from the
+    summary, or else from the catalog's errors table (published before we are called)."""
     if not summary.get("failed"):
         return []
+    if "failed_files" in summary:
+        return [
+            {**{k: f.get(k) for k in FAILURE_FIELDS}, "known": bool(f.get("known"))} for f in summary["failed_files"]
+        ]
     errors = Catalog(out).read("errors")
     if errors.empty:
         return [{"error_message": message} for message in summary.get("failures", [])]

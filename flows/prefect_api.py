@@ -32,6 +32,24 @@ def reachable(timeout_s: float = 5.0) -> bool:
     return True
 
 
+def unreachable(timeout_s: float = 10.0) -> str | None:
+    """Why the configured API cannot be used, in one line naming its address and the fix; None
+    when it answers (or no server is configured). Checked before a command starts anything."""
+    url = api_url()
+    if not url:
+        return None
+    try:
+        httpx.get(f"{url.rstrip('/')}/health", timeout=timeout_s)
+    except (httpx.ConnectError, httpx.UnsupportedProtocol, httpx.ConnectTimeout) as exc:
+        return (
+            f"the Prefect server at {url} does not answer ({type(exc).__name__}: {exc}): start it "
+            "(`prefect server start`), correct PREFECT_API_URL, or unset it to run on a temporary server"
+        )
+    except httpx.HTTPError:
+        return None  # it answers, slowly or with an error: a busy server is still there
+    return None
+
+
 def lost_message(exc: BaseException | None = None) -> str:
     cause = f" ({type(exc).__name__}: {exc})" if exc is not None else ""
     return f"the Prefect server at {api_url()} stopped answering during the run{cause}"

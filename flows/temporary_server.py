@@ -152,7 +152,12 @@ def prefect_api(timeout_s: float) -> Iterator[TemporaryServer | None]:
     (Prefect's own temporary server would outlive a SIGKILL). Inside the block Prefect uses it.
     RuntimeError when the temporary server does not start."""
     server = keep_if_needed(launch_unless_configured())
-    if server is None:
+    if server is None:  # a configured server: it must answer
+        from flows import prefect_api
+
+        problem = prefect_api.unreachable()
+        if problem:
+            raise RuntimeError(problem)
         yield None
         return
     from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL, temporary_settings
@@ -161,6 +166,22 @@ def prefect_api(timeout_s: float) -> Iterator[TemporaryServer | None]:
         server.wait_ready(timeout_s)
         # No UI link in the logs: the temporary server has no UI and ends with this command.
         with temporary_settings(updates={PREFECT_API_URL: server.api_url, PREFECT_UI_URL: ""}):
-            yield server
+            try:
+                yield server
+            finally:
+                _send_what_is_queued()
     finally:
         server.stop()
+
+
+def _send_what_is_queued(timeout_s: float = 10.0) -> None:
+    """Send the log records and events Prefect still queues to the server before it stops; else
+    they are sent at exit to a server that is gone ("--- Error logging to API ---" on stderr)."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for service in (APILogWorker, EventsWorker):
+        try:
+            service.drain_all(timeout=timeout_s)
+        except Exception:  # best effort: the run itself is over and recorded
+            pass

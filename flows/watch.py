@@ -53,6 +53,7 @@ from documents.names import printable, to_text
 from engine.catalog import Catalog
 from engine.config import Config, ConfigError, check_roots, load_config
 from engine.discover import format_family, inside
+from flows.outcomes import summary_of
 
 PROCESSED_DIR = "processed"
 TRIGGERS = ("auto", "deployment", "local")
@@ -161,8 +162,8 @@ def run_in_process(cfg: Config) -> Dispatch:
         from flows.batch import batch
 
         state = batch(**run_parameters(cfg, paths, roots), return_state=True)
-        summary = state.result(raise_on_failure=False)
-        if not isinstance(summary, dict):
+        summary = summary_of(state.result(raise_on_failure=False))
+        if summary is None:
             raise RuntimeError(f"batch did not complete: {state.message}")
         return {"flow_run_id": summary.get("flow_run_id"), "state": state.type.value, "message": state.message}
 

@@ -99,10 +99,12 @@ def test_a_batch_writes_per_file_events_with_run_and_task_ids(logged_batch):
     assert failed["path"] == str(lib / "broken.dxf")
     assert failed["level"] == "WARNING" and failed["stage"] == "load" and failed["error_class"]
     for line in (done, failed):
-        assert line["task_run_id"] and line["flow_run_id"], "per-file events carry the chunk task's ids"
+        assert line["task_run_id"] and line["subflow_run_id"], "per-file events carry the chunk task's ids"
+    assert {line["flow_run_id"] for line in lines} == {summary["flow_run_id"]}, "the run's own flow run"
+    assert {line.get("subflow_run_id") for line in lines} - {None} != {summary["flow_run_id"]}
     finished = [line for line in lines if line["event"] == "run.finished"]
     assert len(finished) == 1 and finished[0]["flow_run_id"] == summary["flow_run_id"]
-    assert finished[0]["message"].endswith("1 failed")
+    assert "1 processed, 0 unchanged, 1 failed; failed in this run: broken.dxf: load: " in finished[0]["message"]
 
 
 def test_the_same_messages_reach_the_prefect_api(logged_batch):
@@ -110,18 +112,27 @@ def test_the_same_messages_reach_the_prefect_api(logged_batch):
     from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 
     failed = next(line for line in logged_batch["lines"] if line["event"] == "file.failed")
-    seen: list[str] = []
-    deadline = time.monotonic() + 60  # Prefect sends logs in batches every few seconds
-    with get_client(sync_client=True) as client:
-        while time.monotonic() < deadline:
-            records = client.read_logs(
-                log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[failed["flow_run_id"]])), limit=200
-            )
-            seen = [r.message for r in records]
-            if failed["message"] in seen:
-                break
-            time.sleep(0.5)
-    assert failed["message"] in seen, "the UI shows the failure the JSON log records"
+    finished = next(line for line in logged_batch["lines"] if line["event"] == "run.finished")
+
+    def messages(flow_run_id: str, wanted: str) -> list[str]:
+        seen: list[str] = []
+        deadline = time.monotonic() + 60  # Prefect sends logs in batches every few seconds
+        with get_client(sync_client=True) as client:
+            while time.monotonic() < deadline:
+                records = client.read_logs(
+                    log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])), limit=200
+                )
+                seen = [r.message for r in records]
+                if wanted in seen:
+                    break
+                time.sleep(0.5)
+        return seen
+
+    # The chunk's task run (in the cadpipe-chunks subflow) logs the file; the run's own flow run
+    # names it in its last line, which a query of that flow run's logs finds.
+    assert failed["message"] in messages(failed["subflow_run_id"], failed["message"]), "the UI shows the failure"
+    assert finished["message"] in messages(finished["flow_run_id"], finished["message"])
+    assert "broken.dxf: load: " in finished["message"]
 
 
 def test_nothing_is_logged_after_the_run(logged_batch):

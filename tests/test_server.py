@@ -246,13 +246,135 @@ def test_rerunning_a_failed_flow_run_processes_only_the_fixed_file(server, deplo
     assert run["state_type"] == "COMPLETED" and run["run_count"] == 2, "the same flow run, run again"
 
     runs = pd.read_parquet(out / "catalog" / "runs.parquet")
-    assert list(runs["flow_run_id"]) == [run_id, run_id]
-    assert list(zip(runs["processed"], runs["unchanged"], runs["failed"])) == [(2, 0, 1), (1, 2, 0)]
-    second = runs.iloc[1]["run_id"]
-    processed = [e["path"] for e in json_events(out) if e["run_id"] == second and e["event"] == "file.processed"]
+    assert list(runs["flow_run_id"]) == [run_id], "one row per run: the Retry updated it"
+    assert list(zip(runs["processed"], runs["unchanged"], runs["failed"], runs["attempt"])) == [(1, 2, 0, 2)]
+    events = json_events(out)
+    assert {e["run_id"] for e in events} == {runs.iloc[0]["run_id"]}, "the Retry continues the run's log"
+    first_end = next(i for i, e in enumerate(events) if e["event"] == "run.finished")
+    processed = [e["path"] for e in events[first_end:] if e["event"] == "file.processed"]
     assert processed == [str(library / "part.dxf")], "only the fixed file was processed again"
     files = pd.read_parquet(out / "catalog" / "files.parquet")
     assert set(files["status"]) == {"ok"}
+
+
+def create_run(server: Server, deployment: str, parameters: dict | None = None) -> str:
+    url = f"{server.api}/deployments/{deployment_id(server, deployment)}/create_flow_run"
+    for _ in range(5):  # the SQLite server can answer 5xx while it is busy
+        response = httpx.post(url, json={"parameters": parameters or {}}, timeout=30)
+        if response.status_code < 500:
+            break
+        time.sleep(2)
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
+def run_logs(server: Server, run_id: str, wanted: str, timeout: float = 60) -> list[str]:
+    """The flow run's log messages, once `wanted` is among them (logs are shipped in batches)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = httpx.post(
+            f"{server.api}/logs/filter",
+            json={"logs": {"flow_run_id": {"any_": [run_id]}}, "sort": "TIMESTAMP_ASC"},
+            timeout=30,
+        ).json()
+        messages = [r["message"] for r in found]
+        if any(wanted in m for m in messages) or time.monotonic() > deadline:
+            return messages
+        time.sleep(1)
+
+
+def summary_artifact(server: Server, run_id: str) -> str:
+    found = httpx.post(
+        f"{server.api}/artifacts/filter",
+        json={"artifacts": {"flow_run_id": {"any_": [run_id]}, "key": {"any_": ["cadpipe-run-summary"]}}},
+        timeout=30,
+    ).json()
+    [artifact] = found
+    return artifact["data"]
+
+
+def test_a_nightly_run_is_red_only_for_news(server, deployed, corpus_dir, manifest):
+    """The nightly deployment as deployed, over a library with one corrupt drawing: Failed for the
+    new failure, Completed with "1 known failure" when nothing changed, Completed with 0 failures
+    once the file is replaced; each flow run tells its story without a traceback."""
+    library, out = deployed["library"], deployed["out"]
+    for name in ("gear.dxf", "text_alignments.dxf"):
+        shutil.copy(SAMPLES / name, library / name)
+    broken = min(
+        (r for r in manifest if r["format"] == "dxf" and r["ezdxf_load"] == "fail"), key=lambda r: int(r["bytes"])
+    )
+    shutil.copy(corpus_dir / broken["path"], library / "part.dxf")
+
+    first = create_run(server, "nightly-library")
+    run = server.wait_run(first)
+    assert run["state_type"] == "FAILED", run["state"]
+    message = run["state"]["message"]
+    assert message.startswith("3 files: 2 processed, 0 unchanged, 1 failed; failed in this run: part.dxf: load: ")
+    logged = run_logs(server, first, "failed in this run: part.dxf")
+    assert any(m.startswith("3 files: 2 processed") and "part.dxf: load: " in m for m in logged), logged
+    assert not any("Traceback" in m or "exited with unexpected exception" in m for m in logged), logged
+    assert "part\\.dxf" in summary_artifact(server, first) and "1 failed in this run" in summary_artifact(server, first)
+
+    second = create_run(server, "nightly-library")
+    run = server.wait_run(second)
+    assert run["state_type"] == "COMPLETED", run["state"]
+    assert "3 files: 0 processed, 2 unchanged, 1 failed; 1 known failure" in run["state"]["message"]
+    assert "1 known failure" in summary_artifact(server, second)
+
+    shutil.copy(SAMPLES / "hatch_pattern.dxf", library / "part.dxf")  # the corrupt drawing replaced
+    third = create_run(server, "nightly-library")
+    run = server.wait_run(third)
+    assert run["state_type"] == "COMPLETED", run["state"]
+    assert run["state"]["message"] == "3 files: 1 processed, 2 unchanged, 0 failed"
+
+    runs = pd.read_parquet(out / "catalog" / "runs.parquet")
+    assert list(runs["flow_run_id"]) == [first, second, third], "one row per run, the parent flow run's id"
+    assert list(zip(runs["new_failures"], runs["known_failures"])) == [(1, 0), (0, 1), (0, 0)]
+    by_run = dict(zip(runs["run_id"], runs["flow_run_id"]))
+    events = json_events(out)
+    assert events and all(e["flow_run_id"] == by_run[e["run_id"]] for e in events), "log lines name the run's own"
+    assert any(e.get("subflow_run_id") for e in events if e["event"] == "file.failed")
+    errors = pd.read_parquet(out / "catalog" / "errors.parquet")
+    assert list(errors["flow_run_id"]) == [first], "the failure was news once"
+    assert set(pd.read_parquet(out / "catalog" / "files.parquet")["status"]) == {"ok"}
+
+
+def tree(path: Path) -> list[tuple[str, int]] | None:
+    """What a folder holds, with modification times (None when it does not exist)."""
+    if not path.exists():
+        return None
+    return sorted((str(p.relative_to(path)), p.stat().st_mtime_ns) for p in path.rglob("*"))
+
+
+def test_deploying_without_a_variable_fails_loudly_and_a_run_never_writes_into_the_repository(server, deployed):
+    env = {k: v for k, v in server.env.items() if k != "CADPIPE_LIBRARY"}
+    env.update(CADPIPE_OUT=str(deployed["out"]), CADPIPE_TIMEZONE="Europe/Berlin")
+    done = subprocess.run(
+        [PREFECT, "--no-prompt", "deploy", "--all"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
+    said = done.stdout + done.stderr
+    assert done.returncode != 0, said
+    assert "$CADPIPE_LIBRARY is not set" in said, said
+    nightly = httpx.get(f"{server.api}/deployments/name/cadpipe-batch/nightly-library", timeout=30).json()
+    assert nightly["parameters"]["sources"] == [str(deployed["library"])], "the deployment was left as it was"
+
+    # A deployment holding empty parameters anyway (as Prefect stores an unset variable): its runs
+    # fail at their start, naming the variable, and touch nothing; nor may a run write into the
+    # repository (the `batch` deployment with `out` left to the config's default, REPO/out).
+    repository = tree(REPO / "out")
+    empty = create_run(server, "nightly-library", {"sources": [""], "out": ""})
+    defaulted = create_run(server, "batch")
+    for run_id, words in (
+        (empty, ["parameter sources[0] is empty", "$CADPIPE_LIBRARY", "nothing was read or written"]),
+        (defaulted, ["inside cadpipe's code folder", "never writes into the repository", "out parameter"]),
+    ):
+        run = server.wait_run(run_id)
+        assert run["state_type"] == "FAILED", run["state"]
+        for word in words:
+            assert word in run["state"]["message"], run["state"]["message"]
+        logged = run_logs(server, run_id, words[0])
+        assert any(words[0] in m for m in logged) and not any("Traceback" in m for m in logged), logged
+    assert tree(REPO / "out") == repository, "nothing written into the repository"
 
 
 def test_the_cli_submits_follows_and_cancels_a_run(server, deployed, tmp_path, corpus_dir, manifest):

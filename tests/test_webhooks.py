@@ -16,6 +16,7 @@ import pytest
 
 from engine.config import load_config
 from flows.notify import notify_run, signature
+from flows.outcomes import summary_of
 from tests.conftest import REPO
 
 SECRET = "s3cr3t-for-tests-0f9a"
@@ -137,7 +138,16 @@ def test_a_completed_run_is_delivered_signed_and_the_receiver_verifies_it(tmp_pa
     body, headers = request["body"], request["headers"]
     assert body["event"] == "batch.completed" and headers["X-Cadpipe-Event"] == "batch.completed"
     assert body["run_id"] == "20260101T000000Z-abcdef12"
-    assert body["counts"] == {"files_seen": 3, "processed": 3, "reused": 0, "unchanged": 0, "failed": 0}
+    assert body["counts"] == {
+        "files_seen": 3,
+        "processed": 3,
+        "reused": 0,
+        "unchanged": 0,
+        "failed": 0,
+        "new_failures": 0,
+        "known_failures": 0,
+        "deferred": 0,
+    }
     assert body["failures"] == []
     assert body["outputs"]["catalog"] == str(cfg.out / "catalog")
     assert body["outputs"]["log"] == str(cfg.out / "logs" / "20260101T000000Z-abcdef12.jsonl")
@@ -223,8 +233,8 @@ def test_a_batch_with_a_failed_file_sends_batch_failed_and_file_failed(
             file_failed=[good.url],
         )
         state = batch(sources=[str(library)], out=str(cfg.out), config=str(cfg.path), workers=2, return_state=True)
-        result = state.result(raise_on_failure=False)
-    assert isinstance(result, dict) and result["failed"] == 1, "a rejected delivery does not fail the batch"
+        result = summary_of(state.result(raise_on_failure=False))
+    assert result is not None and result["failed"] == 1, "a rejected delivery does not fail the batch"
     assert sorted(good.events()) == ["batch.failed", "file.failed"]
     assert all(r["valid"] for r in good.requests)
     assert [(r["body"]["event"], r["status"]) for r in wrong.requests] == [("batch.failed", 401)]
@@ -241,6 +251,18 @@ def test_a_batch_with_a_failed_file_sends_batch_failed_and_file_failed(
     json_log = Path(body["outputs"]["log"]).read_text()
     assert "webhook.delivered" in json_log and "webhook.failed" in json_log
     assert SECRET not in json_log and SECRET not in caplog.text, "the secret never reaches a log"
+    assert failure["known"] is False and body["counts"]["new_failures"] == 1
+
+    # The same library again, unchanged: the corrupt file is a known failure, not news.
+    with Receiver(SECRET) as good:
+        cfg = config(tmp_path, batch_completed=[good.url], batch_failed=[good.url], file_failed=[good.url])
+        state = batch(sources=[str(library)], out=str(cfg.out), config=str(cfg.path), workers=2, return_state=True)
+    assert state.is_completed() and "1 known failure" in state.message
+    [request] = good.requests
+    body = request["body"]
+    assert body["event"] == "batch.completed" and request["valid"]
+    assert (body["counts"]["failed"], body["counts"]["known_failures"], body["counts"]["new_failures"]) == (1, 1, 0)
+    assert [f["known"] for f in body["failures"]] == [True] and "1 known failure" in body["message"]
 
 
 def test_the_secret_can_come_from_a_prefect_secret_block(tmp_path, monkeypatch, prefect_harness):
