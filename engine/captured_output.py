@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ from documents.names import printable
 
 MAX_LINES = 20  # a library may print the same complaint thousands of times
 MAX_CHARS = 2000
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # OpenCASCADE colours its messages
 
 
 @dataclass
@@ -69,4 +71,5 @@ def captured_output() -> Iterator[Captured]:
                 os.close(fd)
             sink.seek(0)
             result.text = sink.read(1 << 20).decode("utf-8", errors="replace")
-            result.lines = [line.strip() for line in result.text.splitlines() if line.strip()]
+            plain = _ANSI.sub("", result.text)
+            result.lines = [line.strip() for line in plain.splitlines() if line.strip()]

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 from flows.outcomes import RunRefused
 
-CONNECT_TIMEOUT_S = 30.0
+CONNECT_TIMEOUT_S = 15.0
 DAEMON_ADVICE = "start the Dask workers with DASK_DISTRIBUTED__WORKER__DAEMON=False"
 
 

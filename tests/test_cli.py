@@ -180,3 +180,36 @@ def test_replacing_the_corrupt_file_leaves_no_failure(quiet_runs):
     summary = json.loads(proc.stdout)
     assert proc.returncode == 0 and summary["failed"] == 0 and summary["processed"] == 1
     assert "no failures recorded" in cadpipe("failures", "--out", str(out), timeout=120).stdout
+
+
+UNRESOLVED_STEP = """ISO-10303-21;
+HEADER;
+FILE_DESCRIPTION((''),'2;1');
+FILE_NAME('part.step','2024-01-01T00:00:00',(''),(''),'','','');
+FILE_SCHEMA(('AUTOMOTIVE_DESIGN'));
+ENDSEC;
+DATA;
+#1=CARTESIAN_POINT('',(0.,0.,0.));
+#2=DIRECTION('',(0.,0.,1.));
+#3=DIRECTION('',(1.,0.,0.));
+#4=AXIS2_PLACEMENT_3D('',#1,#2,#3);
+#6=SPHERICAL_SURFACE('',#4,10.);
+#7=MANIFOLD_SOLID_BREP('',#8);
+ENDSEC;
+END-ISO-10303-21;
+"""
+
+
+def test_what_a_library_prints_is_kept_with_its_file_never_on_the_terminal(tmp_path):
+    """OpenCASCADE writes "*** ERR StepReaderData ***" straight to the process's stderr."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "part.step").write_text(UNRESOLVED_STEP)
+    shutil.copy(SAMPLES / "gear.dxf", lib / "gear.dxf")
+    proc = cadpipe("run", str(lib), "--out", str(tmp_path / "out"), "--workers", "1")
+    assert "StepReaderData" not in proc.stdout + proc.stderr
+    files = pd.read_parquet(tmp_path / "out" / "catalog" / "files.parquet").set_index("path")
+    [said] = [w for w in files.loc["part.step", "warnings"] if "StepReaderData" in w]
+    assert said.startswith("library output while processing") and "Unresolved Reference" in said
+    assert "\x1b" not in said and "\\x1b" not in said, "without the terminal's colour codes"
+    assert not any("library output" in w for w in files.loc["gear.dxf", "warnings"]), "only its own file's"

@@ -3,7 +3,6 @@ file, the line and the field."""
 
 from __future__ import annotations
 
-import shutil
 import textwrap
 from pathlib import Path
 
@@ -39,10 +38,8 @@ def error_of(tmp_path: Path, text: str) -> str:
     return str(caught.value)
 
 
-def test_the_documented_example_loads_with_every_operation(tmp_path):
-    shutil.copy(EXAMPLE, tmp_path / "example.yaml")
-    make_library_block(tmp_path / "library" / "TB-A3.dxf")
-    recipe = load_recipe(tmp_path / "example.yaml")
+def test_the_documented_example_loads_with_every_operation():
+    recipe = load_recipe(EXAMPLE)  # its library block ships in data/example-library/
     assert recipe.name == "project-x-rev-b"
     assert [op.op for op in recipe.operations] == [
         "set_attributes",
@@ -58,7 +55,8 @@ def test_the_documented_example_loads_with_every_operation(tmp_path):
     assert replace == ReplaceText(r"\bPhase\s+(\d+)", r"Stage \1", False, ("TEXT", "MTEXT", "ATTRIB"))
     assert rename == RenameLayer("DIM", "DIMENSIONS")
     assert layer == SetLayer(("DIMENSIONS",), 3, "DASHED")
-    assert isinstance(redefine, RedefineBlock) and redefine.source == tmp_path / "library" / "TB-A3.dxf"
+    library_block = REPO / "data" / "example-library" / "blocks" / "TB-A3.dxf"
+    assert isinstance(redefine, RedefineBlock) and redefine.source.resolve() == library_block
     assert purge == Purge(True, True) and convert == ConvertVersion("AC1032")
     select = recipe.select
     assert select.paths == ("project-x/*",) and select.exclude == ("*/superseded/*", "*-old.dxf")
