@@ -100,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)  # a usage mistake exits 2 here
     # This machine may have no route out: Prefect's usage telemetry would only log DNS errors.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")  # and the client's (its first-run notice on the terminal)
     # Without a configured server a temporary one is started (ours for `run`, Prefect's for `watch`
     # and `apply`); on a busy 2-core machine that can take longer than Prefect's default 20 s wait,
     # and one of Prefect's that timed out is left running.
