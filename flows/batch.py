@@ -136,9 +136,15 @@ def process_chunk(index: int, jobs: list[Job], settings: RunSettings) -> list[Fi
 
     results = pool.run(jobs, timeout_s=settings.timeout_s, retry=settings.retry, on_result=report)
     if settings.run_id and settings.local:  # a Dask worker's are its own
-        with _results_lock:
-            _chunk_results[(settings.run_id, index)] = results
+        _keep_chunk_results(settings.run_id, index, results)
     return results
+
+
+def _keep_chunk_results(run_id: str, index: int, results: list[FileOutcome]) -> None:
+    """Out of the task's own body: Dask pickles that body by value with the globals it names, and
+    a lock cannot be pickled."""
+    with _results_lock:
+        _chunk_results[(run_id, index)] = results
 
 
 @task(name="publish")
