@@ -191,9 +191,10 @@ def run_command(args: argparse.Namespace) -> int:
 def _run_batch(args: argparse.Namespace, params: dict, cfg, server) -> int:
     from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL, temporary_settings
 
-    from engine.executor import shared_executor
+    from engine.executor import run_settings, shared_pool
+    from engine.work import BATCH_WORK
     from flows import prefect_api, progress
-    from flows.batch import batch, batch_settings
+    from flows.batch import batch
     from flows.outcomes import RunRefused, summary_of
     from flows.terminal import prefect_logs_through
 
@@ -202,9 +203,9 @@ def _run_batch(args: argparse.Namespace, params: dict, cfg, server) -> int:
         problem = prefect_api.unreachable()
         if problem:
             raise CommandFailed(problem, 3)
-    settings = batch_settings(cfg)
-    if settings["runner"] == "processes":  # workers load their libraries while the server starts
-        shared_executor(settings["workers"], settings["memory_mb"]).warm_up()
+    settings = run_settings(cfg)
+    if settings.runner == "processes":  # workers load their libraries while the server starts
+        shared_pool(BATCH_WORK, settings.workers, settings.memory_mb).warm_up()
     prefect_settings = contextlib.nullcontext()
     if server is not None:
         try:

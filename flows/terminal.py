@@ -25,6 +25,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from documents.contracts import FileOutcome
+
 # Log events the summary already tells (or the JSON log keeps): not repeated on the console.
 SUMMARISED = ("file.processed", "file.failed", "run.finished", "run.refused", "source.empty")
 
@@ -67,9 +69,9 @@ class ProgressBar:
             self.todo = todo
             self.progress.update(self.task, total=total, description=self._description())
 
-    def file_done(self, path: str, result: dict) -> None:
+    def file_done(self, path: str, outcome: FileOutcome | None) -> None:
         with self.lock:
-            if result.get("status") == "failed":
+            if outcome is not None and outcome.status == "failed":
                 self.failed += 1
             self.progress.update(self.task, advance=1, description=self._description())
 
