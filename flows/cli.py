@@ -13,6 +13,7 @@ import argparse
 import contextlib
 import os
 import sys
+from typing import Any, cast
 
 from documents.names import printable, to_text
 from engine.config import FAIL_ON, ConfigError, check_roots, load_config
@@ -190,6 +191,7 @@ def run_command(args: argparse.Namespace) -> int:
 
 def _run_batch(args: argparse.Namespace, params: dict, cfg, server) -> int:
     from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL, temporary_settings
+    from prefect.states import State
 
     from engine.executor import run_settings, shared_pool
     from engine.work import BATCH_WORK
@@ -206,7 +208,7 @@ def _run_batch(args: argparse.Namespace, params: dict, cfg, server) -> int:
     settings = run_settings(cfg)
     if settings.runner == "processes":  # workers load their libraries while the server starts
         shared_pool(BATCH_WORK, settings.workers, settings.memory_mb).warm_up()
-    prefect_settings = contextlib.nullcontext()
+    prefect_settings: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
     if server is not None:
         try:
             server.wait_ready(float(os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"]))
@@ -221,7 +223,9 @@ def _run_batch(args: argparse.Namespace, params: dict, cfg, server) -> int:
         with prefect_settings, prefect_logs_through(console, quiet):
             try:
                 with bar:
-                    state = batch(**params, return_state=True)
+                    # A sync flow called with return_state returns its State (Prefect's type also
+                    # allows an Awaitable, for async flows).
+                    state = cast(State, batch(**params, return_state=True))
             except Exception as exc:  # the flow run could not even report its end
                 return _lost(exc, args)
     finally:

@@ -5,6 +5,7 @@ once; the next run processes them."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 
@@ -15,7 +16,8 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from engine.catalog import Catalog, Outcome
 from engine.config import load_config
-from flows.batch import batch, batch_settings, discover_and_plan, run_chunks
+from engine.executor import run_settings
+from flows.batch import batch, discover_and_plan, run_chunks
 from flows.outcomes import summary_of
 from tests.conftest import REPO
 
@@ -43,7 +45,7 @@ def test_a_chunk_that_cannot_run_leaves_its_files_for_the_next_run(tmp_path):
     before = pd.read_parquet(out / "catalog" / "files.parquet").set_index("path")
 
     cfg = load_config(None, sources=[str(library)], out=str(out), overrides={"run": {"workers": 1}})
-    settings = {**batch_settings(cfg), "runner": "dask"}  # as if on a Dask worker: there is none here
+    settings = dataclasses.replace(run_settings(cfg, "a-run"), runner="dask")  # on a Dask worker: there is none
 
     @flow(name="chunks-that-cannot-run")
     def chunks_here():
@@ -59,13 +61,13 @@ def test_a_chunk_that_cannot_run_leaves_its_files_for_the_next_run(tmp_path):
     finally:
         logging.getLogger("prefect.flow_runs").removeHandler(recorded)
     assert sorted(item.input.path for item in plan.todo) == ["gear.dxf", "new.dxf"]
-    assert [r["status"] for r in results] == ["deferred", "deferred"]
+    assert [r.status for r in results] == ["deferred", "deferred"]
     [cause] = [r for r in recorded.records if getattr(r, "event", None) == "chunk.failed"]
     assert "No worker found" in cause.getMessage(), "the cause logged once, not once per file"
     assert "left for the next run" in cause.getMessage()
 
     # Published as the batch publishes them: the two files are left as they were recorded.
-    outcomes = [Outcome(item.input, item.work_id, "deferred", r) for item, r in zip(plan.todo, results)]
+    outcomes = [Outcome(item.input, item.work_id, "deferred", r.record()) for item, r in zip(plan.todo, results)]
     outcomes += [Outcome(item.input, item.work_id, "unchanged") for item in plan.unchanged]
     run = {"run_id": "20990101T000000Z-deferred", "flow_run_id": None, "pipeline_version": "x", "config": "x"}
     row = Catalog(out).publish(run, outcomes, [str(library)])
