@@ -64,8 +64,8 @@ def commands(block: str) -> list[str]:
         if not current and (not line.strip() or line.lstrip().startswith("#")):
             continue
         current += line
-        if current.endswith("\\"):
-            current = current[:-1] + "\n"
+        if current.endswith("\\"):  # a continuation: kept as written, bash joins the lines
+            current += "\n"
             continue
         joined.append(re.sub(r"\s+#[^'\"]*$", "", current).strip())
         current = ""
@@ -270,8 +270,12 @@ def test_running_with_the_prefect_ui(tmp_path):
         wait_for(lambda: files.exists() and "gear.dxf" in set(pd.read_parquet(files)["path"]), 600, background)
         [row] = pd.read_parquet(files).to_dict("records")
         assert row["status"] == "ok" and row["source_root"] == f"{srv}/cad/drop"
-        runs = httpx.post(f"http://127.0.0.1:{port}/api/flow_runs/filter", json={}, timeout=30).json()
-        assert any(r["state_type"] == "COMPLETED" and "drop-folder" in r["tags"] for r in runs), background.logs()
+
+        def drop_folder_run_completed() -> bool:
+            runs = httpx.post(f"http://127.0.0.1:{port}/api/flow_runs/filter", json={}, timeout=30).json()
+            return any(r["state_type"] == "COMPLETED" and "drop-folder" in r["tags"] for r in runs)
+
+        wait_for(drop_folder_run_completed, 300, background)  # it ends after publishing
     finally:
         background.stop()
 
