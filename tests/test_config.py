@@ -77,3 +77,12 @@ def test_command_line_numbers_are_checked_as_such(tmp_path: Path):
         load_config(REPO_CONFIG, overrides={"run": {"chunk_size": -1}})
     with pytest.raises(ConfigError, match=r"command line: run.workers"):
         load_config(REPO_CONFIG, overrides={"run": {"workers": 10**5}})
+
+
+def test_the_page_sizes_checked_are_those_the_renderer_knows():
+    from converters.dxf_render import _PAGE_SIZES_MM
+    from engine.config import PAGE_SIZES
+
+    assert [size.lower() for size in PAGE_SIZES] == list(_PAGE_SIZES_MM)
+    for size in PAGE_SIZES:  # any case, as the renderer takes it
+        assert load_config(REPO_CONFIG, overrides={"dxf": {"page_size": size.lower()}})
