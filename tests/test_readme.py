@@ -141,6 +141,8 @@ def test_quick_start(tmp_path):
 
 def test_structured_logs(tmp_path):
     [block] = shell_blocks("Structured logs")
+    if not shutil.which("jq"):
+        pytest.skip("the example needs jq (make test installs it)")
     lib = tmp_path / "lib"
     lib.mkdir()
     shutil.copy(SAMPLES / "gear.dxf", lib / "gear.dxf")
