@@ -23,6 +23,7 @@ from engine.config import load_config
 from engine.plan import work_id
 from engine.work import process_job
 from flows.batch import batch
+from flows.outcomes import summary_of
 from tests.conftest import REPO
 from tests.hostile_inputs import ATTACKS, SECRET, drawing
 
@@ -129,8 +130,8 @@ def test_each_attack_ends_as_one_recorded_outcome_with_its_reason(hostile_run, a
 
 def test_every_input_is_recorded_once_and_the_batch_finished(hostile_run):
     files, lib = hostile_run["files"], hostile_run["lib"]
-    summary = hostile_run["state"].result(raise_on_failure=False)
-    assert isinstance(summary, dict), "the batch finished and published"
+    summary = summary_of(hostile_run["state"].result(raise_on_failure=False))
+    assert summary is not None, "the batch finished and published"
     assert hostile_run["state"].is_failed(), "failed files make the flow run Failed, after publishing"
     expected = {to_text(e) for a in ATTACKS if a.status != "none" for e in hostile_run["entries"][a.name]}
     expected.add("target.dxf")  # what the links inside the library point to

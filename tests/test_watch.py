@@ -304,9 +304,8 @@ def test_settings_and_command_line(tmp_path, drop):
     cfg = load_config(write_config(tmp_path))
     with pytest.raises(ConfigError, match="no folder to watch"):
         WatchSettings.from_config(cfg)
-    bad = load_config(write_config(tmp_path, trigger="sometimes"))
-    with pytest.raises(ConfigError, match="watch.trigger"):
-        WatchSettings.from_config(bad, [str(drop)])
+    with pytest.raises(ConfigError, match="watch.trigger must be one of auto, deployment, local"):
+        load_config(write_config(tmp_path, trigger="sometimes"))  # the whole config is checked up front
     settings = WatchSettings.from_config(cfg, [str(drop), str(drop)], poll=True)
     assert settings.folders == (drop.resolve(),) and settings.poll
     missing = WatchSettings.from_config(cfg, [str(tmp_path / "nope")])
