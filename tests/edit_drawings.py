@@ -1,7 +1,7 @@
-"""Generated drawings for the edit tests, with known title blocks, layers, blocks and texts; and
-the checks that they are what the edit tests take them for.
+"""Generated drawings for the edit tests, with known title blocks, layers, blocks and texts.
 
-Imported by tests/test_edit_*.py and tests/test_apply.py.
+Imported by tests/unit/test_edit_*.py, tests/unit/test_recipe*.py and tests/e2e/test_apply.py;
+tests/unit/test_edit_drawings.py checks that they are what those tests take them for.
 """
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ import ezdxf
 from ezdxf.document import Drawing
 from ezdxf.lldxf.const import DXFInternalEzdxfError
 from ezdxf.lldxf.tagwriter import TagCollector
-
-from extractors.title_block import title_block
 
 TITLE_TAGS = ("TITLE", "DWG_NO", "REV", "DATE")
 
@@ -134,20 +132,3 @@ def attribs_of(doc: Drawing, block: str = "TB-A3") -> list[dict[str, str]]:
         for insert in doc.layouts.get(name).query(f'INSERT[name=="{block}"]'):
             found.append({a.dxf.tag: a.dxf.text for a in insert.attribs})
     return found
-
-
-def test_sheet_has_the_title_block_the_edit_tests_rely_on(tmp_path):
-    doc = ezdxf.readfile(make_sheet(tmp_path / "s.dxf", number="PX-7", revision="C"))
-    fields = title_block(doc)
-    assert (fields["drawing_number"], fields["revision"], fields["title_block_name"]) == ("PX-7", "C", "TB-A3")
-    assert [a["REV"] for a in attribs_of(doc)] == ["C", "C"]
-    assert [a["PART_NO"] for a in attribs_of(doc, "BOLT")] == ["B-12"]
-    assert {layer.dxf.name for layer in doc.layers} >= {"0", "DIM", "TXT", "OLD", "NOTES"}
-
-
-def test_r12_and_binary_sheets_load(tmp_path):
-    r12 = ezdxf.readfile(make_sheet(tmp_path / "r12.dxf", version="R12"))
-    assert r12.dxfversion == "AC1009" and attribs_of(r12)[0]["DWG_NO"] == "PX-001"
-    binary = make_sheet(tmp_path / "bin.dxf", binary=True)
-    assert binary.read_bytes().startswith(b"AutoCAD Binary DXF")
-    assert ezdxf.readfile(binary).dxfversion == "AC1032"

@@ -13,7 +13,7 @@ import pytest
 
 from flows.apply import EDIT_COLUMNS, apply_recipe, run
 from flows.cli import build_parser
-from tests.test_edit_drawings import attribs_of, make_sheet, sha256
+from tests.edit_drawings import attribs_of, make_sheet, sha256
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 

@@ -17,7 +17,7 @@ import pandas as pd
 
 from tests.conftest import REPO
 from tests.hostile_inputs import drawing
-from tests.test_server_loss import alive, descendants
+from tests.processes import alive, descendants
 
 RECIPE = """
 name: part-to-item

@@ -15,8 +15,11 @@ import pandas as pd
 import pymupdf
 import pytest
 
+from engine.config import load_config
 from flows.batch import batch
 from tests.conftest import REPO
+from tests.hostile_inputs import drawing, endless_drawing
+from tests.time_limits import calibrated_timeout
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 TABLES = ["files", "layouts", "layers", "entities", "blocks", "texts", "refs", "bom", "errors", "runs"]
@@ -223,17 +226,23 @@ def test_changed_options_redo_the_work_declaratively(corpus_copy, tmp_path):
     assert [Path(o).name for o in outputs] == ["model.svg"]
 
 
-def test_a_timeout_is_recorded_and_the_batch_goes_on(corpus_copy, tmp_path):
-    lib = corpus_copy("files/ezdxf/examples_dxf__mtext_complex_inline_codes.dxf", SMALL[0])
+def test_a_timeout_is_recorded_and_the_batch_goes_on(tmp_path):
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "endless.dxf").write_bytes(endless_drawing())
+    (lib / "small.dxf").write_bytes(drawing(1))
+    # The limit comes from this run: ten times what a small drawing takes here, at least 2 s.
+    timeout_s = calibrated_timeout(tmp_path, load_config(), factor=10, floor=2.0)
     config = tmp_path / "c.toml"
-    config.write_text("[limits]\ntimeout_s = 0.5\n[retries]\nattempts = 2\nbackoff_s = 0.1\n")
+    config.write_text(f"[limits]\ntimeout_s = {timeout_s}\n[retries]\nattempts = 2\nbackoff_s = 0.1\n")
     state, summary = run(lib, tmp_path / "out", config=str(config))
     assert state.is_failed()
     files = files_table(tmp_path / "out").set_index("path")
-    slow = files.loc["examples_dxf__mtext_complex_inline_codes.dxf"]
-    assert slow["status"] == "failed" and slow["error_class"] == "Timeout" and slow["attempts"] == 2
-    assert not slow["error_permanent"], "a timeout is transient: the next run tries again"
-    assert files.loc["examples_dxf__text_alignments.dxf", "status"] == "ok"
+    endless = files.loc["endless.dxf"]
+    assert endless["status"] == "failed" and endless["error_class"] == "Timeout" and endless["attempts"] == 2
+    assert endless["error_limit"] == timeout_s
+    assert not endless["error_permanent"], "a timeout is transient: the next run tries again"
+    assert files.loc["small.dxf", "status"] == "ok"
 
 
 def test_a_dwg_named_dxf_is_recognised_and_read_as_dwg(corpus_dir, tmp_path):

@@ -16,23 +16,7 @@ import pandas as pd
 
 from tests.conftest import REPO
 from tests.hostile_inputs import drawing
-from tests.processes import children
-
-
-def descendants(pid: int) -> list[int]:
-    found, todo = [], [pid]
-    while todo:
-        parent = todo.pop()
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                try:
-                    stat = Path(f"/proc/{entry}/stat").read_text()
-                except OSError:
-                    continue
-                if int(stat.rsplit(")", 1)[1].split()[1]) == parent:
-                    found.append(int(entry))
-                    todo.append(int(entry))
-    return found
+from tests.processes import alive, children, descendants
 
 
 def servers_under(pid: int) -> list[int]:
@@ -45,14 +29,6 @@ def servers_under(pid: int) -> list[int]:
         except OSError:
             pass
     return result
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def wait_for(predicate, timeout_s: float, what: str):

@@ -16,7 +16,7 @@ import pytest
 from flows.temporary_server import TemporaryServer, launch_unless_configured
 from tests.processes import children
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _server_children(parent: int) -> list[int]:

@@ -10,7 +10,7 @@ import textwrap
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 # A parent that starts a batch worker pool (the real initializer), keeps both workers busy with a
 # job that outlasts the test (as a drawing that never ends would), prints their pids and waits.

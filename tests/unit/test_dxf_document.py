@@ -1,9 +1,9 @@
-"""Loading DXF/DWG files: plain, binary, recovered, refused; real corpus files and generated ones."""
+"""Loading DXF/DWG files: plain, binary, recovered, refused; generated ones (the real corpus files:
+tests/e2e/test_dxf_document_corpus.py)."""
 
 from __future__ import annotations
 
 import os
-import re
 from datetime import datetime
 from pathlib import Path
 
@@ -14,12 +14,6 @@ from ezdxf.tools.juliandate import juliandate
 
 from documents.dxf_document import LoadedDxf, open_dxf
 from documents.errors import InputError, TransientError
-
-
-def rows(manifest: list[dict[str, str]], **match: str) -> list[str]:
-    found = [r["path"] for r in manifest if all(r[k] == v for k, v in match.items())]
-    assert found, match  # the corpus must still hold such files
-    return found
 
 
 def drawing(path: Path, version: str = "R2018", fmt: str = "asc") -> Path:
@@ -57,13 +51,6 @@ def test_binary_dxf(tmp_path):
     assert loaded.header_vars["$TDCREATE"] == pytest.approx(juliandate(datetime(2020, 5, 6, 7, 8, 9)))
 
 
-def test_corpus_binary_dxf(corpus_dir, manifest):
-    for rel in rows(manifest, format="dxf-binary")[:4]:
-        loaded = open_dxf(corpus_dir / rel)
-        assert loaded.recovered is False, rel
-        assert len(loaded.doc.modelspace()) > 0, rel
-
-
 def test_bom_crlf_and_leading_blank_lines_load_through_recovery(tmp_path):
     plain = drawing(tmp_path / "plain.dxf").read_bytes()
     odd = tmp_path / "odd.dxf"
@@ -80,41 +67,6 @@ def test_file_without_header_section(tmp_path):
     loaded = open_dxf(path)
     assert [e.dxftype() for e in loaded.doc.modelspace()] == ["LINE"]
     assert loaded.header_vars == {}  # nothing stored; ezdxf's defaults are not passed off as the file's
-
-
-def test_corpus_files_that_need_recovery(corpus_dir, manifest):
-    for rel in rows(manifest, ezdxf_load="recover"):
-        assert open_dxf(corpus_dir / rel).recovered is True, rel
-
-
-def test_corpus_files_that_cannot_load(corpus_dir, manifest):
-    for rel in rows(manifest, ezdxf_load="fail"):
-        with pytest.raises(InputError) as info:
-            open_dxf(corpus_dir / rel)
-        message = str(info.value)
-        assert message.startswith(f"{Path(rel).name}: cannot load DXF: "), message
-        assert ("recovery failed" in message or "recovery fails the same way" in message) and len(message) < 700
-        # ezdxf names an entity without a handle by its Python object id: never quote it.
-        assert not re.search(r"#\d{12,}", message), message
-        cause = message.split("cannot load DXF: ", 1)[1].split(";", 1)[0]
-        assert message.count(cause) == 1, f"the same cause twice: {message}"
-
-
-def test_corpus_dwg_loads_through_its_reader(corpus_dir, manifest):
-    for rel in rows(manifest, format="dwg"):
-        loaded = open_dxf(corpus_dir / rel, dwg_readers=["pycadkit"])
-        assert len(loaded.doc.layouts) >= 1, rel
-        assert loaded.dwg.reader == "pycadkit" and loaded.dwg.dwg_version == loaded.header_vars["$ACADVER"]
-        assert loaded.recovered is False and not loaded.audit_errors, rel
-
-
-@pytest.mark.parametrize("fraction", [0.05, 0.5, 0.95])
-def test_truncated_dxf_is_refused(tmp_path, corpus_dir, fraction):
-    data = (corpus_dir / "files/acadsharp/samples__dynamic-blocks__BLOCKXYPARAMETER.dxf").read_bytes()
-    cut = tmp_path / "cut.dxf"
-    cut.write_bytes(data[: int(len(data) * fraction)])
-    with pytest.raises(InputError, match=r"cut\.dxf: (truncated DXF|cannot load DXF)"):
-        open_dxf(cut)
 
 
 def test_truncated_binary_dxf_is_refused(tmp_path):

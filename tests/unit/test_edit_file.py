@@ -1,10 +1,10 @@
 """Editing one drawing file: dry run, revision and in-place writes, idempotency, what a written
-drawing must pass, bad inputs, and corpus drawings under a recipe that matches nothing."""
+drawing must pass, bad inputs (corpus drawings under a recipe that matches nothing:
+tests/e2e/test_edit_file_corpus.py)."""
 
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 from pathlib import Path
 
@@ -17,7 +17,7 @@ from editors.recipe import Recipe, load_recipe
 from editors.selection import TitleSettings
 from extractors.block_attributes import DEFAULT_TAG_MAP
 from extractors.title_block import DEFAULT_TITLE_BLOCK_PATTERNS, DEFAULT_TITLE_TAG_MAP
-from tests.test_edit_drawings import attribs_of, make_library_block, make_sheet, sha256
+from tests.edit_drawings import attribs_of, make_library_block, make_sheet, sha256
 
 SETTINGS = TitleSettings(tuple(DEFAULT_TITLE_BLOCK_PATTERNS), DEFAULT_TITLE_TAG_MAP, DEFAULT_TAG_MAP)
 
@@ -226,42 +226,3 @@ def test_edit_job_records_success_and_failure_like_the_batch(tmp_path):
     assert bad["error_message"].startswith("bad.dxf: load: truncated DXF")
     changed = job(tmp_path, rec, "good.dxf", recipe_hash="0" * 64)
     assert edit_job(changed)["error_message"] == "good.dxf: open: recipe recipe.yaml changed during the run"
-
-
-# Corpus drawings of every version, ASCII and binary, some needing recovery, one with a title-block
-# like insert: a recipe whose operations match nothing must leave each file exactly as it is.
-CORPUS_SAMPLE = [
-    "files/ezdxf/examples_dxf__Minimal_DXF_AC1009.dxf",
-    "files/assimp/test__models__DXF__lineTest.dxf",
-    "files/ixmilia-dxf/src__IxMilia.Dxf.Test__diamond-bin.dxf",
-    "files/ezdxf/integration_tests__data__empty_handles.dxf",
-    "files/ezdxf/integration_tests__data__AC1003_LINE_Example.dxf",
-    "files/ezdxf/integration_tests__data__bin_dxf_r12.dxf",
-    "files/trimesh/models__2D__versions__uc.r14b.dxf",
-    "files/cadquery/tests__testdata__rational_spline.dxf",
-    "files/ezdxf/examples_dxf__text_alignments.dxf",
-    "files/ezdxf/examples_dxf__mtext_columns_R2018.dxf",
-    "files/netdxf/TestDxfDocument.NETCore__sample_2000.dxf",
-]
-NO_OP = r"""
-operations:
-  - set_attributes: {tags: {CADPIPE_NO_SUCH_TAG: x}, blocks: ["*"]}
-  - replace_text: {pattern: 'CADPIPE-NO-MATCH-\d{9}', replacement: x}
-  - rename_layer: {from: CADPIPE_NO_SUCH_LAYER, to: CADPIPE_OTHER}
-  - set_layer: {layer: "CADPIPE_NO_SUCH_LAYER*", color: 3}
-  - redefine_block: {block: CADPIPE_NO_SUCH_BLOCK, source: lib/tb.dxf, source_block: TB-A3}
-"""
-
-
-def test_corpus_drawings_survive_a_recipe_that_matches_nothing(tmp_path, corpus_dir, manifest):
-    rows = {row["path"]: row for row in manifest}
-    rec = recipe(tmp_path, NO_OP)
-    for rel in CORPUS_SAMPLE:
-        src = tmp_path / "corpus" / Path(rel).name
-        src.parent.mkdir(exist_ok=True)
-        shutil.copy2(corpus_dir / rel, src)
-        dest = tmp_path / "rev" / src.name
-        edit = edit_file(src, rec, SETTINGS, dest=dest)
-        assert (edit.status, edit.changes) == ("unchanged", []), rel
-        assert sha256(src) == rows[rel]["sha256"] == edit.sha256_before, rel
-    assert not (tmp_path / "rev").exists()

@@ -16,7 +16,7 @@ from editors.recipe import parse_recipe
 from editors.selection import TitleSettings, stored_version
 from extractors.block_attributes import DEFAULT_TAG_MAP
 from extractors.title_block import DEFAULT_TITLE_BLOCK_PATTERNS, DEFAULT_TITLE_TAG_MAP
-from tests.test_edit_drawings import attribs_of, make_library_block, make_sheet, snapshot, with_sub_entities
+from tests.edit_drawings import attribs_of, make_library_block, make_sheet, snapshot, with_sub_entities
 
 SETTINGS = TitleSettings(tuple(DEFAULT_TITLE_BLOCK_PATTERNS), DEFAULT_TITLE_TAG_MAP, DEFAULT_TAG_MAP)
 

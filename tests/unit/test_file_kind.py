@@ -1,4 +1,5 @@
-"""Format sniffing from content: generated samples of every format, look-alikes, and the real corpus."""
+"""Format sniffing from content: generated samples of every format and look-alikes (the real corpus:
+tests/e2e/test_file_kind_corpus.py)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,6 @@ import ezdxf
 import pytest
 
 from documents.file_kind import FORMAT_EXTENSIONS, is_cad_extension, sniff_format
-
-# The corpus manifest is wrong about these files; the test pins what the content really is.
-MANIFEST_MISTAKES = {
-    # Named .igs, listed as "ASCII STL", but it is a SolidWorks IGES file: its first record starts
-    # "SolidWorks IGES file ..." (a naive "starts with solid" check), column 73 holds S / G.
-    "files/occt/data__iges__bug22566_test_Bad.igs": "iges",
-}
 
 IGES_START = "Generated IGES sample".ljust(72) + "S      1"
 IGES_GLOBAL = "1H,,1H;,7Hsample,".ljust(72) + "G      1"
@@ -128,22 +122,3 @@ def test_extensions():
     assert is_cad_extension(Path("plan.Dxf"))
     assert not is_cad_extension(Path("notes.txt"))
     assert not is_cad_extension(Path("dxf"))  # a name, not an extension
-
-
-def test_every_corpus_file_matches_the_manifest(corpus_dir, manifest):
-    wrong = {}
-    for row in manifest:
-        expected = MANIFEST_MISTAKES.get(row["path"], row["format"])
-        found = sniff_format(corpus_dir / row["path"])
-        if found != expected:
-            wrong[row["path"]] = (row["format"], found)
-    assert not wrong
-    assert {row["format"] for row in manifest} >= {"dxf", "dxf-binary", "dwg", "step", "iges", "stl"}
-
-
-def test_manifest_mistake_is_really_iges(corpus_dir, manifest):
-    for rel in MANIFEST_MISTAKES:
-        row = next(r for r in manifest if r["path"] == rel)
-        assert row["format"] == "stl"  # still wrong upstream; drop the entry once fixed
-        first = (corpus_dir / rel).read_text(encoding="latin-1").splitlines()[0]
-        assert first.lower().startswith("solid") and first[72] == "S"

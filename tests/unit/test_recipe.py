@@ -22,7 +22,7 @@ from editors.recipe import (
     load_recipe,
 )
 from tests.conftest import REPO
-from tests.test_edit_drawings import make_library_block
+from tests.edit_drawings import make_library_block
 
 EXAMPLE = REPO / "editors" / "recipe-example.yaml"
 

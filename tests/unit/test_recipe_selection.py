@@ -10,7 +10,7 @@ from editors.recipe import parse_recipe
 from editors.selection import FileFacts, TitleSettings, document_facts, facts_selected, path_selected
 from extractors.block_attributes import DEFAULT_TAG_MAP
 from extractors.title_block import DEFAULT_TITLE_BLOCK_PATTERNS, DEFAULT_TITLE_TAG_MAP
-from tests.test_edit_drawings import make_sheet
+from tests.edit_drawings import make_sheet
 
 SETTINGS = TitleSettings(tuple(DEFAULT_TITLE_BLOCK_PATTERNS), DEFAULT_TITLE_TAG_MAP, DEFAULT_TAG_MAP)
 

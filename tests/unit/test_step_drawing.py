@@ -13,7 +13,6 @@ import pytest
 
 from converters.step_drawing import DrawingOptions, iso_scale, render_views
 from converters.step_mesh import mesh_model, write_stl
-from documents.errors import InputError
 from documents.step_document import open_model, open_step
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -116,12 +115,6 @@ def test_mesh_only_model_is_drawn_from_its_triangles(holed_box, tmp_path):
     low, high = visible.min(axis=0), visible.max(axis=0)
     # Feature edges only: the flat faces' triangle diagonals and the hole stay out of the view.
     assert distance_to_rectangle_outline(visible, low, high).max() < 0.3
-
-
-def test_model_without_faces_cannot_be_drawn(corpus_copy, tmp_path):
-    folder = corpus_copy("files/occt/data__step__bug27333_simple.stp")
-    with pytest.raises(InputError):
-        render_views(open_step(folder / "data__step__bug27333_simple.stp"), tmp_path)
 
 
 def test_bad_formats_are_refused(holed_box, tmp_path):

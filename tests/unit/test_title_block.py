@@ -1,12 +1,11 @@
-"""Title block fields: generated drawings with known title blocks, look-alikes, and the corpus."""
+"""Title block fields: generated drawings with known title blocks and look-alikes (corpus drawings:
+tests/e2e/test_title_block_corpus.py)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import ezdxf
-import pytest
 
 from extractors.dxf_bom import bom_rows
 from extractors.title_block import DEFAULT_TITLE_TAG_MAP, title_block
@@ -24,7 +23,6 @@ KEYS = [
     "title_block_layout",
 ]
 NOTHING = dict.fromkeys(KEYS)
-CW750 = "files/dxf-parser/samples__data__api-cw750-details.dxf"
 
 
 def define(doc: ezdxf.document.Drawing, name: str, *tags: str) -> None:
@@ -163,26 +161,3 @@ def test_empty_values_are_none():
     define(doc, "TITLE", "TITLE", "DWG_NO", "REV")
     place(doc.modelspace(), "TITLE", {"TITLE": "Shaft", "DWG_NO": "  ", "REV": ""})
     assert title_block(doc) == {**NOTHING, "title": "Shaft", "title_block_name": "TITLE", "title_block_layout": "Model"}
-
-
-def test_corpus_sheet_blocks(corpus_copy):
-    """The curtain-wall sheets carry their title block as a block named "11x17" on each sheet."""
-    doc = ezdxf.readfile(corpus_copy(CW750) / Path(CW750).name)
-    assert title_block(doc) == {
-        **NOTHING,
-        "date": "12-13-10",
-        "drawn_by": "SW",
-        "scale": "N.T.S",
-        "sheet": "1 of 4",
-        "title_block_name": "11x17",
-        "title_block_layout": "Sheet 1",
-    }
-
-
-@pytest.mark.parametrize(
-    "name",
-    ["files/ezdxf/examples_dxf__uncommon.dxf", "files/netdxf/TestDxfDocument.NETCore__sample_2018.dxf"],
-)
-def test_corpus_drawings_without_title_block(corpus_copy, name):
-    doc = ezdxf.readfile(corpus_copy(name) / Path(name).name)
-    assert title_block(doc) == NOTHING
