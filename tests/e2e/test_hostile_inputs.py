@@ -18,11 +18,10 @@ import pytest
 
 from documents.names import to_text
 from engine.config import load_config
-from engine.plan import work_id
-from engine.work import process_job
 from flows.batch import batch
 from tests.conftest import REPO
-from tests.hostile_inputs import ATTACKS, SECRET, drawing
+from tests.hostile_inputs import ATTACKS, SECRET
+from tests.time_limits import calibrated_timeout
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 MEMORY_MB = 2048
@@ -37,35 +36,13 @@ def outcome_text(attack) -> str:
     return "failed: " + " or ".join(attack.error_classes)
 
 
-def calibrated_timeout(tmp: Path) -> float:
-    """40 times what a small drawing takes here (at least 10 s): a normal file never meets it,
-    and the heavy attacks (each thousands of times more work) always do."""
-    folder = tmp / "calibration"
-    folder.mkdir()
-    (folder / "small.dxf").write_bytes(drawing(0))
-    cfg = load_config(tmp / "cadpipe.toml")
-    sha = hashlib.sha256((folder / "small.dxf").read_bytes()).hexdigest()
-    job = {
-        "source_root": str(folder),
-        "path": "small.dxf",
-        "format": "dxf",
-        "sha256": sha,
-        "work_id": work_id(sha, cfg.options_key("dxf"), "calibration"),
-        "options": cfg.options_for("dxf"),
-        "out": str(tmp / "calibration-out"),
-        "attempt": 1,
-    }
-    process_job(job)  # the first call pays for imports
-    started = time.monotonic()
-    assert process_job({**job, "out": str(tmp / "calibration-out-2")})["status"] == "ok"
-    return max(10.0, 40 * (time.monotonic() - started))
-
-
 @pytest.fixture(scope="module")
 def hostile_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("hostile")
     (tmp / "cadpipe.toml").write_text('[dxf]\noutputs = ["svg"]\n', encoding="utf-8")
-    timeout_s = calibrated_timeout(tmp)
+    # 40 times a small drawing here (at least 10 s): a normal file never meets it, and the heavy
+    # attacks (each thousands of times more work) always do.
+    timeout_s = calibrated_timeout(tmp, load_config(tmp / "cadpipe.toml"))
     config = tmp / "cadpipe.toml"
     config.write_text(
         '[dxf]\noutputs = ["svg"]\n'

@@ -62,10 +62,10 @@ def test_a_server_that_cannot_start_is_reported_not_waited_for(tmp_path, monkeyp
     # A database in a folder that does not exist: the server's start-up fails and it exits.
     monkeypatch.setenv("PREFECT_SERVER_DATABASE_CONNECTION_URL", f"sqlite+aiosqlite:///{tmp_path}/no/such/dir/p.db")
     server = TemporaryServer()
-    started = time.monotonic()
+    # Its exit is reported as such ("exited"), not found out when the wait is over ("did not answer
+    # within"): no elapsed time to compare, and a wait long enough for any load.
     with pytest.raises(RuntimeError, match="temporary Prefect server exited"):
-        server.wait_ready(180)
-    assert time.monotonic() - started < 120
+        server.wait_ready(600)
     assert server.process is None
 
 

@@ -18,6 +18,7 @@ import pytest
 from engine.config import ConfigError, load_config
 from flows.cli import build_parser
 from flows.watch import PROCESSED_DIR, Watcher, WatchSettings, is_input
+from tests.hostile_inputs import endless_drawing
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -89,6 +90,14 @@ def runs_with(watcher: Watcher, name: str) -> list:
     return [r for r in watcher.runs if any(p.name == name for p in r.paths)]
 
 
+def after_all_earlier_events(watcher: Watcher, drop: Path, out: Path) -> None:
+    """Drop a marker file and wait until it is recorded: the watcher sees changes in order, so
+    whatever it would still do about the earlier ones (a wrong second run) has been done by then.
+    An event to wait for, not a guessed number of seconds."""
+    (drop / "marker.dxf").write_text(dxf_text(99), encoding="utf-8")
+    wait_for(lambda: settled(watcher, out, {"marker.dxf"}), what="the marker recorded")
+
+
 @pytest.mark.parametrize("poll", [False, True], ids=["events", "polling"])
 def test_a_file_written_slowly_is_processed_once_after_it_is_complete(tmp_path, drop, poll):
     text = dxf_text(1).encode()
@@ -104,13 +113,13 @@ def test_a_file_written_slowly_is_processed_once_after_it_is_complete(tmp_path, 
         completed = time.monotonic()
         out = tmp_path / "out"
         wait_for(lambda: settled(watcher, out, {"slow.dxf"}), what="slow.dxf recorded")
-        time.sleep(1.5)  # room for a wrong second run
+        after_all_earlier_events(watcher, drop, out)  # room for a wrong second run
         runs = runs_with(watcher, "slow.dxf")
     assert len(runs) == 1, "exactly one run took the file"
     assert runs[0].started_at >= completed, "the run started only after the writer finished"
-    files = files_table(out)
-    assert len(files) == 1
-    row = files.iloc[0]
+    files = files_table(out).set_index("path")
+    assert sorted(files.index) == ["marker.dxf", "slow.dxf"]
+    row = files.loc["slow.dxf"]
     assert row["status"] == "ok"
     assert row["sha256"] == hashlib.sha256(text).hexdigest(), "the complete content was processed"
 
@@ -174,28 +183,32 @@ def test_a_link_out_of_a_drop_folder_is_recorded_and_never_read(tmp_path, drop):
         os.symlink(secret, drop / "sub" / "shadow.dxf")
         (drop / "sub" / "part.dxf").write_text(dxf_text(22), encoding="utf-8")
         wait_for(lambda: settled(watcher, out, {"sub/shadow.dxf", "sub/part.dxf"}), what="both recorded")
-        time.sleep(1.5)  # room for a wrong retry run
-        runs = list(watcher.runs)
-    files = files_table(out).set_index("path")
+        after_all_earlier_events(watcher, drop, out)  # room for a wrong retry run
+        taken = [p.name for r in watcher.runs for p in r.paths if p.name != "marker.dxf"]
+    files = files_table(out).set_index("path").drop("marker.dxf")
     assert set(files.index) == {"sub/shadow.dxf", "sub/part.dxf"} and set(files["source_root"]) == {str(drop)}
     assert files.loc["sub/shadow.dxf", "error_class"] == "OutsideSource"
     assert pd.isna(files.loc["sub/shadow.dxf", "quarantine"])
     assert not any(b"secret" in p.read_bytes() for p in out.rglob("*") if p.is_file())
-    assert sum(len(r.paths) for r in runs) == 2, "each file in one run, none retried"
+    assert sorted(taken) == ["part.dxf", "shadow.dxf"], "each file in one run, none retried"
 
 
 def test_a_burst_of_50_files_gives_few_runs_and_every_file_is_processed(tmp_path, drop):
     texts = {f"part-{i:02d}.dxf": dxf_text(i) for i in range(50)}
-    with make_watcher(tmp_path, drop, batch_window_s=1.5) as watcher:
+    window_s = 1.5
+    with make_watcher(tmp_path, drop, batch_window_s=window_s) as watcher:
+        started = time.monotonic()
         for name, text in texts.items():
             (drop / name).write_text(text, encoding="utf-8")
+        burst_s = time.monotonic() - started
         out = tmp_path / "out"
         wait_for(lambda: settled(watcher, out, set(texts)), timeout=300, what="50 files recorded")
         runs = list(watcher.runs)
     files = files_table(out)
     assert sorted(files["path"]) == sorted(texts)
     assert (files["status"] == "ok").all()
-    assert 1 <= len(runs) <= 3, f"{len(runs)} runs for one burst"
+    if burst_s < window_s:  # one burst, as this writer measured it (a loaded machine may stretch it)
+        assert 1 <= len(runs) <= 3, f"{len(runs)} runs for one burst"
     taken = [p.name for r in runs for p in r.paths]
     assert sorted(taken) == sorted(texts), "each file went into exactly one run"
 
@@ -259,7 +272,7 @@ def test_a_file_that_failed_for_a_passing_reason_is_tried_again(tmp_path, drop):
     cfg = load_config(write_config(tmp_path))
     config = Path(cfg.path)
     config.write_text(config.read_text() + "[limits]\ntimeout_s = 0.3\n", encoding="utf-8")
-    (drop / "slowpoke.dxf").write_text(dxf_text(12, lines=40_000), encoding="utf-8")  # seconds of work: it times out
+    (drop / "slowpoke.dxf").write_bytes(endless_drawing())  # never finishes: it times out, however fast the machine
     cfg = load_config(config)
     with Watcher(cfg, WatchSettings.from_config(cfg, [str(drop)])) as watcher:
         wait_for(lambda: len(runs_with(watcher, "slowpoke.dxf")) >= 2, what="a second run of the file")

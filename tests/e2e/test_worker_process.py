@@ -25,9 +25,9 @@ PARENT = textwrap.dedent(
     pool = ProcessPool(max_workers=2, initializer=init_worker, initargs=(0,),
                        context=multiprocessing.get_context("spawn"))
     pids = {pool.schedule(os.getpid).result() for _ in range(20)}
-    for _ in range(2):
-        pool.schedule(time.sleep, args=(600,))
-    time.sleep(1)
+    busy = [pool.schedule(time.sleep, args=(600,)) for _ in range(2)]
+    while not all(job.running() for job in busy):  # both workers have started theirs
+        time.sleep(0.05)
     print(" ".join(map(str, sorted(pids))), flush=True)
     time.sleep(600)
     """
