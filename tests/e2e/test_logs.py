@@ -111,7 +111,7 @@ def test_the_same_messages_reach_the_prefect_api(logged_batch):
 
     failed = next(line for line in logged_batch["lines"] if line["event"] == "file.failed")
     seen: list[str] = []
-    deadline = time.monotonic() + 60  # Prefect sends logs in batches every few seconds
+    deadline = time.monotonic() + 300  # Prefect sends logs in batches every few seconds
     with get_client(sync_client=True) as client:
         while time.monotonic() < deadline:
             records = client.read_logs(

@@ -125,7 +125,7 @@ def test_a_run_whose_server_is_killed_finishes_its_files_and_catalog_and_exits_3
         env={"PREFECT_CLIENT_MAX_RETRIES": "1"},
     )
     try:
-        [server] = wait_for(lambda: children(proc.pid, b"uvicorn"), 120, "the run's temporary server")
+        [server] = wait_for(lambda: children(proc.pid, b"uvicorn"), 600, "the run's temporary server")
         outputs = out / "outputs"
         wait_for(
             lambda: len(list(outputs.glob("*/result.json"))) >= 2 if outputs.is_dir() else False, 300, "the first files"

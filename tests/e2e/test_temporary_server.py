@@ -109,18 +109,18 @@ def test_a_finished_run_leaves_no_server_behind(tmp_path):
     assert proc.returncode == 0, output[-3000:]
     assert "catalog:" in output, output[-3000:]
     assert seen, "the run started no temporary server"
-    assert _wait_until(lambda: not any(_alive(pid) for pid in seen), 10), "the temporary server outlived the run"
+    assert _wait_until(lambda: not any(_alive(pid) for pid in seen), 120), "the temporary server outlived the run"
 
 
 def test_a_killed_run_takes_its_server_with_it(tmp_path):
     proc = _start_cli(tmp_path)
     try:
-        assert _wait_until(lambda: _server_children(proc.pid), 60), "no temporary server started"
+        assert _wait_until(lambda: _server_children(proc.pid), 600), "no temporary server started"
         [server] = _server_children(proc.pid)
         proc.send_signal(signal.SIGKILL)  # no exit hooks run
-        proc.wait(timeout=30)
+        proc.wait(timeout=120)
         # The kernel signals the orphan (PR_SET_PDEATHSIG); it shuts down on its own.
-        assert _wait_until(lambda: not _alive(server), 30), "the server of a killed run is still running"
+        assert _wait_until(lambda: not _alive(server), 120), "the server of a killed run is still running"
     finally:
         if proc.poll() is None:
             proc.kill()
