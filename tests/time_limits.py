@@ -3,10 +3,12 @@ work takes here and now, so that a loaded machine (or a fast one) changes no tes
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 from pathlib import Path
 
+from documents.contracts import Job
 from engine.config import Config
 from engine.plan import work_id
 from engine.work import process_job
@@ -19,19 +21,20 @@ def small_work_seconds(tmp: Path, cfg: Config) -> float:
     folder.mkdir(exist_ok=True)
     (folder / "small.dxf").write_bytes(drawing(0))
     sha = hashlib.sha256((folder / "small.dxf").read_bytes()).hexdigest()
-    job = {
-        "source_root": str(folder),
-        "path": "small.dxf",
-        "format": "dxf",
-        "sha256": sha,
-        "work_id": work_id(sha, cfg.options_key("dxf"), "calibration"),
-        "options": cfg.options_for("dxf"),
-        "out": str(tmp / "calibration-out"),
-        "attempt": 1,
-    }
+    job = Job(
+        source_root=str(folder),
+        path="small.dxf",
+        format="dxf",
+        sha256=sha,
+        work_id=work_id(sha, cfg.options_key("dxf"), "calibration"),
+        options=cfg.options_for("dxf"),
+        options_key=cfg.options_key("dxf"),
+        version="calibration",
+        out=str(tmp / "calibration-out"),
+    )
     process_job(job)  # the first call pays for imports
     started = time.monotonic()
-    assert process_job({**job, "out": str(tmp / "calibration-out-2")})["status"] == "ok"
+    assert process_job(dataclasses.replace(job, out=str(tmp / "calibration-out-2"))).ok
     return time.monotonic() - started
 
 

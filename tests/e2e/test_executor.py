@@ -15,11 +15,12 @@ from pathlib import Path
 
 import pytest
 
+from documents.contracts import Job
 from engine.config import load_config
 from engine.discover import discover
-from engine.executor import FileExecutor, RetryPolicy
+from engine.executor import RetryPolicy, WorkerPool
 from engine.plan import work_id
-from engine.work import process_job, sweep_abandoned
+from engine.work import BATCH_WORK, process_job, sweep_abandoned
 from tests.hostile_inputs import drawing, endless_drawing
 from tests.processes import children
 
@@ -28,21 +29,22 @@ FAST = ["files/ezdxf/examples_dxf__text_alignments.dxf", "files/cadquery/tests__
 NO_RETRY_DELAY = dict(backoff_s=0.01, max_backoff_s=0.01, jitter=0.0)
 
 
-def _jobs(src: Path, out: Path) -> dict[str, dict]:
+def _jobs(src: Path, out: Path) -> dict[str, Job]:
     cfg = load_config()
     jobs = {}
     for f in discover([src], exclude=[], formats=["dxf"]):
         wid = work_id(f.sha256, cfg.options_key(f.format), "test")
-        jobs[f.path] = {
-            "source_root": f.source_root,
-            "path": f.path,
-            "format": f.format,
-            "sha256": f.sha256,
-            "work_id": wid,
-            "options": cfg.options_for(f.format),
-            "out": str(out),
-            "attempt": 1,
-        }
+        jobs[f.path] = Job(
+            source_root=f.source_root,
+            path=f.path,
+            format=f.format,
+            sha256=f.sha256,
+            work_id=wid,
+            options=cfg.options_for(f.format),
+            options_key=cfg.options_key(f.format),
+            version="test",
+            out=str(out),
+        )
     return jobs
 
 
@@ -58,22 +60,22 @@ def test_a_hung_file_times_out_and_the_others_finish(tmp_path):
     small = ["small-1.dxf", "small-2.dxf"]
     for seed, name in enumerate(small, start=1):
         (src / name).write_bytes(drawing(seed))
-    with FileExecutor(workers=2) as pool:
+    with WorkerPool(BATCH_WORK, workers=2) as pool:
         # The small files alone first, in this pool (workers started, as loaded as the machine is
         # now): their time sets the limit, ten times it, so they never meet it and the hung file does.
         warm = pool.run(list(_jobs(src, tmp_path / "warm").values()), timeout_s=600)
-        assert [r["status"] for r in warm] == ["ok", "ok"]
-        limit = round(max(2.0, 10 * max(r["duration_ms"] for r in warm) / 1000), 1)
+        assert [r.status for r in warm] == ["ok", "ok"]
+        limit = round(max(2.0, 10 * max(r.duration_ms for r in warm) / 1000), 1)
         (src / "hung.dxf").write_bytes(endless_drawing())
         jobs = _jobs(src, tmp_path / "out")
         results = pool.run(list(jobs.values()), timeout_s=limit, retry=RetryPolicy(attempts=2, **NO_RETRY_DELAY))
     by_path = dict(zip(jobs, results))
     hung = by_path["hung.dxf"]
-    assert hung["status"] == "failed" and hung["error_class"] == "Timeout"
-    assert hung["attempt"] == 2, "a timeout is transient: retried up to the configured attempts"
-    assert f"hung.dxf: process: no result within {limit:g} s" in hung["error_message"]
+    assert hung.status == "failed" and hung.error_class == "Timeout"
+    assert hung.attempt == 2, "a timeout is transient: retried up to the configured attempts"
+    assert f"hung.dxf: process: no result within {limit:g} s" in hung.error_message
     # The small files ran beside it (in the pool's other worker) or after it.
-    assert [by_path[name]["status"] for name in small] == ["ok", "ok"]
+    assert [by_path[name].status for name in small] == ["ok", "ok"]
 
 
 def _writing(outputs: Path, wid: str | None = None) -> bool:
@@ -87,12 +89,12 @@ def test_a_crashed_worker_fails_only_its_file_and_is_retried(corpus_copy, tmp_pa
     jobs = _jobs(src, tmp_path / "out")
     slow = jobs[Path(SLOW).name]  # the first job of the only worker: seconds of work
     outputs = tmp_path / "out" / "outputs"
-    with FileExecutor(workers=1) as pool:
+    with WorkerPool(BATCH_WORK, workers=1) as pool:
         killed: list[int] = []
 
         def crash_once() -> None:  # what a segfault or the kernel's OOM killer does to a worker
             deadline = time.monotonic() + 600
-            while not _writing(outputs, slow["work_id"]) and time.monotonic() < deadline:
+            while not _writing(outputs, slow.work_id) and time.monotonic() < deadline:
                 time.sleep(0.02)
             for pid in _children():
                 os.kill(pid, sig)
@@ -101,8 +103,8 @@ def test_a_crashed_worker_fails_only_its_file_and_is_retried(corpus_copy, tmp_pa
         threading.Thread(target=crash_once, daemon=True).start()
         results = pool.run(list(jobs.values()), timeout_s=600, retry=RetryPolicy(attempts=2, **NO_RETRY_DELAY))
     assert killed, "no worker process was found to crash"
-    assert all(r["status"] == "ok" for r in results), results
-    assert max(r["attempt"] for r in results) == 2, "the crashed file was retried once"
+    assert all(r.status == "ok" for r in results), results
+    assert max(r.attempt for r in results) == 2, "the crashed file was retried once"
 
 
 def test_without_retries_a_crash_is_a_recorded_failure(tmp_path):
@@ -119,11 +121,11 @@ def test_without_retries_a_crash_is_a_recorded_failure(tmp_path):
         for pid in _children():
             os.kill(pid, signal.SIGSEGV)
 
-    with FileExecutor(workers=1) as pool:
+    with WorkerPool(BATCH_WORK, workers=1) as pool:
         threading.Thread(target=crash_mid_file, daemon=True).start()
         [result] = pool.run(list(jobs.values()), timeout_s=900, retry=RetryPolicy(attempts=1))
-    assert result["status"] == "failed" and result["error_class"] == "WorkerCrashed"
-    assert "process: worker" in result["error_message"]  # "worker process died" or "worker pool broke"
+    assert result.status == "failed" and result.error_class == "WorkerCrashed"
+    assert "process: worker" in result.error_message  # "worker process died" or "worker pool broke"
     # The dead worker's half-written folder stays behind until the next run's sweep removes it.
     [leftover] = [p for p in outputs.iterdir() if p.name.startswith(".tmp-")]
     assert sweep_abandoned(tmp_path / "out") == [leftover] and not leftover.exists()
@@ -140,8 +142,8 @@ def test_backoff_grows_exponentially_with_bounded_jitter():
 def test_the_sweep_leaves_work_in_progress_and_finished_work_alone(corpus_copy, tmp_path):
     out = tmp_path / "out"
     [job] = _jobs(corpus_copy(FAST[0]), out).values()
-    assert process_job(job)["status"] == "ok"
-    finished = out / "outputs" / job["work_id"]
+    assert process_job(job).status == "ok"
+    finished = out / "outputs" / job.work_id
     assert finished.stat().st_mode & 0o777 == 0o755, "outputs readable by others, like any written file"
     locks = out / "outputs" / ".locks"
     busy = out / "outputs" / ".tmp-busywork-abc_12"

@@ -80,8 +80,8 @@ def outcomes_of(cfg: Config, plan: Plan) -> list[Outcome]:
     outcomes += [Outcome(item.input, item.work_id, "reused") for item in plan.reuse]
     for item in plan.todo:
         result = process_job(item.to_job(to_text(cfg.out)))
-        state = "processed" if result["status"] == "ok" else "failed"
-        outcomes.append(Outcome(item.input, result.get("work_id") or item.work_id, state, result))
+        state = "processed" if result.ok else "failed"
+        outcomes.append(Outcome(item.input, result.work_id or item.work_id, state, result.record()))
     return outcomes
 
 
