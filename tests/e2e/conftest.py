@@ -4,7 +4,9 @@ tests that only read what it made."""
 
 from __future__ import annotations
 
+import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,12 +42,22 @@ def corpus_copy(tmp_path: Path, corpus_dir: Path):
 
 
 @pytest.fixture(scope="session")
-def prefect_harness():
-    """One real (temporary) Prefect server for the whole session: flows run against it."""
+def prefect_harness() -> Iterator[str]:
+    """One real (temporary) Prefect server for the whole session: flows run against it. Yields
+    its API URL."""
+    from prefect.settings import PREFECT_API_URL
     from prefect.testing.utilities import prefect_test_harness
 
     with prefect_test_harness(server_startup_timeout=180):
-        yield
+        yield PREFECT_API_URL.value()
+
+
+@pytest.fixture
+def cli_env(prefect_harness: str) -> dict[str, str]:
+    """The environment of a `cadpipe` command run in a subprocess: the session's Prefect server,
+    so that the command starts no temporary server of its own (about 18 s each on 2 cores). The
+    temporary server itself is tested by test_temporary_server.py and test_server_loss.py."""
+    return {**os.environ, "PREFECT_API_URL": prefect_harness}
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,6 @@ command in a subprocess; the kill comes when the library shows a rewritten drawi
 from __future__ import annotations
 
 import hashlib
-import os
 import signal
 import subprocess
 import sys
@@ -50,7 +49,7 @@ def apply_command(recipe: Path, lib: Path, backup: Path, out: Path) -> list[str]
     ]
 
 
-def test_edits_of_a_killed_in_place_apply_are_recorded_by_the_next(tmp_path):
+def test_edits_of_a_killed_in_place_apply_are_recorded_by_the_next(tmp_path, cli_env):
     lib, backup, out = tmp_path / "lib", tmp_path / "backup", tmp_path / "out"
     lib.mkdir()
     for i in range(16):
@@ -58,7 +57,7 @@ def test_edits_of_a_killed_in_place_apply_are_recorded_by_the_next(tmp_path):
     original = {p.name: sha256(p) for p in lib.iterdir()}
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(RECIPE, encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env = cli_env
     proc = subprocess.Popen(
         apply_command(recipe, lib, backup, out), cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )

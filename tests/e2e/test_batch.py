@@ -261,16 +261,16 @@ def test_a_dwg_named_dxf_is_recognised_and_read_as_dwg(corpus_dir, tmp_path):
     assert entities.loc[entities["sha256"] == named_dxf["sha256"], "count"].sum() == named_dxf["entity_count"] == 4
 
 
-def test_the_cli_prints_a_summary_and_exits_non_zero_on_failure(corpus_copy, tmp_path):
+def test_the_cli_prints_a_summary_and_exits_non_zero_on_failure(corpus_copy, tmp_path, cli_env):
     lib = corpus_copy(SMALL[0])
     (lib / "broken.dxf").write_text("0\nSECTION\n2\nENTITIES\n0\nLINE\n8\n0\n10\nnot a number\n")
     cmd = [sys.executable, "-m", "flows.cli", "run", str(lib), "--out", str(tmp_path / "out"), "--workers", "1"]
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(cmd, cwd=REPO, env=cli_env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 1, proc.stderr[-3000:]
     assert "broken.dxf: load:" in proc.stdout
     assert "files seen" in proc.stdout
     (lib / "broken.dxf").unlink()
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(cmd, cwd=REPO, env=cli_env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
 
 

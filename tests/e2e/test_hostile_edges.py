@@ -50,8 +50,8 @@ def run(sources, out: Path, **kw):
 def cli(
     *args, env: dict | None = None, user: list[str] | None = None, timeout: float = 600
 ) -> subprocess.CompletedProcess:
-    environment = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}  # its own temporary server
-    environment.update(env or {})
+    # Without `env`, the command starts its own temporary server (or refuses before it would).
+    environment = env or {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     command = [
         *(user or []),
         sys.executable,
@@ -76,7 +76,7 @@ def write(folder: Path | bytes, name: bytes, data: bytes) -> bytes:
 # 1 and 2: user text is data; names need not be UTF-8.
 
 
-def test_markup_and_names_that_are_not_utf8_are_printed_recorded_and_rerun(tmp_path):
+def test_markup_and_names_that_are_not_utf8_are_printed_recorded_and_rerun(tmp_path, cli_env):
     lib = os.fsencode(tmp_path) + b"/d\xe9p\xf4t"  # the folder's own name is Latin-1 too
     os.makedirs(lib + b"/[")
     write(lib + b"/[", b"b] plan.dxf", BAD_GROUP_CODE)  # the path `[/b] plan.dxf`, failing with `[/x]`
@@ -84,7 +84,7 @@ def test_markup_and_names_that_are_not_utf8_are_printed_recorded_and_rerun(tmp_p
     write(lib, b"cass\xe9.dxf", NOT_A_NUMBER)
     out = tmp_path / "out"
     for _attempt in (1, 2):  # a rerun does the same, never worse
-        proc = cli("run", lib, "--out", out, "--workers", "1")
+        proc = cli("run", lib, "--out", out, "--workers", "1", env=cli_env)
         assert proc.returncode == 1, text(proc.stdout + proc.stderr)[-3000:]
         printed = text(proc.stdout)
         assert "failed [/b] plan.dxf: load:" in printed and "[/x]" in printed
