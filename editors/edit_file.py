@@ -287,6 +287,7 @@ def _announce(job: dict, edit: FileEdit) -> None:
 
     from documents.names import clean, native_path, to_text
 
+    assert edit.output is not None, "only a written edit is announced"
     record = {
         "source_root": job["source_root"],
         "path": job["path"],
