@@ -54,8 +54,8 @@ from typing import Any
 
 from ezdxf.document import Drawing
 from ezdxf.entities import DXFTagStorage, read_acad_table_content
-from ezdxf.tools.text import plain_mtext
 
+from documents.dxf_text import plain_mtext_text
 from extractors.block_attributes import DEFAULT_TAG_MAP, Attribute, AttributeReader, TagLookup, insert_count
 from extractors.title_block import DEFAULT_TITLE_BLOCK_PATTERNS, DEFAULT_TITLE_TAG_MAP, TitleBlockRules
 
@@ -131,10 +131,11 @@ def parse_quantity(text: str | None) -> tuple[float | None, str | None]:
     match = _QUANTITY.match(text.strip())
     if match is None:
         return None, None
-    number = _to_float(match["number"])
+    numerator = _to_float(match["number"])
+    number: float | None = numerator
     if match["denominator"] is not None:
         denominator = int(match["denominator"])
-        number = number / denominator if denominator else None
+        number = numerator / denominator if denominator else None
     unit = (match["unit"] or "").strip().rstrip(".").strip() or None
     return number, unit
 
@@ -197,7 +198,7 @@ class _Walker:
                 continue  # a title block, and whatever it holds, is not a part
             count = insert_count(insert)
             if attributes:
-                key = ((name,), tuple((a.tag, a.value) for a in attributes))
+                key: _Key = ((name,), tuple((a.tag, a.value) for a in attributes))
                 item = items.setdefault(key, _Item((name,), attributes, insert.dxf.get("handle"), holders=1))
                 item.count += count
             for (path, values), child in self._block_items(insert.dxf.get("name", "")).items():
@@ -250,7 +251,7 @@ def _table_rows(layout: Any, lookup: TagLookup, columns: list[str]) -> list[dict
         # subclass has no content to read.
         if not isinstance(table, DXFTagStorage) or not table.xtags.has_subclass("AcDbTable"):
             continue
-        cells = [[plain_mtext(cell, split=False).strip() for cell in row] for row in read_acad_table_content(table)]
+        cells = [[plain_mtext_text(cell).strip() for cell in row] for row in read_acad_table_content(table)]
         header = _header_index(cells, lookup)
         if header is None:
             continue
