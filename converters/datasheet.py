@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -142,11 +142,11 @@ def build_datasheet(
     file_row: Mapping[str, Any],
     *,
     paths: Iterable[str],
-    outputs: list[Mapping[str, Any]],
-    layouts: list[Mapping[str, Any]] = (),
-    layers: list[Mapping[str, Any]] = (),
-    bom: list[Mapping[str, Any]] = (),
-    rollup: list[Mapping[str, Any]] = (),
+    outputs: Sequence[Mapping[str, Any]],
+    layouts: Sequence[Mapping[str, Any]] = (),
+    layers: Sequence[Mapping[str, Any]] = (),
+    bom: Sequence[Mapping[str, Any]] = (),
+    rollup: Sequence[Mapping[str, Any]] = (),
     root: str = "../../",
 ) -> Datasheet:
     """The datasheet of one drawing from its `files` row and its detail rows.
@@ -194,7 +194,7 @@ def preview(outputs: list[LayoutOutputs]) -> OutputLink | None:
     return None
 
 
-def bom_columns(bom: list[Mapping[str, Any]]) -> list[str]:
+def bom_columns(bom: Sequence[Mapping[str, Any]]) -> list[str]:
     """Columns with a value in some row (part number, description, qty always): the BOM values,
     custom tag-map or 3D columns, then where the row comes from."""
     present = {k for row in bom for k, v in row.items() if not is_missing(v)}
