@@ -209,7 +209,7 @@ def _merge(defaults: dict, given: dict, where: str) -> dict:
 def _free_form(value: dict, expected: dict, name: str) -> dict:
     """Densities map names to numbers; tag tables map a column to a list of tag spellings."""
     section_is_numeric = bool(expected) and all(isinstance(v, float) for v in expected.values())
-    out = {}
+    out: dict[str, float | list[str]] = {}
     for key, item in value.items():
         if section_is_numeric:
             if isinstance(item, bool) or not isinstance(item, (int, float)) or not (0 < item < math.inf):

@@ -106,7 +106,10 @@ def write_datasheets(out: Path, catalog: Catalog, files: pd.DataFrame, rollup: p
                 row,
                 paths=paths,
                 outputs=_outputs(out, row),
-                **{name: rows.get(sha, []) for name, rows in details.items()},
+                layouts=details["layouts"].get(sha, []),
+                layers=details["layers"].get(sha, []),
+                bom=details["bom"].get(sha, []),
+                rollup=details["rollup"].get(sha, []),
             )
             write_text(folder / f"{sha}.html", render_datasheet(sheet, key))
             written.append(datasheet_path(sha))
@@ -192,8 +195,8 @@ def batch_report(
     several_roots = len({o.input.source_root for o in outcomes}) > 1
     shown = {o.input.key: _shown_path(o, several_roots) for o in outcomes}
 
-    def sheet(sha: str) -> str:
-        return href(root, datasheet_path(sha))
+    def sheet(sha: str | None) -> str | None:
+        return href(root, datasheet_path(sha)) if sha else None  # no page for an unread file
 
     entries, failures, slow = [], [], []
     for o in sorted(outcomes, key=lambda o: shown[o.input.key]):
