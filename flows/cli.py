@@ -155,14 +155,14 @@ def _run_batch(args: argparse.Namespace, params: dict, cfg, server) -> int:
     from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL, temporary_settings
 
     from engine.executor import shared_executor
-    from flows import progress
+    from flows import prefect_api, progress
     from flows.batch import batch, batch_settings
 
     server = temporary_server.keep_if_needed(server)
     settings = batch_settings(cfg)
     if settings["runner"] == "processes":  # workers load their libraries while the server starts
         shared_executor(settings["workers"], settings["memory_mb"]).warm_up()
-    prefect_settings = contextlib.nullcontext()
+    prefect_settings: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
     if server is not None:
         try:
             server.wait_ready(float(os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"]))
@@ -186,7 +186,7 @@ def _run_batch(args: argparse.Namespace, params: dict, cfg, server) -> int:
         with prefect_settings:
             try:
                 with bar:
-                    state = batch(**params, return_state=True)
+                    state = prefect_api.synchronous(batch(**params, return_state=True))
             except Exception as exc:  # the flow run could not even report its end
                 return _lost(exc)
     finally:
