@@ -5,7 +5,7 @@ PYTHON ?= python3
 UV_VERSION := 0.13.9
 LIBREDWG := documents/libredwg/node_modules/.installed
 
-.PHONY: run test bench env libredwg
+.PHONY: run test lint bench env libredwg
 
 run: $(VENV)/.synced          ## convert the sample drawings in data/samples into out/
 	$(VENV)/bin/cadpipe run
@@ -15,6 +15,11 @@ test: $(VENV)/.synced         ## run the test suite (installs Debian's chromium,
 	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory libredwg; \
 	else echo "npm not found: the tests of the opt-in libredwg DWG reader are skipped"; fi
 	$(VENV)/bin/python -m pytest
+
+lint: $(VENV)/.synced         ## ruff (lint, then format as a check) and mypy, configured in pyproject.toml
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 bench: $(VENV)/.synced        ## orchestration overhead over the corpus replicated to 1,000 files
 	$(VENV)/bin/python bench/orchestration.py
