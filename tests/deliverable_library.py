@@ -8,7 +8,9 @@ to run for every case. tests/test_deliverables_batch.py runs the real flow.
 from __future__ import annotations
 
 import uuid
+from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import ezdxf
 
@@ -108,3 +110,38 @@ def catalogue(sources: list[Path], out: Path, **overrides) -> Built:
     row = catalog.publish(run, outcomes, [str(s) for s in cfg.sources if s.is_dir()])
     publish_docs(cfg, row, outcomes)
     return publish_deliverables(cfg)
+
+
+class PageLinks(HTMLParser):
+    """Link targets and the text of an HTML page, as a browser's parser reads them."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.links: list[str] = []
+        self.text: list[str] = []
+        self.body_rows = 0
+        self._in_body = False
+        self.feed(path.read_text(encoding="utf-8"))
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        self.links += [attrs[a] for a in ("href", "src") if attrs.get(a)]
+        self._in_body = self._in_body or tag == "tbody"
+        self.body_rows += tag == "tr" and self._in_body
+
+    def handle_endtag(self, tag):
+        self._in_body = self._in_body and tag != "tbody"
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def broken_links(path: Path, out: Path) -> list[str]:
+    """The links of a page that are absolute, leave `out` or lead to no file."""
+    broken = []
+    for link in PageLinks(path).links:
+        parts = urlsplit(link)
+        target = (path.parent / unquote(parts.path)).resolve()
+        if parts.scheme or parts.netloc or not target.is_relative_to(out.resolve()) or not target.is_file():
+            broken.append(link)
+    return broken
