@@ -123,6 +123,16 @@ def test_sets_by_project_from_the_title_block(tmp_path):
     assert sorted(p.name for p in (out / "sets").iterdir()) == ["P-100", "library-south"]
     assert [t for _, t, _ in toc(out / "sets" / "P-100" / "P-100.pdf")] == ["N-2 North pump", "S-1 South pump"]
     assert [t for _, t, _ in toc(out / "sets" / "library-south" / "library-south.pdf")] == ["S-2 Loose drawing"]
+    # switched off: the sets go, the register stays and no longer links them
+    off = catalogue([lib], out, deliverables={"group_by": "project", "bom_exports": False, "pdf_sets": False})
+    assert sorted(off.removed) == [
+        "sets/P-100/P-100.pdf",
+        "sets/P-100/manifest.json",
+        "sets/library-south/library-south.pdf",
+        "sets/library-south/manifest.json",
+    ]
+    assert not (out / "sets").exists() or not any((out / "sets").iterdir())
+    assert "sets/" not in (out / "register.csv").read_text(encoding="utf-8")
 
 
 def test_group_by_must_be_folder_or_a_title_block_field(tmp_path):
