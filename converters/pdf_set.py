@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pymupdf
 
-from documents.file_access import atomic_target
+from documents.atomic import atomic_path
 
 
 @dataclass(frozen=True)
@@ -71,8 +71,8 @@ def merge_pdf_set(entries: Sequence[SetEntry], target: Path | str, title: str = 
             return result
         merged.set_toc([list(b) for b in result.bookmarks])
         merged.set_metadata({"title": title, "creator": "cadpipe", "producer": f"PyMuPDF {pymupdf.VersionBind}"})
-        with atomic_target(target) as tmp:
-            merged.save(tmp, garbage=3, deflate=True)
+        with atomic_path(target) as tmp:
+            merged.save(str(tmp), garbage=3, deflate=True)
     finally:
         merged.close()
     return result

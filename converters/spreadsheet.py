@@ -30,7 +30,7 @@ from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 
-from documents.file_access import atomic_target
+from documents.atomic import atomic_path
 
 KINDS = ("text", "int", "float", "date", "datetime", "bool", "link")
 XLSX_CELL_LIMIT = 32_767
@@ -83,7 +83,7 @@ def missing(value: Any) -> bool:
 
 
 def write_csv(path: Path | str, table: Table) -> None:
-    with atomic_target(path) as tmp:
+    with atomic_path(path) as tmp:
         with open(tmp, "w", encoding="utf-8", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow([c.header for c in table.columns])
@@ -99,7 +99,7 @@ def write_xlsx(path: Path | str, tables: Sequence[Table], title: str = "") -> No
     book.properties.creator = "cadpipe"
     for table in tables:
         _sheet(book, table)
-    with atomic_target(path) as tmp:
+    with atomic_path(path) as tmp:
         book.save(tmp)
 
 

@@ -111,22 +111,3 @@ def may_read(path: str | os.PathLike) -> bool:
 
 def current_scope() -> ReadScope | None:
     return _scope.get()
-
-
-@contextlib.contextmanager
-def atomic_target(path: str | os.PathLike) -> Iterator[str]:
-    """A temporary name beside `path` (``.<name>.<random>.tmp``) to write to; renamed onto `path`
-    when the block succeeds, removed when it fails. A reader sees the old file or the new one.
-    The file is created as an ordinary one (mode 0666 less the umask), not private as mkstemp's."""
-    import secrets
-
-    path = os.fspath(path)
-    folder, name = os.path.split(path)
-    tmp = os.path.join(folder, f".{name}.{secrets.token_hex(4)}.tmp")
-    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)

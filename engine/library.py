@@ -34,7 +34,7 @@ from typing import Any
 import pandas as pd
 
 from converters.spreadsheet import missing
-from documents.file_access import atomic_target
+from documents.atomic import atomic_path
 from documents.names import native_path, to_native
 from engine.catalog import Catalog
 from engine.work import read_result
@@ -46,7 +46,7 @@ SETS_DIR = "sets"
 MODEL_FORMATS = frozenset({"step", "iges", "stl"})  # models: in the catalog, not in the register
 _SLUG_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _DIGITS = re.compile(r"(\d+)")
-_TEMPORARY = re.compile(r"^\..+\.[0-9a-f]{8}\.tmp$")  # documents.file_access.atomic_target's names
+_TEMPORARY = re.compile(r"^\..+\.tmp(\.\w+)?$")  # documents.atomic's names: .register.k3j4_x.tmp.csv
 # Standard sheets (mm, short side first): the register names a layout's paper by them.
 _PAPER_SIZES = {
     "A0": (841, 1189),
@@ -191,7 +191,7 @@ class State:
             _remove_empty_folders(target.parent, self.out)
         self.sheets = {wid: s for wid, s in self.sheets.items() if wid in live_work}
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_target(self.path) as tmp:
+        with atomic_path(self.path) as tmp:
             Path(tmp).write_text(json.dumps({"files": self.files, "sheets": self.sheets}, indent=1), encoding="utf-8")
 
 
@@ -230,15 +230,12 @@ def exclusive(out: Path) -> Iterator[None]:
 
 def sweep_temporaries(out: Path) -> None:
     """Half-written deliverables of a build that was killed (the lock is ours: all abandoned)."""
-    for folder in (out, out / "docs", out / STATE_DIR):
-        for tmp in folder.glob(".*.tmp") if folder.is_dir() else ():
-            if _TEMPORARY.match(tmp.name):
-                tmp.unlink(missing_ok=True)
-    sets = out / SETS_DIR
-    if sets.is_dir():
-        for tmp in sets.rglob(".*.tmp"):
-            if _TEMPORARY.match(tmp.name):
-                tmp.unlink(missing_ok=True)
+    found = list(out.glob(".register.*")) + list((out / STATE_DIR).glob(".*"))
+    if (out / SETS_DIR).is_dir():
+        found += (out / SETS_DIR).rglob(".*")
+    for tmp in found:
+        if _TEMPORARY.match(tmp.name) and tmp.is_file():
+            tmp.unlink(missing_ok=True)
 
 
 def title_fields(cfg) -> list[str]:

@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 
 from converters.pdf_set import MergeResult, SetEntry, SetSheet, merge_pdf_set
-from documents.file_access import atomic_target
+from documents.atomic import atomic_path
 from documents.names import native_path, to_native
 from engine.catalog import now_iso
 from engine.library import Built, Drawing, DrawingSet, Library, State, fingerprint, write_file_for
@@ -99,5 +99,5 @@ def _write_manifest(
         "left_out": [{"path": d.location, "status": d.status, "reason": d.error} for d in drawing_set.left_out],
         "problems": result.problems,
     }
-    with atomic_target(target) as tmp:
+    with atomic_path(target) as tmp:
         Path(tmp).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")

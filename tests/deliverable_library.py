@@ -97,8 +97,8 @@ def catalogue(sources: list[Path], out: Path, **overrides) -> Built:
     outcomes += [Outcome(item.input, item.work_id, "failed", {"unchanged": True}) for item in plan.still_failed]
     for item in plan.todo:
         result = process_job(item.to_job(str(cfg.out)))
-        state = "processed" if result["status"] == "ok" else "failed"
-        outcomes.append(Outcome(item.input, result.get("work_id") or item.work_id, state, result))
+        state = "processed" if result.ok else "failed"
+        outcomes.append(Outcome(item.input, result.work_id or item.work_id, state, result.record()))
     run = {
         "run_id": f"test-{uuid.uuid4().hex[:8]}",
         "flow_run_id": None,
