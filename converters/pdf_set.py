@@ -71,7 +71,7 @@ def merge_pdf_set(entries: Sequence[SetEntry], target: Path | str, title: str = 
             return result
         merged.set_toc([list(b) for b in result.bookmarks])
         merged.set_metadata({"title": title, "creator": "cadpipe", "producer": f"PyMuPDF {pymupdf.VersionBind}"})
-        with atomic_path(target) as tmp:
+        with atomic_path(Path(target)) as tmp:
             merged.save(str(tmp), garbage=3, deflate=True)
     finally:
         merged.close()

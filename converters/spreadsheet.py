@@ -70,7 +70,7 @@ class Link:
 class Table:
     name: str  # the XLSX sheet name (at most 31 characters, none of []:*?/\)
     columns: list[Column]
-    rows: list[Mapping[str, Any]] = field(default_factory=list)
+    rows: Sequence[Mapping[str, Any]] = field(default_factory=list)
 
 
 def missing(value: Any) -> bool:
@@ -83,7 +83,7 @@ def missing(value: Any) -> bool:
 
 
 def write_csv(path: Path | str, table: Table) -> None:
-    with atomic_path(path) as tmp:
+    with atomic_path(Path(path)) as tmp:
         with open(tmp, "w", encoding="utf-8", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow([c.header for c in table.columns])
@@ -99,7 +99,7 @@ def write_xlsx(path: Path | str, tables: Sequence[Table], title: str = "") -> No
     book.properties.creator = "cadpipe"
     for table in tables:
         _sheet(book, table)
-    with atomic_path(path) as tmp:
+    with atomic_path(Path(path)) as tmp:
         book.save(tmp)
 
 
@@ -122,7 +122,7 @@ def _sheet(book: Workbook, table: Table) -> None:
         header.append(cell)
     sheet.append(header)
     for source, shown in zip(table.rows, rows):
-        cells = []
+        cells: list[Any] = []
         for column, value in zip(table.columns, shown):
             if value is None:
                 cells.append(None)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import posixpath
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -184,7 +184,7 @@ def _about(member: Drawing, root: str) -> dict[str, Any]:
     }
 
 
-def _rows(rows: list[dict], custom: list[Column], leading: list[Column] = ()) -> Table:
+def _rows(rows: list[dict], custom: list[Column], leading: Sequence[Column] = ()) -> Table:
     """BOM rows with their raw attributes spread into `attr:<TAG>` columns."""
     attribute_tags: dict[str, None] = {}
     shown = []
@@ -202,7 +202,7 @@ def _rows(rows: list[dict], custom: list[Column], leading: list[Column] = ()) ->
     return Table("BOM", columns, shown)
 
 
-def _symbols(symbols: list[dict], leading: list[Column] = ()) -> Table:
+def _symbols(symbols: list[dict], leading: Sequence[Column] = ()) -> Table:
     rows = [{**s, "count": s.get("insert_count")} for s in symbols]
     return Table("Symbols", list(leading) + SYMBOL_COLUMNS, rows)
 
@@ -229,7 +229,7 @@ def _totals(rows: list[dict]) -> Table:
         if all(v is None for v in key):
             key = (None, None, row.get("block_name")) + (None,) * (len(TOTAL_KEY) - 3)
         total = groups.setdefault(key, {"qty": None, "qty_unknown": 0, "rows": 0, "drawings": {}})
-        qty = row.get("qty")
+        qty: Any = row.get("qty")
         if missing(qty):
             total["qty_unknown"] += 1
         else:

@@ -31,8 +31,9 @@ def publish_deliverables(cfg) -> Built:
         if wanted["pdf_sets"]:
             for drawing_set in sets:
                 pdf = pdf_sets.build_set(library, drawing_set, state, built)
-                for member in drawing_set.members if pdf else ():
-                    links.setdefault(member.location, {})["set"] = pdf
+                if pdf is not None:
+                    for member in drawing_set.members:
+                        links.setdefault(member.location, {})["set"] = pdf
         if wanted["bom_exports"]:
             bom_files = bom_export.build_exports(library, sets, state, built)
             for location, file in bom_files.items():

@@ -264,7 +264,7 @@ def load_library(out: Path, cfg, state: State) -> Library:
         if status == "ok" and work_id:
             sheets = _sheets(out, work_id, _text(row.get("title_block_layout")), state)
         sha = _text(row.get("sha256"))
-        page = papers.get((sha, sheets[0].layout)) if sheets else None
+        page = papers.get((sha, sheets[0].layout)) if sheets and sha else None
         drawings.append(
             Drawing(
                 source_root=row["source_root"],

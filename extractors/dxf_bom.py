@@ -287,7 +287,7 @@ class _Walker:
             if attributes:
                 symbol = not any(a.text.strip() for a in attributes)
                 # Symbols of one path are one count, whichever empty tags they carry.
-                key = ((name,), () if symbol else tuple((a.tag, a.value) for a in attributes))
+                key: _Key = ((name,), () if symbol else tuple((a.tag, a.value) for a in attributes))
                 handle = insert.dxf.get("handle")
                 item = items.setdefault(key, _Item((name,), attributes, handle, holders=1, symbol=symbol))
                 item.count += count
