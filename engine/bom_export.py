@@ -20,6 +20,7 @@ are counted per block in the Symbols sheet. Each file is written again only when
 from __future__ import annotations
 
 import json
+import os
 import posixpath
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -28,6 +29,7 @@ from typing import Any
 import pandas as pd
 
 from converters.spreadsheet import Column, Link, Table, missing, write_csv, write_xlsx
+from documents.names import to_native
 from engine.library import Built, Drawing, DrawingSet, Library, State, fingerprint, natural_key, write_file_for
 
 VERSION = "1"
@@ -78,60 +80,56 @@ TOTAL_COLUMNS = [Column(k) for k in TOTAL_KEY] + [
     Column("drawing_numbers", "used in"),
 ]
 ATTRIBUTE_PREFIX = "attr:"
+NAME_BYTES = 200  # a drawing's export name; with ".xlsx" and atomic_path's temporary name < 255
 
 
-def build_exports(library: Library, sets: list[DrawingSet], state: State, built: Built) -> dict[str, str]:
-    """Write the stale BOM exports of every set; return drawing location -> its XLSX (relative to OUT)."""
+def build_exports(library: Library, drawing_set: DrawingSet, state: State, built: Built) -> dict[str, str]:
+    """Write the stale BOM exports of a set; return drawing location -> its XLSX (relative to OUT)."""
     custom = [Column(c) for c in library.bom_columns]
-    rows_of: dict[str, list[dict]] | None = None
-    symbols_of: dict[str, list[dict]] | None = None
 
     def details() -> tuple[dict[str, list[dict]], dict[str, list[dict]]]:
-        nonlocal rows_of, symbols_of
-        if rows_of is None or symbols_of is None:  # read once, and only when something is stale
-            rows_of, symbols_of = _by_sha(library.table("bom")), _by_sha(library.table("bom_symbols"))
-        return rows_of, symbols_of
+        # Read once per build, and only when something is stale.
+        return library.cached("bom", _by_sha), library.cached("bom_symbols", _by_sha)
 
     files: dict[str, str] = {}
-    for drawing_set in sets:
-        names = _file_names(drawing_set.members)
-        with_bom = [m for m in drawing_set.members if (m.bom_rows or 0) + (m.bom_symbols or 0) > 0]
-        for member in with_bom:
-            base = f"{drawing_set.folder}/bom/{names[member.location]}"
-            key = fingerprint(VERSION, member.key(), library.bom_columns)
-            csv_file, xlsx_file = f"{base}.csv", f"{base}.xlsx"
-            files[member.location] = xlsx_file
-            if state.fresh(csv_file, key) and state.fresh(xlsx_file, key):
-                built.unchanged += 1
-                continue
-            rows, symbols = details()
-            bom = _rows(rows.get(member.sha256 or "", []), custom)
-            root = "../../../"  # from sets/<set>/bom/ up to OUT
-            write_csv(write_file_for(library.out, csv_file), bom)
-            write_xlsx(
-                write_file_for(library.out, xlsx_file),
-                [bom, _symbols(symbols.get(member.sha256 or "", [])), _drawing_sheet(member, root)],
-                title=f"BOM of {member.bookmark}",
-            )
-            for file in (csv_file, xlsx_file):
-                state.made(file, key)
-                built.written.append(file)
-        if not with_bom:
-            continue  # a set without any BOM row gets no roll-up
-        base = f"{drawing_set.folder}/{drawing_set.slug}-bom"
-        key = fingerprint(VERSION, drawing_set.label, [m.key() for m in drawing_set.members], library.bom_columns)
-        products = [f"{base}.csv", f"{base}-rows.csv", f"{base}.xlsx"]
-        if all(state.fresh(p, key) for p in products):
+    names = _file_names(drawing_set.members)
+    with_bom = [m for m in drawing_set.members if (m.bom_rows or 0) + (m.bom_symbols or 0) > 0]
+    for member in with_bom:
+        base = f"{drawing_set.folder}/bom/{names[member.location]}"
+        key = fingerprint(VERSION, member.key(), library.bom_columns)
+        csv_file, xlsx_file = f"{base}.csv", f"{base}.xlsx"
+        files[member.location] = xlsx_file
+        if state.fresh(csv_file, key) and state.fresh(xlsx_file, key):
             built.unchanged += 1
             continue
         rows, symbols = details()
-        tables = _set_tables(drawing_set, rows, symbols, custom, files)
-        write_csv(write_file_for(library.out, products[0]), tables[0])
-        write_csv(write_file_for(library.out, products[1]), tables[1])
-        write_xlsx(write_file_for(library.out, products[2]), tables, title=f"BOM of {drawing_set.label}")
-        for file in products:
+        bom = _rows(rows.get(member.sha256 or "", []), custom)
+        root = "../../../"  # from sets/<set>/bom/ up to OUT
+        write_csv(write_file_for(library.out, csv_file), bom)
+        write_xlsx(
+            write_file_for(library.out, xlsx_file),
+            [bom, _symbols(symbols.get(member.sha256 or "", [])), _drawing_sheet(member, root)],
+            title=f"BOM of {member.bookmark}",
+        )
+        for file in (csv_file, xlsx_file):
             state.made(file, key)
             built.written.append(file)
+    if not with_bom:
+        return files  # a set without any BOM row gets no roll-up
+    base = f"{drawing_set.folder}/{drawing_set.slug}-bom"
+    key = fingerprint(VERSION, drawing_set.label, [m.key() for m in drawing_set.members], library.bom_columns)
+    products = [f"{base}.csv", f"{base}-rows.csv", f"{base}.xlsx"]
+    if all(state.fresh(p, key) for p in products):
+        built.unchanged += 1
+        return files
+    rows, symbols = details()
+    tables = _set_tables(drawing_set, rows, symbols, custom, files)
+    write_csv(write_file_for(library.out, products[0]), tables[0])
+    write_csv(write_file_for(library.out, products[1]), tables[1])
+    write_xlsx(write_file_for(library.out, products[2]), tables, title=f"BOM of {drawing_set.label}")
+    for file in products:
+        state.made(file, key)
+        built.written.append(file)
     return files
 
 
@@ -253,12 +251,24 @@ def _totals(rows: list[dict]) -> Table:
 
 
 def _file_names(members: Iterable[Drawing]) -> dict[str, str]:
-    """Export file stem per drawing: its file name; folder and name where two share a name."""
+    """Export file stem per drawing: its file name; folder and name where two share a name;
+    shortened (with a hash of the whole) where the file system could not hold it."""
     members = list(members)
     counts: dict[str, int] = defaultdict(int)
     for m in members:
         counts[m.name] += 1
-    return {m.location: m.name if counts[m.name] == 1 else m.path.replace("/", "__") for m in members}
+    return {m.location: _fit(m.name if counts[m.name] == 1 else m.path.replace("/", "__")) for m in members}
+
+
+def _fit(name: str, limit: int = NAME_BYTES) -> str:
+    """`name` (text form) short enough that it, `.xlsx` and a temporary name beside it fit in a
+    file name (255 bytes)."""
+    if len(os.fsencode(to_native(name))) <= limit:
+        return name
+    cut = name
+    while len(os.fsencode(to_native(cut))) > limit - 9:
+        cut = cut[:-1]
+    return f"{cut}~{fingerprint(name)[:8]}"
 
 
 def _attributes(raw: Any) -> dict[str, Any]:

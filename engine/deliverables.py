@@ -28,14 +28,20 @@ def publish_deliverables(cfg) -> Built:
         sets = group_sets(library.drawings, wanted["group_by"])
         set_of = {m.location: s for s in sets for m in (*s.members, *s.left_out)}
         links: dict[str, dict[str, str]] = {}  # drawing location -> kind -> file relative to OUT
-        if wanted["pdf_sets"]:
-            for drawing_set in sets:
-                pdf = pdf_sets.build_set(library, drawing_set, state, built)
-                if pdf is not None:
-                    for member in drawing_set.members:
-                        links.setdefault(member.location, {})["set"] = pdf
-        if wanted["bom_exports"]:
-            bom_files = bom_export.build_exports(library, sets, state, built)
+        for drawing_set in sets:
+            # One set that cannot be written (a full disk, a name the file system refuses) is
+            # said and kept as it was; the other sets and the register still go out.
+            try:
+                pdf = pdf_sets.build_set(library, drawing_set, state, built) if wanted["pdf_sets"] else None
+                bom_files = (
+                    bom_export.build_exports(library, drawing_set, state, built) if wanted["bom_exports"] else {}
+                )
+            except Exception as exc:
+                built.problems.append(f"set {drawing_set.label}: not written: {type(exc).__name__}: {exc}")
+                state.keep_stale(drawing_set.folder)
+                continue
+            for member in drawing_set.members if pdf is not None else ():
+                links.setdefault(member.location, {})["set"] = pdf
             for location, file in bom_files.items():
                 links.setdefault(location, {})["bom"] = file
         if wanted["register"]:

@@ -26,7 +26,7 @@ import hashlib
 import json
 import posixpath
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -142,9 +142,16 @@ class Library:
     title_fields: list[str]
     catalog: Catalog
     bom_columns: list[str] = field(default_factory=list)  # columns a custom [bom] tag map adds
+    _cache: dict[str, Any] = field(default_factory=dict)
 
     def table(self, name: str) -> pd.DataFrame:
         return self.catalog.read(name)
+
+    def cached(self, name: str, convert: Callable[[pd.DataFrame], Any]) -> Any:
+        """A catalog table converted once per build (the BOM of every set comes from one read)."""
+        if name not in self._cache:
+            self._cache[name] = convert(self.table(name))
+        return self._cache[name]
 
 
 @dataclass
@@ -180,6 +187,12 @@ class State:
 
     def made(self, relative: str, key: str) -> None:
         self.files[relative] = key
+
+    def keep_stale(self, folder: str) -> None:
+        """A build under `folder` failed: its files stay as they were, and are made again next run."""
+        for relative in self.old:
+            if relative.startswith(folder.rstrip("/") + "/") and relative not in self.files:
+                self.files[relative] = "stale"
 
     def finish(self, built: Built, live_work: set[str]) -> None:
         """Remove the files of deliverables no longer wanted; record the keys."""

@@ -241,3 +241,16 @@ def test_pid_field_names_normalize_to_their_property():
     assert normalize_tag("#(TargetObject.LoopNumber)") == "LOOPNUMBER"
     assert normalize_tag(" #(Project.General.Project_Number) ") == "PROJECTNUMBER"
     assert normalize_tag("PART#") == "PARTNO"  # a # elsewhere is still "number"
+
+
+def test_a_drawing_name_too_long_for_its_export_is_shortened(tmp_path):
+    lib = tmp_path / "library"
+    lib.mkdir()
+    long_name = "pump-" + "x" * 230 + ".dxf"  # 239 bytes: with ".xlsx" and a temporary name, too long
+    assembly_drawing(lib / long_name)
+    built = catalogue([lib], tmp_path / "out")
+    assert not built.problems
+    [export] = [p for p in built.written if p.startswith("sets/library/bom/") and p.endswith(".xlsx")]
+    name = Path(export).name
+    assert name.startswith("pump-xxx") and "~" in name and len(name.encode()) <= 255
+    assert len(sheet_rows(tmp_path / "out" / export, "BOM")) == 6
