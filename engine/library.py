@@ -12,7 +12,8 @@ and renamed; runs sharing an output root take turns (`OUT/.deliverables/lock`).
 Sets: the drawings are grouped into sets, by folder (default: the drawings of one folder, not
 of its subfolders) or by a title-block field (`group_by = "project"`: drawings without a value
 stay in their folder's set). A set's name is its label (`library/ProjectA`, or the field's value)
-made file-name safe (`library-ProjectA`); two labels giving the same name get a short hash each.
+made file-name safe (`library-ProjectA`); two labels giving the same name get a short hash each
+(except one that is that name already).
 Within a set, drawings go in drawing-number order (natural: D-2 before D-10), then those without
 a number by file name.
 """
@@ -319,7 +320,10 @@ def group_sets(drawings: list[Drawing], group_by: str = "folder") -> list[Drawin
     for name, keys in names.items():
         for key in keys:
             label, members = groups[key]
-            unique = name if len(keys) == 1 else f"{name}-{fingerprint(*key)[:8]}"
+            # On a clash the label that is its name already keeps it (the folder "library" stays
+            # "library" beside a folder "library/[" that is made "library" too).
+            plain = len(keys) == 1 or (label == name and sum(groups[k][0] == name for k in keys) == 1)
+            unique = name if plain else f"{name}-{fingerprint(*key)[:8]}"
             members.sort(key=Drawing.order)
             ok = tuple(m for m in members if m.status == "ok")
             failed = tuple(m for m in members if m.status != "ok")

@@ -14,7 +14,7 @@ import pytest
 
 from converters.pdf_set import SetEntry, SetSheet, merge_pdf_set
 from engine.config import ConfigError, load_config
-from engine.library import natural_key
+from engine.library import Drawing, group_sets, natural_key
 from tests.deliverable_library import catalogue, titled_drawing
 
 A3_LANDSCAPE = (1191, 842)  # points: [dxf] page_size A3, landscape (the default)
@@ -173,3 +173,15 @@ def test_merge_keeps_each_page_size_and_survives_a_damaged_sheet(tmp_path):
 def test_natural_order():
     names = ["D-10", "D-2", "D-1A", "D-1", "E-1", "d-3"]
     assert sorted(names, key=natural_key) == ["D-1", "D-1A", "D-2", "d-3", "D-10", "E-1"]
+
+
+def test_set_names_are_file_name_safe_and_unique():
+    def drawing(path: str, project: str | None = None) -> Drawing:
+        return Drawing("/srv/library", path, "ok", "dxf", "sha", "wid", {"project": project})
+
+    sets = group_sets([drawing("a.dxf"), drawing("[/b.dxf"), drawing("]/c.dxf"), drawing("P 1/d.dxf")])
+    names = {s.label: s.slug for s in sets}
+    assert names["library"] == "library" and names["library/P 1"] == "library-P-1"
+    assert names["library/["] != names["library/]"] and names["library/["].startswith("library-")
+    by_project = group_sets([drawing("x/a.dxf", "../../etc"), drawing("y/b.dxf", "../../etc")], "project")
+    assert [(s.slug, len(s.members)) for s in by_project] == [("etc", 2)]
