@@ -241,6 +241,12 @@ def print_summary(summary: dict) -> None:
     out.print(Text(f"catalog: {os.path.join(summary['out'], 'catalog')}"))
     if summary.get("documents"):
         out.print(Text(f"report:  {os.path.join(summary['out'], summary['documents'][0])}"))
+    deliverables = summary.get("deliverables") or {}
+    register = os.path.join(summary["out"], "register.xlsx")
+    if os.path.isfile(register):
+        out.print(Text(f"register: {register}"))
+    for problem in deliverables.get("problems", []):
+        out.print(Text("  ").append(labelled("deliverables", "yellow", problem)))
 
 
 if __name__ == "__main__":
