@@ -40,8 +40,9 @@ def publish_deliverables(cfg) -> Built:
                 built.problems.append(f"set {drawing_set.label}: not written: {type(exc).__name__}: {exc}")
                 state.keep_stale(drawing_set.folder)
                 continue
-            for member in drawing_set.members if pdf is not None else ():
-                links.setdefault(member.location, {})["set"] = pdf
+            if pdf is not None:
+                for member in drawing_set.members:
+                    links.setdefault(member.location, {})["set"] = pdf
             for location, file in bom_files.items():
                 links.setdefault(location, {})["bom"] = file
         if wanted["register"]:
