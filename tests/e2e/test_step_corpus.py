@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
+import time
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import Any
@@ -23,8 +24,11 @@ from documents.errors import InputError
 from documents.step_document import open_model
 from extractors.step_bom import step_bom_rows
 from extractors.step_metadata import extract_step_metadata
+from tests.time_limits import small_model
 
-PER_FILE_TIMEOUT_S = 120
+# A hang guard, derived from this run: 100 times a small model's work in the same pool, at least
+# 120 s. No corpus file is known to hang; a loaded machine must not make one look hung.
+MIN_TIMEOUT_S = 120.0
 OUTPUTS_BELOW_BYTES = 150_000  # meshes and drawings for these (most of the corpus); metadata for all
 STL_CAP = 20_000_000
 # The corpus flattens the CAx-IF multi-file assembly, so its references do not resolve there.
@@ -62,6 +66,7 @@ def corpus_results(manifest, corpus_dir, tmp_path_factory) -> dict[str, dict[str
     inputs = tmp_path_factory.mktemp("step_corpus")
     results: dict[str, dict[str, Any]] = {}
     with ProcessPool(max_workers=2) as pool:
+        timeout_s = per_file_timeout(pool, inputs)
         futures = {}
         for row in rows:
             source = corpus_dir / row["path"]
@@ -69,17 +74,24 @@ def corpus_results(manifest, corpus_dir, tmp_path_factory) -> dict[str, dict[str
             shutil.copy2(source, copy)
             out_dir = tempfile.mkdtemp(dir=inputs)
             with_outputs = int(row["bytes"]) < OUTPUTS_BELOW_BYTES
-            futures[row["path"]] = pool.schedule(
-                process_one, (str(copy), out_dir, with_outputs), timeout=PER_FILE_TIMEOUT_S
-            )
+            futures[row["path"]] = pool.schedule(process_one, (str(copy), out_dir, with_outputs), timeout=timeout_s)
         for name, future in futures.items():
             try:
                 results[name] = future.result()
             except FutureTimeout:
-                results[name] = {"status": "failed", "reason": f"timed out after {PER_FILE_TIMEOUT_S} s"}
+                results[name] = {"status": "failed", "reason": f"timed out after {timeout_s:.0f} s"}
             except ProcessExpired as exc:
                 results[name] = {"status": "failed", "reason": f"worker crashed (exit code {exc.exitcode})"}
     return results
+
+
+def per_file_timeout(pool: ProcessPool, folder: Path) -> float:
+    """100 times what a small model (meshes and drawing included) takes in `pool` now."""
+    model = small_model(folder / "calibration.step")
+    pool.schedule(process_one, (str(model), tempfile.mkdtemp(dir=folder), True)).result()  # imports
+    started = time.monotonic()
+    assert pool.schedule(process_one, (str(model), tempfile.mkdtemp(dir=folder), True)).result()["status"] == "ok"
+    return max(MIN_TIMEOUT_S, 100 * (time.monotonic() - started))
 
 
 def _short(path: str) -> str:
@@ -161,7 +173,7 @@ def test_truncated_corpus_files_fail_with_a_reason(corpus_dir, tmp_path, fractio
             data = (corpus_dir / name).read_bytes()
             cut = tmp_path / Path(name).name
             cut.write_bytes(data[: int(len(data) * fraction)])
-            futures[cut.name] = pool.schedule(process_one, (str(cut), str(tmp_path), False), timeout=PER_FILE_TIMEOUT_S)
+            futures[cut.name] = pool.schedule(process_one, (str(cut), str(tmp_path), False), timeout=600)
         for name, future in futures.items():
             result = future.result()  # a crash or a hang here would be a finding: none is known
             assert result["status"] == "failed", name

@@ -86,7 +86,7 @@ def config(tmp_path: Path, *, secret_env: str = "CADPIPE_TEST_SECRET", secret_bl
         f'secret_block = "{secret_block}"',
         "attempts = 3",
         "backoff_s = 0.05",
-        "timeout_s = 5.0",
+        "timeout_s = 60.0",  # a loaded machine may be slow to answer; a refused connection fails at once
     ]
     path = tmp_path / "cadpipe.toml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
