@@ -5,7 +5,7 @@ PYTHON ?= python3
 UV_VERSION := 0.13.9
 LIBREDWG := documents/libredwg/node_modules/.installed
 
-.PHONY: run test test-unit test-e2e test-tools bench env libredwg
+.PHONY: run test test-unit test-e2e test-tools lint bench env libredwg
 
 run: $(VENV)/.synced          ## convert the sample drawings in data/samples into out/
 	$(VENV)/bin/cadpipe run
@@ -25,6 +25,11 @@ test-tools: $(VENV)/.synced
 	.ci/install-test-tools
 	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory libredwg; \
 	else echo "npm not found: the tests of the opt-in libredwg DWG reader are skipped"; fi
+
+lint: $(VENV)/.synced         ## ruff (lint, then format as a check) and mypy, configured in pyproject.toml
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 bench: $(VENV)/.synced        ## orchestration overhead over the corpus replicated to 1,000 files
 	$(VENV)/bin/python bench/orchestration.py

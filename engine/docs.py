@@ -36,10 +36,13 @@ from converters.datasheet import (
     build_datasheet,
     href,
     is_missing,
+    register_fingerprint,
     render_datasheet,
+    render_register,
     render_report,
     templates_fingerprint,
 )
+from converters.spreadsheet import Table
 from documents import atomic
 from documents.errors import TransientError
 from documents.names import to_bytes
@@ -64,8 +67,23 @@ def publish_docs(cfg, run: dict, outcomes: list[Outcome]) -> list[str]:
     rollup, used = write_rollups(catalog)
     files = catalog.read("files")
     sheets = write_datasheets(out, catalog, files, rollup)
-    reports = write_report(out, run, outcomes, files, used, catalog.read("runs"))
+    register = bool(cfg.raw["deliverables"]["register"])
+    reports = write_report(out, run, outcomes, files, used, catalog.read("runs"), register)
     return reports + sheets
+
+
+REGISTER_PAGE = f"{DOCS_DIR}/register.html"
+
+
+def write_register_page(out: Path, table: Table) -> str:
+    """The drawing register as a page of the docs (engine/register.py builds its rows, with
+    links relative to the page); returns its path relative to OUT."""
+    write_text(out / REGISTER_PAGE, render_register(table))
+    return REGISTER_PAGE
+
+
+def register_page_fingerprint() -> str:
+    return register_fingerprint()
 
 
 def native_href(root: str, relative: str) -> str:
@@ -105,7 +123,10 @@ def write_datasheets(out: Path, catalog: Catalog, files: pd.DataFrame, rollup: p
                 row,
                 paths=paths,
                 outputs=_outputs(out, row),
-                **{name: rows.get(sha, []) for name, rows in details.items()},
+                layouts=details["layouts"].get(sha, []),
+                layers=details["layers"].get(sha, []),
+                bom=details["bom"].get(sha, []),
+                rollup=details["rollup"].get(sha, []),
             )
             write_text(folder / f"{sha}.html", render_datasheet(sheet, key))
             written.append(datasheet_path(sha))
@@ -165,13 +186,22 @@ def _prune_datasheets(folder: Path, catalog: Catalog) -> None:
 
 
 def write_report(
-    out: Path, run: dict, outcomes: list[Outcome], files: pd.DataFrame, used: pd.DataFrame, runs: pd.DataFrame
+    out: Path,
+    run: dict,
+    outcomes: list[Outcome],
+    files: pd.DataFrame,
+    used: pd.DataFrame,
+    runs: pd.DataFrame,
+    register: bool = False,
 ) -> list[str]:
-    """Write this run's report page and make it the index; return both paths relative to OUT."""
+    """Write this run's report page and make it the index; return both paths relative to OUT.
+    `register`: link the drawing register page (engine/register.py writes it after the docs)."""
     run_page = f"{DOCS_DIR}/runs/{run['run_id']}.html"
     index_page = f"{DOCS_DIR}/index.html"
-    write_text(out / run_page, render_report(batch_report(run, outcomes, files, used, runs, "../../", out)))
-    write_text(out / index_page, render_report(batch_report(run, outcomes, files, used, runs, "../", out)))
+    for page, root in ((run_page, "../../"), (index_page, "../")):
+        report = batch_report(run, outcomes, files, used, runs, root, out)
+        report.register = href(root, REGISTER_PAGE) if register else None
+        write_text(out / page, render_report(report))
     return [index_page, run_page]
 
 
@@ -191,8 +221,8 @@ def batch_report(
     several_roots = len({o.input.source_root for o in outcomes}) > 1
     shown = {o.input.key: _shown_path(o, several_roots) for o in outcomes}
 
-    def sheet(sha: str) -> str:
-        return href(root, datasheet_path(sha))
+    def sheet(sha: str | None) -> str | None:
+        return href(root, datasheet_path(sha)) if sha else None  # no page for an unread file
 
     entries, failures, slow = [], [], []
     for o in sorted(outcomes, key=lambda o: shown[o.input.key]):

@@ -34,6 +34,12 @@ def library(tmp_path_factory, corpus_dir, manifest) -> Path:
     return lib
 
 
+@pytest.fixture
+def secret_env(monkeypatch):
+    """The webhook secret the receiver checks, from the environment as the config names it."""
+    monkeypatch.setenv("CADPIPE_TEST_SECRET", SECRET)
+
+
 def test_a_batch_with_a_failed_file_sends_batch_failed_and_file_failed(
     tmp_path, library, secret_env, prefect_harness, caplog
 ):

@@ -23,6 +23,11 @@ COLUMNS = [
     "mass",
     "revision",
     "vendor",
+    "tag",
+    "type",
+    "loop_number",
+    "service",
+    "size",
     "block_name",
     "block_path",
     "layout",
@@ -324,7 +329,7 @@ def test_custom_tag_map_adds_columns_and_renames():
     place(doc.modelspace(), "P", {"SACHNR": "4711", "OBERFLAECHE": "verzinkt"})
     [r] = bom_rows(doc, tag_map={**DEFAULT_TAG_MAP, "part_number": ["SACHNR"], "finish": ["OBERFLAECHE"]})
     assert (r["part_number"], r["finish"]) == ("4711", "verzinkt")
-    assert list(r)[: len(COLUMNS) - 8] == COLUMNS[:-8] and list(r)[9] == "finish"
+    assert list(r)[: len(COLUMNS) - 8] == COLUMNS[:-8] and list(r)[14] == "finish"
 
 
 def test_broken_structures_are_survived():

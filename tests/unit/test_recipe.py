@@ -307,12 +307,12 @@ def test_redefine_block_source_that_is_not_a_drawing(tmp_path):
 
 def test_extra_title_fields_from_the_config_are_accepted(tmp_path):
     path = write(
-        tmp_path, "select:\n  title_block: {project: X-*}\noperations:\n  - set_attributes: {fields: {project: Y}}\n"
-    )
-    with pytest.raises(RecipeError, match="unknown title field 'project'"):
+        tmp_path, "select:\n  title_block: {contract: X-*}\noperations:\n  - set_attributes: {fields: {contract: Y}}\n"
+    )  # `contract` is no default title field (`project` became one with the PDF sets' grouping)
+    with pytest.raises(RecipeError, match="unknown title field 'contract'"):
         load_recipe(path)
-    recipe = load_recipe(path, title_fields=["title", "revision", "project"])
-    assert recipe.select.title_block == (("project", ("X-*",)),)
+    recipe = load_recipe(path, title_fields=["title", "revision", "contract"])
+    assert recipe.select.title_block == (("contract", ("X-*",)),)
 
 
 def test_missing_recipe_file(tmp_path):

@@ -19,6 +19,7 @@ KEYS = [
     "scale",
     "sheet",
     "material",
+    "project",
     "title_block_name",
     "title_block_layout",
 ]
@@ -67,6 +68,7 @@ def test_paperspace_title_block_gives_every_field(tmp_path):
         "scale": "1:2",
         "sheet": "1 of 2",
         "material": "EN-GJL-250",
+        "project": None,
         "title_block_name": "ISO-Titleblock A3",
         "title_block_layout": "Layout1",
     }
