@@ -18,11 +18,6 @@ from tests.unit.test_webhooks import SECRET, Receiver, config, summary
 # Through a real batch under Prefect's harness.
 
 
-@pytest.fixture
-def secret_env(monkeypatch):
-    monkeypatch.setenv("CADPIPE_TEST_SECRET", SECRET)
-
-
 @pytest.fixture(scope="module")
 def library(tmp_path_factory, corpus_dir, manifest) -> Path:
     lib = tmp_path_factory.mktemp("library")
