@@ -95,10 +95,16 @@ def _dxf(src: Path, job: dict, dest: Path, stage: Stage) -> dict:
         for lay in render.layouts
         for fmt, path in sorted(lay.files.items())
     ]
+    # Where each layout's coordinates are on its page: revision overlays align two renders by it.
+    pages = [
+        {"layout": lay.layout, "stem": lay.stem, "placement": lay.placement.as_dict() if lay.placement else None}
+        for lay in render.layouts
+    ]
     return {
         "summary": summary,
         "tables": tables,
         "outputs": outputs,
+        "pages": pages,
         "warnings": meta.warnings + render.warnings,
     }
 
