@@ -24,6 +24,8 @@ from urllib.parse import quote
 
 import jinja2
 
+from documents.names import to_bytes
+
 TEMPLATES = Path(__file__).with_name("templates")
 
 TITLE_FIELDS = [
@@ -102,6 +104,12 @@ def is_missing(value: Any) -> bool:
 def href(root: str, relative: str) -> str:
     """Link from a page to `relative` (a path under the output root), each segment percent-encoded."""
     return root + "/".join(quote(part, safe="") for part in PurePosixPath(relative).parts)
+
+
+def native_href(root: str, relative: str) -> str:
+    """Link to a file whose name (in the catalog's text form) may not be UTF-8: each segment is
+    percent-encoded from the name's bytes, as the file system holds it."""
+    return root + "/".join(quote(to_bytes(part), safe="") for part in relative.split("/"))
 
 
 @dataclass
@@ -245,6 +253,22 @@ class ReportEntry:
     bom_rows: int | None = None
     datasheet: str | None = None  # href
     error: str | None = None
+    thumbnail: str | None = None  # href of the thumbnail of its main layout
+
+
+@dataclass
+class ReportChange:
+    """A drawing that came back with new content in this run (a `changes` row)."""
+
+    path: str
+    summary: str
+    compared: bool
+    note: str | None = None
+    datasheet: str | None = None  # href
+    title: list[tuple[str, Any, Any]] = field(default_factory=list)  # (field, before, after)
+    counts: list[tuple[str, int]] = field(default_factory=list)  # ("BOM rows added", 2), non-zero only
+    overlays: list[str] = field(default_factory=list)  # hrefs of the overlay images
+    diff: str | None = None  # href of diff.json
 
 
 @dataclass
@@ -298,6 +322,8 @@ class BatchReport:
     where_used_total: int  # rows in the where_used table (the report shows a bounded part)
     runs: list[RunLink] = field(default_factory=list)
     root: str = "../"
+    changes: list[ReportChange] = field(default_factory=list)
+    gallery_href: str | None = None
 
     @property
     def counts(self) -> list[tuple[str, Any]]:
@@ -351,6 +377,11 @@ _env = jinja2.Environment(
 )
 _env.filters["cell"] = _cell
 _env.filters["num"] = _number
+
+
+def environment() -> jinja2.Environment:
+    """The pages' Jinja2 environment (autoescaping, strict, with the `cell` and `num` filters)."""
+    return _env
 
 
 def render_datasheet(sheet: Datasheet, key: str = "") -> str:

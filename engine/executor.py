@@ -70,6 +70,24 @@ class FileExecutor:
                 self._pool = self._new_pool()
             return self._pool.schedule(process_job, args=(job,), timeout=timeout_s)
 
+    def call_each(self, function: Callable, arguments: list[tuple], timeout_s: float) -> list:
+        """Run `function(*args)` for each args in the workers, with the per-file time limit and
+        the workers' memory cap; each call's result, or the exception that ended it."""
+        with self._lock:
+            if not self._pool.active:
+                self._pool.stop()
+                self._pool = self._new_pool()
+            futures = [self._pool.schedule(function, args=args, timeout=timeout_s) for args in arguments]
+        results: list = []
+        for future in futures:
+            try:
+                results.append(future.result())
+            except FutureTimeout:
+                results.append(TimeoutError(f"no result within {timeout_s:g} s; worker stopped"))
+            except Exception as exc:  # the function's own error, a crashed worker
+                results.append(exc)
+        return results
+
     def warm_up(self) -> None:
         """Start the worker processes now (each imports the drawing libraries, seconds), for
         example while the Prefect server starts, instead of when the first file arrives."""

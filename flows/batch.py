@@ -33,6 +33,7 @@ from engine.discover import InputFile, scan
 from engine.docs import publish_docs
 from engine.executor import RetryPolicy, default_workers, shared_executor
 from engine.plan import Plan, make_plan, work_id
+from engine.revision_diff import record_changes
 from engine.version import pipeline_version
 from engine.work import is_complete, sweep_abandoned
 from flows import logs, prefect_api, progress
@@ -145,6 +146,21 @@ def process_chunk(index: int, jobs: list[dict], settings: dict) -> list[dict]:
 def publish(cfg: Config, run: dict, outcomes: list[Outcome]) -> dict:
     walked = [to_text(os.path.realpath(s)) for s in cfg.sources if s.is_dir()]
     return Catalog(cfg.out).publish(run, outcomes, walked, cfg.raw["inputs"]["follow_symlinks"])
+
+
+@task(name="revision-diff")
+def diff_revisions(cfg: Config, run_id: str, settings: dict) -> list[dict]:
+    """Compare every drawing that came back with new content with its version before (the
+    `changes` table); the diffs and overlays run in the worker pool, under the file limits."""
+    executor = shared_executor(settings["workers"], settings["memory_mb"])
+
+    def call(function, arguments):
+        return executor.call_each(function, list(arguments), settings["timeout_s"])
+
+    rows = record_changes(cfg.out, run_id, call)
+    if rows:
+        get_run_logger().info("%d drawings changed since their last version", len(rows))
+    return rows
 
 
 def _task_runner(runner: str, workers: int, dask_address: str | None):
@@ -260,6 +276,7 @@ def _run_batch(cfg: Config, run: dict, settings: dict, dask_address: str | None,
     outcomes += [Outcome(p.as_input(), None, "failed", unreadable_result(p)) for p in plan.unreadable]
     row = publish(cfg, run, outcomes)
     summary = {**row, "out": out_dir, "failures": Catalog(cfg.out).failures([o.input.key for o in outcomes])}
+    summary["changes"] = diff_revisions(cfg, run["run_id"], settings)
     summary["documents"] = publish_docs(cfg, row, outcomes)
     with _results_lock:
         _finished.clear()  # the latest only: a watcher runs batch after batch in one process
