@@ -65,7 +65,8 @@ _KEY_META = re.compile(rb'<meta name="cadpipe-datasheet" content="([0-9a-f]+)">'
 
 def publish_docs(cfg, run: dict, outcomes: list[Outcome]) -> list[str]:
     """Write the run's HTML documents under OUT; return their paths relative to OUT: the two
-    report pages, then the datasheets written in this run (unchanged ones are kept as they are)."""
+    report pages, the gallery, then the datasheets written in this run (unchanged ones are kept
+    as they are)."""
     out = Path(cfg.out)
     catalog = Catalog(out)
     rollup, used = write_rollups(catalog)
@@ -83,13 +84,14 @@ INDEX_SCRIPT = f"{DOCS_DIR}/search-index.js"
 
 
 def write_gallery(out: Path, run: dict, files: pd.DataFrame, layouts: pd.DataFrame, changes: pd.DataFrame) -> list[str]:
-    """The gallery page, its script and the search index it loads; their paths relative to OUT."""
+    """The gallery page, its script and the search index it loads; returns the page's path
+    relative to OUT (the two scripts are its assets)."""
     script, note = index_script(out)
     write_text(out / INDEX_SCRIPT, script)
     write_text(out / GALLERY_SCRIPT, gallery_script())
     gallery = build_gallery(files, layouts, changes, run.get("run_id"), "search-index.js", note)
     write_text(out / GALLERY_PAGE, render_gallery(gallery))
-    return [GALLERY_PAGE, GALLERY_SCRIPT, INDEX_SCRIPT]
+    return [GALLERY_PAGE]
 
 
 def datasheet_path(sha256: str) -> str:
