@@ -292,18 +292,19 @@ def match_expression(query: str) -> str:
 def search(out: Path | str, query: str, scopes: Iterable[str] = (), limit: int = 50) -> list[Hit]:
     """The entries matching `query`, best first (BM25), one hit per path holding the content."""
     out = Path(out)
-    path = index_path(out)
-    if not path.is_file():
-        raise SearchError(f"no search index at {path}: run `cadpipe run` on the library first")
     scopes = list(scopes)
     unknown = [s for s in scopes if s not in SCOPES]
     if unknown:
         raise SearchError(f"unknown scope {', '.join(unknown)}; expected one of {', '.join(SCOPES)}")
+    expression = match_expression(query)
+    path = index_path(out)
+    if not path.is_file():
+        raise SearchError(f"no search index at {path}: run `cadpipe run` on the library first")
     sql = (
         "select bm25(entries), sha256, scope, label, layout, handle, text,"
         " snippet(entries, 0, '«', '»', '...', 16), link from entries where entries match ?"
     )
-    params: list[Any] = [match_expression(query)]
+    params: list[Any] = [expression]
     if scopes:
         sql += f" and scope in ({', '.join('?' for _ in scopes)})"
         params += scopes

@@ -300,9 +300,13 @@ def print_summary(summary: dict) -> None:
     out.print(table)
     for message in summary["failures"]:
         out.print(Text("  ").append(labelled("failed", "red", message)))
+    changes = summary.get("changes") or []
+    for change in changes:
+        out.print(Text("  ").append(labelled("changed", "yellow", f"{change['path']}: {change['summary']}")))
     out.print(Text(f"catalog: {os.path.join(summary['out'], 'catalog')}"))
     if summary.get("documents"):
         out.print(Text(f"report:  {os.path.join(summary['out'], summary['documents'][0])}"))
+        out.print(Text(f"gallery: {os.path.join(summary['out'], 'docs', 'gallery.html')}"))
 
 
 if __name__ == "__main__":
