@@ -19,6 +19,7 @@ from engine.config import ConfigError, check_roots, load_config
 from flows import temporary_server
 
 console = Console(stderr=True)
+CHANGES_SHOWN = 20  # changed drawings named in the summary; the report has every one
 
 
 def labelled(label: str, style: str, message: object) -> Text:
@@ -301,8 +302,10 @@ def print_summary(summary: dict) -> None:
     for message in summary["failures"]:
         out.print(Text("  ").append(labelled("failed", "red", message)))
     changes = summary.get("changes") or []
-    for change in changes:
+    for change in changes[:CHANGES_SHOWN]:
         out.print(Text("  ").append(labelled("changed", "yellow", f"{change['path']}: {change['summary']}")))
+    if len(changes) > CHANGES_SHOWN:
+        out.print(Text(f"  and {len(changes) - CHANGES_SHOWN} more changed drawings (the report lists them)"))
     out.print(Text(f"catalog: {os.path.join(summary['out'], 'catalog')}"))
     if summary.get("documents"):
         out.print(Text(f"report:  {os.path.join(summary['out'], summary['documents'][0])}"))
