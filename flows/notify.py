@@ -25,30 +25,24 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from engine.catalog import CATALOG_DIR, QUARANTINE_DIR, Catalog
+from engine.catalog import CATALOG_DIR, CHANGE_COLUMNS, QUARANTINE_DIR, Catalog
 from engine.version import OUTPUT_VERSION
 from flows.logs import log_path
 
 EVENTS = {"batch.completed": "batch_completed", "batch.failed": "batch_failed", "file.failed": "file_failed"}
 RETRY_STATUS = {408, 429}
-CHANGE_FIELDS = (
-    "path",
-    "source_root",
-    "sha256_before",
-    "sha256_after",
-    "compared",
-    "summary",
-    "bom_added",
-    "bom_removed",
-    "bom_changed",
-    "layers_added",
-    "layers_removed",
-    "layers_changed",
-    "entity_types_changed",
-    "layouts_changed",
-    "pixels_removed",
-    "pixels_added",
+# A `changes` row as a receiver gets it: the counts and sentence; the paths and the title
+# changes are made readable by _change; the work ids and times stay in the catalog.
+_CHANGE_KEPT_IN_CATALOG = (
+    "run_id",
+    "work_id_before",
+    "work_id_after",
+    "title_changes",
+    "diff",
+    "overlays",
+    "detected_at",
 )
+CHANGE_FIELDS = tuple(c for c in CHANGE_COLUMNS if c not in _CHANGE_KEPT_IN_CATALOG)
 FAILURE_FIELDS = ("path", "source_root", "sha256", "stage", "error_class", "error_message", "permanent", "quarantine")
 
 
