@@ -11,7 +11,8 @@ import ezdxf
 import pandas as pd
 import pytest
 
-from flows.apply import EDIT_COLUMNS, apply_recipe, run
+from engine.edits import EDIT_COLUMNS
+from flows.apply import apply_recipe, run
 from flows.cli import build_parser
 from tests.test_edit_drawings import attribs_of, make_sheet, sha256
 
