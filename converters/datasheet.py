@@ -323,7 +323,12 @@ class BatchReport:
     runs: list[RunLink] = field(default_factory=list)
     root: str = "../"
     changes: list[ReportChange] = field(default_factory=list)
+    changes_total: int = 0  # revisions of this run (the report shows a bounded part)
     gallery_href: str | None = None
+
+    @property
+    def changes_href(self) -> str:
+        return href(self.root, "catalog/changes.parquet")
 
     @property
     def counts(self) -> list[tuple[str, Any]]:

@@ -58,6 +58,7 @@ WHERE_USED_SHOWN = 200  # rows of the library roll-up in the report; the table h
 USES_SHOWN = 10  # drawings named per part number in the report
 SLOWEST_SHOWN = 10
 RUNS_SHOWN = 20
+CHANGES_SHOWN = 100  # revisions shown in the report, with their overlays; the table has all
 _SHEET_NAME = re.compile(r"^[0-9a-f]{64}\.html$")
 _KEY_META = re.compile(rb'<meta name="cadpipe-datasheet" content="([0-9a-f]+)">')
 
@@ -272,6 +273,7 @@ def batch_report(
         runs=_run_links(runs, run, root, out),
         root=root,
         changes=_changes(changes, run, shown, rows, root),
+        changes_total=0 if changes is None or changes.empty else int((changes["run_id"] == run["run_id"]).sum()),
         gallery_href=href(root, GALLERY_PAGE),
     )
 
@@ -299,7 +301,7 @@ def _changes(changes: pd.DataFrame | None, run: dict, shown: dict, rows: dict, r
         return []
     mine = changes[changes["run_id"] == run["run_id"]]
     found = []
-    for c in mine.sort_values("path").to_dict("records"):
+    for c in mine.sort_values("path").head(CHANGES_SHOWN).to_dict("records"):
         key = (c["source_root"], c["path"])
         try:
             title = [(k, v[0], v[1]) for k, v in json.loads(c.get("title_changes") or "{}").items()]

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import tempfile
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -380,7 +381,7 @@ def build_change(out: str, revision: Revision) -> dict:
         diff.layouts = layout_overlays(root, revision, before, after, tmp)
         value = diff.as_dict()
         (tmp / DIFF_FILE).write_text(json.dumps(value, default=str, ensure_ascii=False, indent=1), encoding="utf-8")
-        os.chmod(tmp, 0o755)  # mkdtemp made it private; outputs are readable like the rest of OUT
+        _readable_as(tmp, work_dir(root, revision.work_id_after))
         try:
             os.rename(tmp, final)
         except OSError:
@@ -391,6 +392,15 @@ def build_change(out: str, revision: Revision) -> dict:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _readable_as(folder: Path, outputs: Path) -> None:
+    """The diff is readable by whom the drawing's outputs are (made from the input's mode, never
+    wider: engine/work.py), not more: mkdtemp made it private."""
+    os.chmod(folder, stat.S_IMODE(os.stat(outputs).st_mode))
+    file_mode = stat.S_IMODE(os.stat(outputs / RESULT_FILE).st_mode)
+    for path in folder.iterdir():
+        os.chmod(path, file_mode)
 
 
 def _record(out: Path, wid: str | None) -> dict | None:
