@@ -25,7 +25,7 @@ from engine.revision_diff import Revision, bom_changes, compare_records, pending
 from tests.conftest import REPO
 from tests.docs_drawings import broken_drawing, pump_drawing
 from tests.test_browser import assert_not_blank, browser  # noqa: F401 (the fixture)
-from tests.test_docs import assert_links_resolve, page
+from tests.test_docs import Page, assert_links_resolve, page
 from tests.test_webhooks import SECRET, Receiver
 
 RED, GREEN = (220, 0, 0), (0, 150, 0)
@@ -189,6 +189,63 @@ def test_pending_revisions_follow_each_new_content_of_a_path():
     assert len(pending_revisions(files("A", "B"), changes(("A", "B")))) == 1  # reverted: news
     assert len(pending_revisions(files("B", "A"), changes(("A", "B"), ("B", "A")))) == 1  # and back again
     assert pending_revisions(pd.DataFrame([{"source_root": "/lib", "path": "a.dxf"}]), pd.DataFrame()) == []
+
+
+# The gallery on known rows.
+
+EVIL = "<script>alert(1)</script>"
+
+
+def test_gallery_escapes_names_and_runs_only_its_own_scripts():
+    from converters.gallery_page import render_gallery
+    from engine.gallery import build_gallery
+
+    files = pd.DataFrame(
+        [
+            {
+                "source_root": "/lib",
+                "path": f"{EVIL}/a.dxf",
+                "status": "ok",
+                "sha256": "s1",
+                "format": "dxf",
+                "title": EVIL,
+                "outputs": ["outputs/w1/model.svg", "outputs/w1/model.thumb.png"],
+            },
+            {
+                "source_root": "/lib",
+                "path": "bad.dxf",
+                "status": "failed",
+                "sha256": "s2",
+                "error_class": "InputError",
+                "error_stage": "load",
+                "error_message": f"bad.dxf: load: {EVIL}",
+                "quarantine": "quarantine/q-bad.dxf",
+            },
+        ]
+    )
+    html = render_gallery(build_gallery(files, pd.DataFrame(), pd.DataFrame(), "r1", "search-index.js"))
+    parsed = page_of(html)
+    assert EVIL not in html and parsed.scripts == ["search-index.js", "gallery.js"]
+    assert "../outputs/w1/model.thumb.png" in parsed.links and "../quarantine/q-bad.dxf.error.json" in parsed.links
+    assert html.index("bad.dxf: load:") < html.index("a.dxf"), "failures first"
+
+
+def page_of(html: str) -> Page:
+    parsed = Page(html)  # also fails on any on* event handler attribute
+    parsed.scripts = [link for link in parsed.links if link.endswith(".js")]
+    return parsed
+
+
+def test_thumbnails_put_the_modelspace_first_unless_it_is_empty():
+    from engine.gallery import thumbnails
+
+    outputs = [f"outputs/w/{stem}.{ext}" for stem in ("model", "layout-sheet-1") for ext in ("svg", "png", "thumb.png")]
+    assert [(t.label, t.href) for t in thumbnails(outputs, "../")] == [
+        ("Model", "../outputs/w/model.png"),
+        ("sheet-1", "../outputs/w/layout-sheet-1.png"),
+    ]
+    assert [t.label for t in thumbnails(outputs, "../", model_empty=True)] == ["sheet-1", "Model"]
+    assert thumbnails(None, "../") == [] and thumbnails(["outputs/w/model.svg"], "../") == []
 
 
 # Two real batches: a drawing gets a new revision and one line moves.
