@@ -195,7 +195,7 @@ def regions(mask: np.ndarray, window: Window, cell: int = REGION_CELL_PX, limit:
     rows, columns = -(-height // cell), -(-width // cell)
     padded = np.zeros((rows * cell, columns * cell), dtype=bool)
     padded[:height, :width] = mask
-    grid = padded.reshape(rows, cell, columns, cell).any(axis=(1, 3))
+    grid = np.asarray(padded.reshape(rows, cell, columns, cell).any(axis=(1, 3)))
     seen = np.zeros_like(grid)
     found: list[tuple[int, Box]] = []
     for start in zip(*np.nonzero(grid)):

@@ -464,12 +464,14 @@ class Catalog:
 def _previous_version(prior: dict | None, sha256: str | None) -> dict:
     """`previous_sha256` and `previous_work_id` of a path now holding `sha256`: the content it
     held before when that differs, else what its row said (unknown content changes nothing)."""
-    known = prior is not None and isinstance(prior.get("sha256"), str)
-    if known and sha256 and prior["sha256"] != sha256:
-        return {"previous_sha256": prior["sha256"], "previous_work_id": _text_or_none(prior.get("work_id"))}
+    if prior is None:
+        return {"previous_sha256": None, "previous_work_id": None}
+    before = _text_or_none(prior.get("sha256"))
+    if before is not None and sha256 and before != sha256:
+        return {"previous_sha256": before, "previous_work_id": _text_or_none(prior.get("work_id"))}
     return {
-        "previous_sha256": _text_or_none(prior.get("previous_sha256")) if prior else None,
-        "previous_work_id": _text_or_none(prior.get("previous_work_id")) if prior else None,
+        "previous_sha256": _text_or_none(prior.get("previous_sha256")),
+        "previous_work_id": _text_or_none(prior.get("previous_work_id")),
     }
 
 
