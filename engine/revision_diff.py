@@ -365,8 +365,8 @@ def build_change(out: str, revision: Revision) -> dict:
     already there is read back). Returns the diff as a dict (RevisionDiff.as_dict)."""
     root = Path(out)
     final = root / revision.folder
-    if (final / DIFF_FILE).is_file():
-        return json.loads((final / DIFF_FILE).read_text(encoding="utf-8"))
+    if (final / DIFF_FILE).is_file():  # done before: for this path, or for a copy of it elsewhere
+        return {**json.loads((final / DIFF_FILE).read_text(encoding="utf-8")), "revision": asdict(revision)}
     before = _record(root, revision.work_id_before)
     after = _record(root, revision.work_id_after)
     if after is None:

@@ -191,6 +191,28 @@ def test_pending_revisions_follow_each_new_content_of_a_path():
     assert pending_revisions(pd.DataFrame([{"source_root": "/lib", "path": "a.dxf"}]), pd.DataFrame()) == []
 
 
+def test_a_revision_at_two_paths_is_recorded_for_each(tmp_path):
+    from engine.catalog import Catalog
+    from engine.revision_diff import record_changes
+
+    out = tmp_path / "out"
+    for wid, revision in (("w1", "A"), ("w2", "B")):
+        (out / "outputs" / wid).mkdir(parents=True)
+        (out / "outputs" / wid / "result.json").write_text(json.dumps(record(revision)), encoding="utf-8")
+    rows = [
+        {"source_root": "/lib", "path": p, "status": "ok", "sha256": "s2", "work_id": "w2"}
+        | {"previous_sha256": "s1", "previous_work_id": "w1"}
+        for p in ("a.dxf", "copy/a.dxf")
+    ]
+    Catalog(out).write("files", pd.DataFrame(rows))
+    recorded = record_changes(out, "r1")
+    assert [(r["path"], r["title_changes"]) for r in recorded] == [
+        ("a.dxf", '{"revision": ["A", "B"]}'),
+        ("copy/a.dxf", '{"revision": ["A", "B"]}'),  # the same diff folder, its own row
+    ]
+    assert record_changes(out, "r2") == []
+
+
 # The gallery on known rows.
 
 EVIL = "<script>alert(1)</script>"
