@@ -64,6 +64,7 @@ from ezdxf.addons.drawing import Frontend, RenderContext
 from ezdxf.addons.drawing import layout as page_layout
 from ezdxf.addons.drawing.config import BackgroundPolicy, ColorPolicy, Configuration, ImagePolicy
 from ezdxf.addons.drawing.frontend import _find_image_path  # the path ezdxf itself would open
+from ezdxf.addons.drawing.pipeline import RenderPipeline2d
 from ezdxf.addons.drawing.properties import (
     BackendProperties,
     Filling,
@@ -74,10 +75,11 @@ from ezdxf.addons.drawing.properties import (
 from ezdxf.addons.drawing.svg import SVGBackend, SVGRenderBackend
 from ezdxf.colors import RGB
 from ezdxf.document import Drawing
-from ezdxf.entities import DXFGraphic, DXFTagStorage
+from ezdxf.entities import DXFGraphic, DXFTagStorage, Image
 from ezdxf.layouts import Layout, Paperspace
 from ezdxf.math import BoundingBox2d
 from ezdxf.tools import pattern as hatch_patterns
+from ezdxf.tools.clipping_portal import ClippingPortal
 
 from converters import svg_paths
 from converters.placement import Placement, thumbnail_png
@@ -421,6 +423,12 @@ class _TolerantFrontend(Frontend):
         self.notes = notes
         self._patterns: dict[str, list] | None = None
 
+    @property
+    def _clipping(self) -> ClippingPortal:
+        pipeline = self.pipeline
+        assert isinstance(pipeline, RenderPipeline2d)  # what Frontend builds; typed as the abstract base
+        return pipeline.clipping_portal
+
     def skip_entity(self, entity, msg: str) -> None:
         handle = entity.dxf.get("handle") if not getattr(entity, "is_virtual", False) else None
         # Invisible is hidden on purpose: a CAD program would not show it either.
@@ -463,7 +471,7 @@ class _TolerantFrontend(Frontend):
             return
         # A failure inside an INSERT leaves its block state and clipping pushed; undo both.
         saved_states = len(self.ctx._saved_states)
-        clipping = self.pipeline.clipping_portal
+        clipping = self._clipping
         clip_depth = clipping.stack_depth
         try:
             super().draw_entity(entity, properties)
@@ -479,7 +487,7 @@ class _TolerantFrontend(Frontend):
     def draw_image_entity(self, entity: DXFGraphic, properties: Properties) -> None:
         # ezdxf opens the image file it finds; only one the read scope allows is opened (outside
         # the drawing's source, or a FIFO, it is drawn as missing: its frame and file name).
-        image_def = entity.image_def
+        image_def = entity.image_def if isinstance(entity, Image) else None  # ezdxf calls this for IMAGE only
         if image_def is not None and self.ctx.document_dir is not None:
             found = _find_image_path(self.ctx.document_dir, image_def.dxf.filename)
             if not may_read(found):

@@ -30,7 +30,7 @@ from engine.work import mode_no_wider, read_result
 
 CATALOG_DIR = "catalog"
 QUARANTINE_DIR = "quarantine"
-DETAIL_TABLES = ("layouts", "layers", "entities", "blocks", "texts", "refs", "bom")
+DETAIL_TABLES = ("layouts", "layers", "entities", "blocks", "texts", "refs", "bom", "bom_symbols")
 
 FILE_COLUMNS = [
     "path",

@@ -28,6 +28,7 @@ import fnmatch
 import hashlib
 import os
 import stat as stat_module
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -308,8 +309,8 @@ def scan(
     exclude: list[str],
     formats: list[str],
     known: dict[tuple[str, str], KnownFile] | None = None,
-    skip: list[Path] = (),
-    roots: list[str | Path] = (),
+    skip: Sequence[Path] = (),
+    roots: Sequence[str | Path] = (),
     follow_symlinks: bool = False,
 ) -> Discovery:
     """Every input under `sources` (native paths), each once, sorted; and what could not be read.

@@ -40,11 +40,14 @@ from converters.datasheet import (
     href,
     is_missing,
     native_href,
+    register_fingerprint,
     render_datasheet,
+    render_register,
     render_report,
     templates_fingerprint,
 )
 from converters.gallery_page import gallery_script, render_gallery
+from converters.spreadsheet import Table
 from documents import atomic
 from documents.errors import TransientError
 from engine.catalog import Catalog, Outcome
@@ -72,15 +75,28 @@ def publish_docs(cfg, run: dict, outcomes: list[Outcome]) -> list[str]:
     rollup, used = write_rollups(catalog)
     files = catalog.read("files")
     sheets = write_datasheets(out, catalog, files, rollup)
+    register = bool(cfg.raw["deliverables"]["register"])
     layouts, changes = catalog.read("layouts"), catalog.read("changes")
     update_index(out)
-    reports = write_report(out, run, outcomes, files, used, catalog.read("runs"), layouts, changes)
+    reports = write_report(out, run, outcomes, files, used, catalog.read("runs"), register, layouts, changes)
     return reports + write_gallery(out, run, files, layouts, changes) + sheets
 
 
+REGISTER_PAGE = f"{DOCS_DIR}/register.html"
 GALLERY_PAGE = f"{DOCS_DIR}/gallery.html"
 GALLERY_SCRIPT = f"{DOCS_DIR}/gallery.js"
 INDEX_SCRIPT = f"{DOCS_DIR}/search-index.js"
+
+
+def write_register_page(out: Path, table: Table) -> str:
+    """The drawing register as a page of the docs (engine/register.py builds its rows, with
+    links relative to the page); returns its path relative to OUT."""
+    write_text(out / REGISTER_PAGE, render_register(table))
+    return REGISTER_PAGE
+
+
+def register_page_fingerprint() -> str:
+    return register_fingerprint()
 
 
 def write_gallery(out: Path, run: dict, files: pd.DataFrame, layouts: pd.DataFrame, changes: pd.DataFrame) -> list[str]:
@@ -125,7 +141,10 @@ def write_datasheets(out: Path, catalog: Catalog, files: pd.DataFrame, rollup: p
                 row,
                 paths=paths,
                 outputs=_outputs(out, row),
-                **{name: rows.get(sha, []) for name, rows in details.items()},
+                layouts=details["layouts"].get(sha, []),
+                layers=details["layers"].get(sha, []),
+                bom=details["bom"].get(sha, []),
+                rollup=details["rollup"].get(sha, []),
             )
             write_text(folder / f"{sha}.html", render_datasheet(sheet, key))
             written.append(datasheet_path(sha))
@@ -191,15 +210,18 @@ def write_report(
     files: pd.DataFrame,
     used: pd.DataFrame,
     runs: pd.DataFrame,
+    register: bool = False,
     layouts: pd.DataFrame | None = None,
     changes: pd.DataFrame | None = None,
 ) -> list[str]:
-    """Write this run's report page and make it the index; return both paths relative to OUT."""
+    """Write this run's report page and make it the index; return both paths relative to OUT.
+    `register`: link the drawing register page (engine/register.py writes it after the docs)."""
     run_page = f"{DOCS_DIR}/runs/{run['run_id']}.html"
     index_page = f"{DOCS_DIR}/index.html"
-    extra = {"layouts": layouts, "changes": changes}
-    write_text(out / run_page, render_report(batch_report(run, outcomes, files, used, runs, "../../", out, **extra)))
-    write_text(out / index_page, render_report(batch_report(run, outcomes, files, used, runs, "../", out, **extra)))
+    for page, root in ((run_page, "../../"), (index_page, "../")):
+        report = batch_report(run, outcomes, files, used, runs, root, out, layouts, changes)
+        report.register = href(root, REGISTER_PAGE) if register else None
+        write_text(out / page, render_report(report))
     return [index_page, run_page]
 
 
@@ -222,8 +244,8 @@ def batch_report(
     shown = {o.input.key: _shown_path(o, several_roots) for o in outcomes}
     empty = empty_models(layouts if layouts is not None else pd.DataFrame())
 
-    def sheet(sha: str) -> str:
-        return href(root, datasheet_path(sha))
+    def sheet(sha: str | None) -> str | None:
+        return href(root, datasheet_path(sha)) if sha else None  # no page for an unread file
 
     entries, failures, slow = [], [], []
     for o in sorted(outcomes, key=lambda o: shown[o.input.key]):

@@ -31,6 +31,7 @@ from documents.errors import failure
 from documents.names import to_text
 from engine.catalog import Catalog, Outcome, now_iso
 from engine.config import Config, check_roots, fingerprint, load_config
+from engine.deliverables import publish_deliverables
 from engine.discover import InputFile, Unreadable, scan
 from engine.docs import publish_docs
 from engine.executor import RunSettings, run_settings, shared_pool
@@ -282,6 +283,7 @@ def _run_batch(cfg: Config, run: dict, settings: RunSettings, dask_address: str 
     summary = {**row, "out": out_dir, "failures": Catalog(cfg.out).failures([o.input.key for o in outcomes])}
     summary["changes"] = diff_revisions(cfg, run["run_id"], settings)
     summary["documents"] = publish_docs(cfg, row, outcomes)
+    summary["deliverables"] = _publish_deliverables(cfg, logger)
     with _results_lock:
         _finished.clear()  # the latest only: a watcher runs batch after batch in one process
         _finished[run["run_id"]] = summary
@@ -298,6 +300,27 @@ def _run_batch(cfg: Config, run: dict, settings: RunSettings, dask_address: str 
     if row["failed"]:
         return Failed(message=message, data=summary)
     return Completed(message=message, data=summary)
+
+
+def _publish_deliverables(cfg: Config, logger) -> dict:
+    """The register, BOM exports and PDF sets (engine/deliverables.py), after the docs. A fault
+    here is the output root's, not a file's: it is said, and the run's record stands."""
+    try:
+        built = publish_deliverables(cfg)
+    except Exception as exc:
+        logger.error("deliverables not built: %s: %s", type(exc).__name__, exc, extra={"event": "deliverables.failed"})
+        return {"written": [], "removed": [], "unchanged": 0, "problems": [f"{type(exc).__name__}: {exc}"]}
+    for problem in built.problems:
+        logger.warning("deliverables: %s", problem, extra={"event": "deliverables.problem"})
+    if built.written or built.removed:
+        logger.info(
+            "deliverables: %d files written, %d removed, %d up to date",
+            len(built.written),
+            len(built.removed),
+            built.unchanged,
+            extra={"event": "deliverables.built"},
+        )
+    return dataclasses.asdict(built)
 
 
 def _chunks_despite_the_api(chunks: list[list[Job]], settings: RunSettings, task_runner) -> list[list[FileOutcome]]:

@@ -222,14 +222,14 @@ def _run_batch(args: argparse.Namespace, params: dict, cfg, server) -> int:
 
     from engine.executor import run_settings, shared_pool
     from engine.work import BATCH_WORK
-    from flows import progress
+    from flows import prefect_api, progress
     from flows.batch import batch
 
     server = temporary_server.keep_if_needed(server)
     settings = run_settings(cfg)
     if settings.runner == "processes":  # workers load their libraries while the server starts
         shared_pool(BATCH_WORK, settings.workers, settings.memory_mb).warm_up()
-    prefect_settings = contextlib.nullcontext()
+    prefect_settings: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
     if server is not None:
         try:
             server.wait_ready(float(os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"]))
@@ -253,7 +253,7 @@ def _run_batch(args: argparse.Namespace, params: dict, cfg, server) -> int:
         with prefect_settings:
             try:
                 with bar:
-                    state = batch(**params, return_state=True)
+                    state = prefect_api.synchronous(batch(**params, return_state=True))
             except Exception as exc:  # the flow run could not even report its end
                 return _lost(exc)
     finally:
@@ -312,6 +312,12 @@ def print_summary(summary: dict) -> None:
     if summary.get("documents"):
         out.print(Text(f"report:  {os.path.join(summary['out'], summary['documents'][0])}"))
         out.print(Text(f"gallery: {os.path.join(summary['out'], 'docs', 'gallery.html')}"))
+    deliverables = summary.get("deliverables") or {}
+    register = os.path.join(summary["out"], "register.xlsx")
+    if os.path.isfile(register):
+        out.print(Text(f"register: {register}"))
+    for problem in deliverables.get("problems", []):
+        out.print(Text("  ").append(labelled("deliverables", "yellow", problem)))
 
 
 if __name__ == "__main__":

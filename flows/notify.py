@@ -21,6 +21,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -83,7 +84,7 @@ class WebhookSettings:
             if not prefect_api.reachable():  # a Secret block lives on the server (a minute of retries)
                 raise SecretMissing(f"Secret block {self.secret_block!r} not read: {prefect_api.lost_message()}")
 
-            value = Secret.load(self.secret_block).get()
+            value = prefect_api.synchronous(Secret.load(self.secret_block)).get()
             if value:
                 return str(value)
         where = " or ".join(
@@ -246,7 +247,7 @@ def notify_run(cfg, summary: dict) -> None:
 def notify_crash(cfg, run: dict, error: BaseException) -> None:
     """`batch.failed` for a run that could not finish (its files' states are unknown): the error
     instead of counts, so a receiver hears about it as it would about failed files."""
-    message = {
+    message: dict[str, Any] = {
         "event": "batch.failed",
         **{k: run.get(k) for k in ("run_id", "flow_run_id", "started_at", "sources", "pipeline_version")},
         "finished_at": None,
