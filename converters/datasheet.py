@@ -124,6 +124,12 @@ def href(root: str, relative: str) -> str:
     return root + "/".join(quote(part, safe="") for part in PurePosixPath(relative).parts)
 
 
+def native_href(root: str, relative: str) -> str:
+    """Link to a file whose name (in the catalog's text form) may not be UTF-8: each segment is
+    percent-encoded from the name's bytes, as the file system holds it."""
+    return root + "/".join(quote(to_bytes(part), safe="") for part in relative.split("/"))
+
+
 @dataclass
 class OutputLink:
     label: str
@@ -265,6 +271,22 @@ class ReportEntry:
     bom_rows: int | None = None
     datasheet: str | None = None  # href
     error: str | None = None
+    thumbnail: str | None = None  # href of the thumbnail of its main layout
+
+
+@dataclass
+class ReportChange:
+    """A drawing that came back with new content in this run (a `changes` row)."""
+
+    path: str
+    summary: str
+    compared: bool
+    note: str | None = None
+    datasheet: str | None = None  # href
+    title: list[tuple[str, Any, Any]] = field(default_factory=list)  # (field, before, after)
+    counts: list[tuple[str, int]] = field(default_factory=list)  # ("BOM rows added", 2), non-zero only
+    overlays: list[str] = field(default_factory=list)  # hrefs of the overlay images
+    diff: str | None = None  # href of diff.json
 
 
 @dataclass
@@ -319,6 +341,13 @@ class BatchReport:
     runs: list[RunLink] = field(default_factory=list)
     root: str = "../"
     register: str | None = None  # href of the drawing register page
+    changes: list[ReportChange] = field(default_factory=list)
+    changes_total: int = 0  # revisions of this run (the report shows a bounded part)
+    gallery_href: str | None = None
+
+    @property
+    def changes_href(self) -> str:
+        return href(self.root, "catalog/changes.parquet")
 
     @property
     def counts(self) -> list[tuple[str, Any]]:
@@ -377,6 +406,11 @@ _env.filters["num"] = _number
 _env.tests["link"] = lambda value: isinstance(value, Link)
 # A relative link's target (catalog text form) as an href: each segment percent-encoded from its bytes.
 _env.filters["href"] = lambda target: "/".join(quote(to_bytes(part), safe="") for part in target.split("/"))
+
+
+def environment() -> jinja2.Environment:
+    """The pages' Jinja2 environment (autoescaping, strict, with the `cell` and `num` filters)."""
+    return _env
 
 
 def render_datasheet(sheet: Datasheet, key: str = "") -> str:

@@ -102,7 +102,12 @@ def _dxf(src: Path, job: Job, dest: Path, stage: Stage) -> FileResult:
         for lay in render.layouts
         for fmt, path in sorted(lay.files.items())
     ]
-    return FileResult(summary, tables, outputs, meta.warnings + render.warnings)
+    # Where each layout's coordinates are on its page: revision overlays align two renders by it.
+    pages = [
+        {"layout": lay.layout, "stem": lay.stem, "placement": lay.placement.as_dict() if lay.placement else None}
+        for lay in render.layouts
+    ]
+    return FileResult(summary, tables, outputs, meta.warnings + render.warnings, pages)
 
 
 def _model(src: Path, job: Job, dest: Path, stage: Stage) -> FileResult:

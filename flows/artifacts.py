@@ -259,8 +259,15 @@ def summary_markdown(summary: dict, failures: list[dict], part_numbers: int) -> 
         "",
         f"- Output root: {md(str(out))}",
         f"- Batch report: {md(str(out / 'docs' / 'index.html'))}",
+        f"- Gallery of every drawing: {md(str(out / 'docs' / 'gallery.html'))}",
         f"- Part numbers in the library: {part_numbers} (table artifact `{ROLLUP_KEY}`)",
     ]
+    changes = summary.get("changes") or []
+    if changes:
+        lines += ["", f"## {len(changes)} changed since their last version", ""]
+        lines += [f"- {md(c['path'])}: {md(str(c['summary']))}" for c in changes[:SUMMARY_FAILURES]]
+        if len(changes) > SUMMARY_FAILURES:
+            lines.append(f"- and {len(changes) - SUMMARY_FAILURES} more")
     if failures:
         lines += ["", f"## {len(failures)} failed (table artifact `{FAILURES_KEY}`)", ""]
         lines += [f"- {md(f['path'])}: {md(str(f['reason']))}" for f in failures[:SUMMARY_FAILURES]]

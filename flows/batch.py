@@ -36,6 +36,7 @@ from engine.discover import InputFile, Unreadable, scan
 from engine.docs import publish_docs
 from engine.executor import RunSettings, run_settings, shared_pool
 from engine.plan import Plan, make_plan, work_id
+from engine.revision_diff import record_changes
 from engine.version import pipeline_version
 from engine.work import BATCH_WORK, is_complete, sweep_abandoned
 from flows import logs, prefect_api, progress
@@ -154,6 +155,21 @@ def publish(cfg: Config, run: dict, outcomes: list[Outcome]) -> dict:
     return Catalog(cfg.out).publish(run, outcomes, walked, cfg.inputs.follow_symlinks)
 
 
+@task(name="revision-diff")
+def diff_revisions(cfg: Config, run_id: str, settings: RunSettings) -> list[dict]:
+    """Compare every drawing that came back with new content with its version before (the
+    `changes` table); the diffs and overlays run in the batch's worker pool, under the file limits."""
+    pool = shared_pool(BATCH_WORK, settings.workers, settings.memory_mb)
+
+    def call(function, arguments):
+        return pool.call_each(function, list(arguments), settings.timeout_s)
+
+    rows = record_changes(cfg.out, run_id, call)
+    if rows:
+        get_run_logger().info("%d drawings changed since their last version", len(rows))
+    return rows
+
+
 def _task_runner(runner: str, workers: int, dask_address: str | None):
     if runner == "dask":
         from prefect_dask import DaskTaskRunner
@@ -265,6 +281,7 @@ def _run_batch(cfg: Config, run: dict, settings: RunSettings, dask_address: str 
     outcomes += [Outcome(p.as_input(), None, "failed", unreadable_result(p).record()) for p in plan.unreadable]
     row = publish(cfg, run, outcomes)
     summary = {**row, "out": out_dir, "failures": Catalog(cfg.out).failures([o.input.key for o in outcomes])}
+    summary["changes"] = diff_revisions(cfg, run["run_id"], settings)
     summary["documents"] = publish_docs(cfg, row, outcomes)
     summary["deliverables"] = _publish_deliverables(cfg, logger)
     with _results_lock:

@@ -223,7 +223,7 @@ def test_changed_options_redo_the_work_declaratively(corpus_copy, tmp_path):
     _, summary = run(lib, out, config=str(config))
     assert summary["processed"] == 1
     [outputs] = files_table(out)["outputs"]
-    assert [Path(o).name for o in outputs] == ["model.svg"]
+    assert [Path(o).name for o in outputs] == ["model.svg", "model.thumb.png"]
 
 
 def test_a_timeout_is_recorded_and_the_batch_goes_on(tmp_path):

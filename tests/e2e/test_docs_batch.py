@@ -72,9 +72,9 @@ def sha_of(library, path: str) -> str:
 def test_batch_writes_report_and_a_datasheet_per_content(library):
     out, summary, files = library["out"], library["summary"], library["files"]
     docs = summary["documents"]
-    assert docs[:2] == ["docs/index.html", f"docs/runs/{summary['run_id']}.html"]
+    assert docs[:3] == ["docs/index.html", f"docs/runs/{summary['run_id']}.html", "docs/gallery.html"]
     ok = set(files.loc[files["status"] == "ok", "sha256"])
-    assert sorted(docs[2:]) == sorted(f"docs/files/{sha}.html" for sha in ok), "one page per content, copies share it"
+    assert sorted(docs[3:]) == sorted(f"docs/files/{sha}.html" for sha in ok), "one page per content, copies share it"
     assert {p.name for p in (out / "docs" / "files").iterdir()} == {f"{sha}.html" for sha in ok}
     for doc in docs:
         assert_links_resolve(out / doc, out)
@@ -181,7 +181,7 @@ def test_rerun_keeps_datasheets_and_follows_the_library(tmp_path, prefect_harnes
     assert len(sheets) == 2
 
     _, second = run_batch(lib, out)  # nothing changed: no datasheet rewritten
-    assert second["documents"] == ["docs/index.html", f"docs/runs/{second['run_id']}.html"]
+    assert second["documents"] == ["docs/index.html", f"docs/runs/{second['run_id']}.html", "docs/gallery.html"]
     for name, before in sheets.items():
         after = (out / "docs" / "files" / name).stat()
         assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
@@ -199,7 +199,7 @@ def test_rerun_keeps_datasheets_and_follows_the_library(tmp_path, prefect_harnes
     assert list(files["path"]) == ["moved/pump.dxf"]
     [pump_sha] = files["sha256"]
     assert {p.name for p in (out / "docs" / "files").iterdir()} == {f"{pump_sha}.html"}
-    assert third["documents"][2:] == [f"docs/files/{pump_sha}.html"]  # its path changed: rewritten
+    assert third["documents"][3:] == [f"docs/files/{pump_sha}.html"]  # its path changed: rewritten
     used = pd.read_parquet(out / "catalog" / "where_used.parquet").set_index("part_number")
     assert "F-900" not in used.index
     assert (used.loc["B-100", "drawings"], used.loc["B-100", "total_qty"]) == (1, 6.0)

@@ -69,4 +69,4 @@ def test_corpus_sample_renders(relpath, manifest, corpus_copy, tmp_path):
         assert rendered.png_dpi == 100
         assert all_white(png_pixmap(rendered.files["png"])) == rendered.empty
     assert_no_temp_files(tmp_path / "out")
-    assert len(list((tmp_path / "out").iterdir())) == 3 * len(result.layouts)
+    assert len(list((tmp_path / "out").iterdir())) == 4 * len(result.layouts)  # svg, pdf, png, thumbnail

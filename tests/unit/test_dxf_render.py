@@ -23,6 +23,7 @@ from converters.dxf_render import (
     svg_to_pdf,
     svg_to_png,
 )
+from converters.placement import THUMBNAIL_PX
 from documents.errors import InputError, TransientError
 
 SVG_NS = "{http://www.w3.org/2000/svg}"
@@ -67,6 +68,9 @@ def assert_valid_outputs(layout: RenderedLayout, page_pt: tuple[float, float] = 
     pix = png_pixmap(layout.files["png"])
     assert (pix.width, pix.height) == layout.png_size
     assert pix.width * pix.height <= RenderOptions().png_max_pixels
+    thumbnail = png_pixmap(layout.files["thumbnail"])  # the same page, small
+    assert max(thumbnail.width, thumbnail.height) == THUMBNAIL_PX
+    assert thumbnail.width / thumbnail.height == pytest.approx(pix.width / pix.height, rel=0.02)
 
 
 def assert_no_temp_files(out_dir: Path) -> None:
@@ -100,10 +104,10 @@ def test_generated_drawing_renders_model_and_non_empty_layouts(drawing, tmp_path
     ]
     assert result.warnings == []
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        f"{stem}.{ext}" for stem in ("model", "layout-sheet-a-1") for ext in ("svg", "pdf", "png")
+        f"{stem}.{ext}" for stem in ("model", "layout-sheet-a-1") for ext in ("svg", "pdf", "png", "thumb.png")
     )
     for rendered in result.layouts:
-        assert set(rendered.files) == {"svg", "pdf", "png"}
+        assert set(rendered.files) == {"svg", "pdf", "png", "thumbnail"}
         assert all(path.parent == tmp_path for path in rendered.files.values())
         assert_valid_outputs(rendered)
         assert rendered.png_dpi == 150
@@ -211,9 +215,9 @@ def test_only_requested_formats_are_written(drawing, tmp_path, formats):
     result = render_dxf(drawing, tmp_path, RenderOptions(formats=formats))
 
     written = sorted(p.name for p in tmp_path.iterdir())
-    assert written == sorted(f"{r.stem}.{ext}" for r in result.layouts for ext in formats)
+    assert written == sorted(f"{r.stem}.{ext}" for r in result.layouts for ext in (*formats, "thumb.png"))
     for rendered in result.layouts:
-        assert set(rendered.files) == set(formats)
+        assert set(rendered.files) == {*formats, "thumbnail"}
         assert (rendered.png_size is None) == ("png" not in formats)
         assert (rendered.png_dpi is None) == ("png" not in formats)
 
@@ -301,7 +305,8 @@ def test_layout_names_become_unique_slugs(tmp_path):
         ("図面", "layout-unnamed"),
         ("  ", "layout-unnamed-2"),
     ]
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{r.stem}.svg" for r in result.layouts)
+    written = sorted(f"{r.stem}.{ext}" for r in result.layouts for ext in ("svg", "thumb.png"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == written
 
 
 def test_layout_names_with_a_later_clash_of_suffixes(tmp_path):

@@ -90,16 +90,16 @@ def test_without_hidden_lines_no_dashed_path_is_written(holed_box, tmp_path):
     text = result["files"]["svg"].read_text()
     assert "stroke-dasharray" not in text
     assert result["hidden_segments"] == 0
-    assert set(result["files"]) == {"svg"} and result["png_size"] is None
+    assert set(result["files"]) == {"svg", "thumbnail"} and result["png_size"] is None
     ids = {g.get("id") for g in ET.parse(result["files"]["svg"]).getroot().iter(f"{SVG}g")}
     assert ids == {"view-top", "view-isometric", "view-front", "view-right"}
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["views.svg"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["views.svg", "views.thumb.png"]
 
 
 def test_png_is_rendered_from_the_svg_at_the_page_size(holed_box, tmp_path):
     options = DrawingOptions(png_dpi=100)
     result = render_views(open_step(holed_box), tmp_path, options=options, stem="box")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["box.png", "box.svg"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["box.png", "box.svg", "box.thumb.png"]
     png = pymupdf.Pixmap(str(result["files"]["png"]))
     assert (png.width, png.height) == result["png_size"]
     assert result["png_size"][0] == pytest.approx(297 / 25.4 * 100, abs=1.5)
