@@ -51,11 +51,12 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "densities": {"steel": 7850.0, "aluminium": 2700.0, "abs": 1050.0},
     },
     "dwg": {"readers": ["oda", "pycadkit"], "timeout_s": 120.0},
-    "bom": {"tags": {}},
+    "bom": {"tags": {}, "tag_format": "{type}-{loop_number}"},
     "title_block": {"block_patterns": [], "tags": {}},
     "limits": {"timeout_s": 300.0, "memory_mb": 6144},
     "retries": {"attempts": 3, "backoff_s": 2.0, "max_backoff_s": 60.0, "jitter": 0.5},
     "run": {"runner": "processes", "workers": 0, "chunk_size": 0, "fail_on": "new"},
+    "deliverables": {"register": True, "bom_exports": True, "pdf_sets": True, "group_by": "folder"},
     "logs": {"stdout": False},
     "webhooks": {
         "batch_completed": [],
@@ -87,7 +88,7 @@ DXF_OUTPUTS = ("svg", "pdf", "png")
 STEP_OUTPUTS = ("stl", "glb", "svg", "png")
 FORMATS = ("dxf", "dwg", "step", "iges", "stl")
 DWG_READERS = ("oda", "pycadkit", "libredwg")
-# The pages converters/dxf_render.py knows (tests/test_config.py checks that they agree).
+# The pages converters/dxf_render.py knows (tests/unit/test_config.py checks that they agree).
 PAGE_SIZES = ("A0", "A1", "A2", "A3", "A4", "letter", "legal", "tabloid")
 # When a run counts as failed: a file that failed in this run ("new"), or any failed file ("any",
 # also those that failed before and are unchanged: see engine/failures.py).
@@ -360,7 +361,7 @@ def _nearest(name: str, known) -> str:
 def _free_form(value: dict, expected: dict, name: str) -> dict:
     """Densities map names to numbers; tag tables map a column to a list of tag spellings."""
     section_is_numeric = bool(expected) and all(isinstance(v, float) for v in expected.values())
-    out = {}
+    out: dict[str, float | list[str]] = {}
     for key, item in value.items():
         if section_is_numeric:
             if isinstance(item, bool) or not isinstance(item, (int, float)) or not (0 < item < math.inf):
@@ -417,6 +418,36 @@ def _check_rules(raw: dict, where: str) -> None:
         raise ConfigError(
             f"{where}: step.default_material {step['default_material']!r} has no density in [step.densities] "
             f"(known: {', '.join(step['densities']) or 'none'})"
+        )
+    _validate_bom(raw, where)
+    _validate_deliverables(raw, where)
+
+
+def _validate_bom(raw: dict, where: str) -> None:
+    from extractors.dxf_bom import BOM_VALUE_COLUMNS, tag_format_fields
+
+    columns = set(BOM_VALUE_COLUMNS) | set(raw["bom"]["tags"])
+    tag_format = raw["bom"]["tag_format"]
+    try:
+        unknown = sorted(set(tag_format_fields(tag_format)) - columns)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: bom.tag_format {tag_format!r}: {exc}") from None
+    if unknown:
+        raise ConfigError(
+            f"{where}: bom.tag_format {tag_format!r} names {unknown}, which are no BOM columns "
+            f"(known: {sorted(columns)}; add one with [bom] tags)"
+        )
+
+
+def _validate_deliverables(raw: dict, where: str) -> None:
+    from extractors.title_block import DEFAULT_TITLE_TAG_MAP
+
+    group_by = raw["deliverables"]["group_by"]
+    fields = set(DEFAULT_TITLE_TAG_MAP) | set(raw["title_block"]["tags"])
+    if group_by != "folder" and group_by not in fields:
+        raise ConfigError(
+            f"{where}: deliverables.group_by must be 'folder' or a title-block field "
+            f"({', '.join(sorted(fields))}), not {group_by!r}"
         )
 
 

@@ -29,6 +29,7 @@ import hashlib
 import os
 import posixpath
 import stat as stat_module
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -309,8 +310,8 @@ def scan(
     exclude: list[str],
     formats: list[str],
     known: dict[tuple[str, str], KnownFile] | None = None,
-    skip: list[Path] = (),
-    roots: list[str | Path] = (),
+    skip: Sequence[Path] = (),
+    roots: Sequence[str | Path] = (),
     follow_symlinks: bool = False,
 ) -> Discovery:
     """Every input under `sources` (native paths), each once, sorted; and what could not be read.
@@ -356,7 +357,8 @@ def sources_without_inputs(
     """A warning for each source folder in which discovery found nothing to take (no input, nothing
     unreadable): an empty folder, or one without CAD files of the enabled formats, is most likely a
     wrong path or an unmounted share, which a run reporting "0 files" would hide."""
-    taken = [posixpath.join(item.source_root, item.path) for item in [*found, *problems]]
+    items: list[InputFile | Unreadable] = [*found, *problems]
+    taken = [posixpath.join(item.source_root, item.path) for item in items]
     warnings = []
     for source in sources:
         if not os.path.isdir(source):

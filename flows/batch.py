@@ -34,11 +34,13 @@ from documents.contracts import FileOutcome, Job
 from documents.names import to_text
 from engine.catalog import Catalog, Outcome, now_iso
 from engine.config import Config, ConfigError, check_roots, fingerprint, load_config
+from engine.deliverables import publish_deliverables
 from engine.discover import InputFile, Unreadable, scan, sources_without_inputs
 from engine.docs import publish_docs
 from engine.executor import RunSettings, run_settings, shared_pool
 from engine.failures import Verdict, failures, known_keys
 from engine.plan import Plan, make_plan, work_id
+from engine.revision_diff import record_changes
 from engine.version import pipeline_version
 from engine.work import BATCH_WORK, is_complete, sweep_abandoned
 from flows import dask_cluster, deployments, logs, prefect_api, progress
@@ -160,6 +162,21 @@ def _keep_chunk_results(run_id: str, index: int, results: list[FileOutcome]) -> 
 def publish(cfg: Config, run: dict, outcomes: list[Outcome]) -> dict:
     walked = [to_text(os.path.realpath(s)) for s in cfg.sources if s.is_dir()]
     return Catalog(cfg.out).publish(run, outcomes, walked, cfg.inputs.follow_symlinks)
+
+
+@task(name="revision-diff")
+def diff_revisions(cfg: Config, run_id: str, settings: RunSettings) -> list[dict]:
+    """Compare every drawing that came back with new content with its version before (the
+    `changes` table); the diffs and overlays run in the batch's worker pool, under the file limits."""
+    pool = shared_pool(BATCH_WORK, settings.workers, settings.memory_mb)
+
+    def call(function, arguments):
+        return pool.call_each(function, list(arguments), settings.timeout_s)
+
+    rows = record_changes(cfg.out, run_id, call)
+    if rows:
+        get_run_logger().info("%d drawings changed since their last version", len(rows))
+    return rows
 
 
 def _task_runner(runner: str, workers: int, dask_address: str | None):
@@ -330,7 +347,9 @@ def _run_batch(cfg: Config, run: dict, settings: RunSettings, dask_address: str 
         "warnings": list(plan.warnings),
         "message": verdict.message(row),
     }
+    summary["changes"] = diff_revisions(cfg, run["run_id"], settings)
     summary["documents"] = publish_docs(cfg, row, [o for o in outcomes if o.state != "deferred"])
+    summary["deliverables"] = _publish_deliverables(cfg, logger)
     with _results_lock:
         _finished.clear()  # the latest only: a watcher runs batch after batch in one process
         _finished[run["run_id"]] = summary
@@ -344,6 +363,27 @@ def _run_batch(cfg: Config, run: dict, settings: RunSettings, dask_address: str 
     if verdict.failed:
         return Failed(message=message, data=FilesFailed(message, summary))
     return Completed(message=message, data=summary)
+
+
+def _publish_deliverables(cfg: Config, logger) -> dict:
+    """The register, BOM exports and PDF sets (engine/deliverables.py), after the docs. A fault
+    here is the output root's, not a file's: it is said, and the run's record stands."""
+    try:
+        built = publish_deliverables(cfg)
+    except Exception as exc:
+        logger.error("deliverables not built: %s: %s", type(exc).__name__, exc, extra={"event": "deliverables.failed"})
+        return {"written": [], "removed": [], "unchanged": 0, "problems": [f"{type(exc).__name__}: {exc}"]}
+    for problem in built.problems:
+        logger.warning("deliverables: %s", problem, extra={"event": "deliverables.problem"})
+    if built.written or built.removed:
+        logger.info(
+            "deliverables: %d files written, %d removed, %d up to date",
+            len(built.written),
+            len(built.removed),
+            built.unchanged,
+            extra={"event": "deliverables.built"},
+        )
+    return dataclasses.asdict(built)
 
 
 def _chunks_despite_the_api(chunks: list[list[Job]], settings: RunSettings, task_runner) -> list[list[FileOutcome]]:

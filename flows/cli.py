@@ -12,8 +12,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import posixpath
 import sys
-from typing import Any, cast
+from typing import Any
 
 from documents.names import printable, to_text
 from engine.config import FAIL_ON, ConfigError, check_roots, load_config
@@ -94,6 +95,25 @@ def build_parser() -> argparse.ArgumentParser:
     apply.add_argument("--workers", type=positive_int, help="worker processes (default: one per core)")
     apply.add_argument("--no-catalog", action="store_true", help="do not re-catalogue the edited drawings")
     apply.add_argument("--quiet", action="store_true", help="only failures and the summary, not each change")
+
+    search = sub.add_parser(
+        "search",
+        help="find words in the catalogued drawings: texts, attributes, BOM rows, title blocks",
+        description="Search the catalog's full-text index (OUT/catalog/search.sqlite, built by every run). "
+        'Every word must occur in one entry, as a word or the start of one; "quoted words" as a phrase.',
+    )
+    search.add_argument("query", metavar="QUERY", help='words to find, e.g. "M6 bolt"')
+    search.add_argument(
+        "--in",
+        dest="scopes",
+        action="append",
+        choices=["texts", "attributes", "bom", "title"],
+        help="search only there (repeat for several; default: everywhere)",
+    )
+    search.add_argument("--json", action="store_true", help="print the hits as a JSON list")
+    search.add_argument("--limit", type=positive_int, default=50, help="at most this many hits (default 50)")
+    search.add_argument("--out", help="output root holding the catalog (default: the config's output.root)")
+    search.add_argument("--config", help="config file (default: cadpipe.toml of the repository)")
     return parser
 
 
@@ -140,6 +160,8 @@ def _command(args: argparse.Namespace) -> int:
         from flows import apply
 
         return apply.run(args)
+    if args.command == "search":
+        return search_command(args)
     return 2
 
 
@@ -157,6 +179,53 @@ def failures_command(args: argparse.Namespace) -> int:
         raise CommandFailed(f"no catalog at {to_text(catalog.dir)}: give the output root of a run with --out", 2)
     print_failures(failures(catalog.read("files"), catalog.read("errors")), to_text(cfg.out), as_json=args.json)
     return 0
+
+
+def search_command(args: argparse.Namespace) -> int:
+    """Print the hits, best first; exit 0 with hits, 1 without, 2 when there is no index to ask."""
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from engine.search_index import SearchError, search
+
+    try:
+        cfg = load_config(args.config, out=to_text(args.out) if args.out else None)
+        hits = search(cfg.out, args.query, args.scopes or (), args.limit)
+    except (ConfigError, SearchError) as exc:
+        raise CommandFailed(f"search: {exc}", 2) from None
+    if args.json:
+        print(json.dumps([h.as_dict() for h in hits], ensure_ascii=False, indent=1))
+        return 0 if hits else 1
+    if not hits:
+        console.print(Text(f"nothing found for {args.query!r}"))
+        return 1
+    table = Table(title=f"{len(hits)} hits for {args.query!r}", show_lines=False)
+    for column in ("drawing", "layout", "handle", "what", "text", "output"):
+        table.add_column(column, overflow="fold")
+    for h in hits:
+        table.add_row(
+            Text(posixpath.join(h.source_root, h.path)),
+            Text(h.layout or ""),
+            Text(h.handle or ""),
+            Text(h.label),
+            marked(h.snippet),
+            Text(h.output or h.datasheet),
+        )
+    Console(markup=False, highlight=False).print(table)
+    return 0
+
+
+def marked(snippet: str):
+    """A snippet with its «matched» words highlighted (drawing text: never markup)."""
+    from rich.text import Text
+
+    text = Text()
+    for i, part in enumerate(snippet.replace("»", "«").split("«")):
+        text.append(part, style="bold yellow" if i % 2 else "")
+    return text
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -191,7 +260,6 @@ def run_command(args: argparse.Namespace) -> int:
 
 def _run_batch(args: argparse.Namespace, params: dict, cfg, server) -> int:
     from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL, temporary_settings
-    from prefect.states import State
 
     from engine.executor import run_settings, shared_pool
     from engine.work import BATCH_WORK
@@ -223,9 +291,7 @@ def _run_batch(args: argparse.Namespace, params: dict, cfg, server) -> int:
         with prefect_settings, prefect_logs_through(console, quiet):
             try:
                 with bar:
-                    # A sync flow called with return_state returns its State (Prefect's type also
-                    # allows an Awaitable, for async flows).
-                    state = cast(State, batch(**params, return_state=True))
+                    state = prefect_api.synchronous(batch(**params, return_state=True))
             except Exception as exc:  # the flow run could not even report its end
                 return _lost(exc, args)
     finally:

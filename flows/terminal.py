@@ -1,7 +1,8 @@
 """What `cadpipe run` shows a person at a terminal, and what it leaves for cron to mail.
 
 - stdout: the summary at the end (a table, the failures of this run each once, a line for the
-  known ones, warnings, where the catalog and the report are), or with `--json` one JSON object.
+  known ones, the drawings that changed, warnings, where the catalog, the report, the gallery and
+  the register are), or with `--json` one JSON object.
 - stderr: the progress bar, only when stderr is a terminal, and Prefect's log lines (not with
   `--quiet` or `--json`). Prefect's console handler prints through the bar's Rich console while the
   bar is drawn, so the two never overwrite each other; per-file lines are left to the JSON log
@@ -29,6 +30,7 @@ from documents.contracts import FileOutcome
 
 # Log events the summary already tells (or the JSON log keeps): not repeated on the console.
 SUMMARISED = ("file.processed", "file.failed", "run.finished", "run.refused", "source.empty")
+CHANGES_SHOWN = 20  # changed drawings named in the summary; the report has every one
 
 
 def stderr_console() -> Console:
@@ -161,11 +163,23 @@ def print_summary(summary: dict, out: Console | None = None) -> None:
         )
     if summary.get("deferred"):
         out.print(Text("  ").append(labelled("not processed:", "red", summary.get("message", ""))))
+    changes = summary.get("changes") or []
+    for change in changes[:CHANGES_SHOWN]:
+        out.print(Text("  ").append(labelled("changed", "yellow", f"{change['path']}: {change['summary']}")))
+    if len(changes) > CHANGES_SHOWN:
+        out.print(Text(f"  and {len(changes) - CHANGES_SHOWN} more changed drawings (the report lists them)"))
     for warning in summary.get("warnings", []):
         out.print(labelled("warning:", "yellow", warning))
     out.print(Text(f"catalog: {os.path.join(summary['out'], 'catalog')}"))
     if summary.get("documents"):
         out.print(Text(f"report:  {os.path.join(summary['out'], summary['documents'][0])}"))
+        out.print(Text(f"gallery: {os.path.join(summary['out'], 'docs', 'gallery.html')}"))
+    deliverables = summary.get("deliverables") or {}
+    register = os.path.join(summary["out"], "register.xlsx")
+    if os.path.isfile(register):
+        out.print(Text(f"register: {register}"))
+    for problem in deliverables.get("problems", []):
+        out.print(Text("  ").append(labelled("deliverables", "yellow", problem)))
 
 
 def print_json(summary: dict) -> None:
