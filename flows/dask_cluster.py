@@ -5,6 +5,12 @@ limits, memory caps, a crash fails one file), and Dask's worker processes are da
 which may not have children. So a cluster is checked at the start of a run: every worker must be
 allowed children. Without an address a local cluster is started for the run, its workers allowed
 children, one single-threaded worker per configured worker process.
+
+The local cluster's workers inherit this terminal, but print no Prefect log lines on it (only a
+CRITICAL one): their task runs' lines go to the Prefect API and the run's JSON log, and what a run
+did is told once, by the flow process (the summary; its own log lines above the bar, none with
+`--quiet`). Printed straight to stderr by another process they would be drawn over the bar and
+break `--quiet`.
 """
 
 from __future__ import annotations
@@ -16,6 +22,9 @@ from collections.abc import Iterator
 from flows.outcomes import RunRefused
 
 CONNECT_TIMEOUT_S = 15.0
+# Prefect's logging config, overridden for the local cluster's worker processes: its `console`
+# handler (the one on stderr) passes CRITICAL lines only.
+WORKER_ENVIRONMENT = {"PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "CRITICAL"}
 DAEMON_ADVICE = "start the Dask workers with DASK_DISTRIBUTED__WORKER__DAEMON=False"
 
 
@@ -59,7 +68,13 @@ def local_cluster(workers: int) -> Iterator[str]:
     # Read by each worker's nanny whenever it starts (or restarts) its worker process.
     dask.config.set({"distributed.worker.daemon": False})
     try:
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+        cluster = LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            env=dict(WORKER_ENVIRONMENT),  # set in each worker process before it runs a task
+        )
     except Exception as exc:
         raise RunRefused(
             f"a local Dask cluster did not start ({type(exc).__name__}: {exc})",

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -150,6 +152,36 @@ def test_json_prints_the_summary_as_one_object(quiet_runs):
     assert failure["known"] and failure["path"] == "broken.dxf" and failure["since"]
     runs = pd.read_parquet(quiet_runs["out"] / "catalog" / "runs.parquet")
     assert list(runs["new_failures"]) == [1, 0, 0] and list(runs["known_failures"]) == [0, 1, 1]
+
+
+# What `--quiet` may print: the summary table, this run's failures, where the results are.
+SUMMARY_LINE = re.compile(r"(cadpipe run \S+|[┏┃┡│└].*|  failed .+|(catalog|report|gallery|register): +\S+)$")
+
+
+@pytest.mark.parametrize("runner", ["processes", "dask"])
+def test_quiet_over_corpus_files_prints_only_the_summary_and_the_failures(
+    tmp_path, corpus_dir, manifest, cli_env, runner
+):
+    """A few corpus drawings, one of them one ezdxf cannot load, under the session's Prefect
+    server; with `--runner dask` on the local cluster it starts, whose worker processes share this
+    terminal (their Prefect log lines were printed there, INFO per file)."""
+    dxf = sorted((r for r in manifest if r["format"] == "dxf"), key=lambda r: int(r["bytes"]))
+    broken = next(r for r in dxf if r["ezdxf_load"] == "fail")
+    good = [r for r in dxf if r["ezdxf_load"] == "ok"][:3]
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for row in [broken, *good]:
+        shutil.copy(corpus_dir / row["path"], lib / Path(row["path"]).name)
+    args = ["run", str(lib), "--out", str(tmp_path / "out"), "--workers", "1", "--runner", runner, "--quiet"]
+    proc = cadpipe(*args, env=cli_env)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert proc.stderr == "", "nothing on stderr: no bar, no log line of this process or of a Dask worker"
+    lines = proc.stdout.splitlines()
+    assert [line for line in lines if not SUMMARY_LINE.match(line)] == [], proc.stdout
+    [failed] = [line for line in lines if line.startswith("  failed ")]
+    assert f"failed {Path(broken['path']).name}: load: " in failed
+    assert not any(Path(r["path"]).name in proc.stdout for r in good), "no line per file that went well"
+    assert any("files seen" in line for line in lines) and any(line.startswith("catalog: ") for line in lines)
 
 
 def test_fail_on_any_counts_known_failures(quiet_runs):

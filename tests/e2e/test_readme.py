@@ -74,6 +74,8 @@ def commands(block: str) -> list[str]:
 
 RUN_HERE = {
     "Quick start",
+    "Deliverables: register, BOM exports, PDF sets",
+    "Search",
     "Running with the Prefect UI",
     "Structured logs",
     "Library-wide edits: recipes",
@@ -158,6 +160,40 @@ def test_structured_logs(tmp_path):
     printed = bash(block, cwd=tmp_path).stdout  # `out/logs/*.jsonl` of this folder
     [line] = printed.splitlines()
     assert json.loads(line) == {"path": str(lib / "broken.dxf"), "stage": "load", "error_class": "InputError"}
+
+
+def test_deliverables_reports_and_search(tmp_path, cli_env):
+    """The example library's run as "Deliverables" writes it (register, sets, the report and the
+    gallery beside them), then the "Search" examples over its catalog, each command as written."""
+    [block] = shell_blocks("Deliverables: register, BOM exports, PDF sets")
+    out = tmp_path / "cadpipe-library"
+    run, head, ls = commands(block.replace("/tmp/", f"{tmp_path}/"))
+    done = bash(run, env=cli_env, timeout=1800)
+    assert "files seen" in done.stdout and done.stderr == "", "--quiet: the summary only"
+    files = pd.read_parquet(out / "catalog" / "files.parquet")
+    assert len(files) == 7 and set(files["status"]) == {"ok"}
+    register = bash(head).stdout.splitlines()
+    assert register[0].startswith("Drawing number,Title,Revision,") and len(register) == 3
+    assert bash(ls).stdout.split() == [
+        "example-library-blocks",
+        "example-library-project-x",
+        "example-library-project-x-superseded",
+        "example-library-project-y",
+    ]
+    assert (out / "sets" / "example-library-project-x" / "example-library-project-x.pdf").is_file()
+    for page in ("index.html", "gallery.html", "register.html"):  # the report and gallery of "Reports"
+        assert (out / "docs" / page).is_file(), page
+    assert (out / "register.xlsx").is_file() and (out / "catalog" / "search.sqlite").is_file()
+
+    [synopsis] = [t for h, language, t in sections() if h == "Search" and language == "text"]
+    assert synopsis.startswith(".venv/bin/cadpipe search QUERY")
+    [block] = shell_blocks("Search")
+    table, as_json = commands(block.replace("/tmp/", f"{tmp_path}/"))
+    found = bash(table, env=cli_env).stdout
+    assert "3 hits for 'pump housing'" in found and "ATTRIB TITLE" in found
+    [hit] = json.loads(bash(as_json, env=cli_env).stdout)
+    assert (hit["path"], hit["label"], hit["text"]) == ("project-x/PX-100.dxf", "TEXT", "Phase 1: pump housing")
+    assert Path(hit["output"]).is_file() and Path(hit["datasheet"]).is_file()
 
 
 def test_recipes(tmp_path):
