@@ -210,6 +210,24 @@ def test_republishing_a_run_changes_nothing(tmp_path):
     }
 
 
+def test_a_content_catalogued_again_has_its_rows_replaced_not_added(tmp_path):
+    store = CatalogStore(tmp_path / "catalog")
+    publish_one(store, "r1", [drawing_row("a.dxf", sha("a"))], texts=3)
+    publish_one(store, "r2", [drawing_row("a.dxf", sha("a"))], texts=1)  # a new pipeline version, fewer texts
+    assert store.read("texts")["text"].to_pylist() == [f"{sha('a')[:4]} 0"]
+    with pytest.raises(SchemaError, match="not in the publication"):
+        store.publish(Publication("r3", contents={sha("a")}, details={"texts": [{"sha256": sha("b"), "text": "x"}]}))
+
+
+def test_keys_with_quotes_and_any_letters_are_written_and_removed(tmp_path):
+    store = CatalogStore(tmp_path / "catalog")
+    odd = ["o'brien.dxf", "Zeichnung Größe \\ 1.dxf", "'; drop table files; --.dxf"]
+    publish_one(store, "run 'quoted' ü", [drawing_row(p, sha(p)) for p in odd])
+    publish_one(store, "run 'quoted' ü", [drawing_row(odd[0], sha("new"))], removed=[("/lib", odd[1])])
+    assert sorted(store.read("files")["path"].to_pylist()) == sorted([odd[0], odd[2]])
+    assert store.read("runs")["run_id"].to_pylist() == ["run 'quoted' ü"]
+
+
 def test_history_lists_runs_and_reads_as_of_a_version_or_a_time(tmp_path):
     store = CatalogStore(tmp_path / "catalog")
     publish_one(store, "night", [drawing_row("a.dxf", sha("a"))])
