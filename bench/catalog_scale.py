@@ -346,6 +346,16 @@ def disk_mib(folder: Path) -> float:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 2**20
 
 
+def live_mib(folder: Path) -> float | None:
+    """Of a Delta catalog: the data files its latest versions refer to (old ones wait for vacuum)."""
+    from deltalake import DeltaTable
+
+    tables = [folder / "catalog" / name for name in TABLES]
+    if not all((t / "_delta_log").is_dir() for t in tables):
+        return None
+    return sum(sum(pa.table(DeltaTable(t).get_add_actions(flatten=True))["size_bytes"].to_pylist()) for t in tables) / 2**20
+
+
 def run_child(*args: str) -> dict:
     proc = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True)
     if proc.returncode != 0:
@@ -386,6 +396,7 @@ def main() -> None:
             if isinstance(result["result"], dict):
                 line[f"{key}_steps"] = visible(result["result"])
         line["disk_after_mib"] = disk_mib(folder)
+        line["live_mib"] = live_mib(folder)
         rows.append(line)
         print(json.dumps(line), flush=True)
         if not args.keep:
