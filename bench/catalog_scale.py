@@ -276,13 +276,13 @@ def publish_duckdb(folder: Path, drawings: int, count: int, seed: int) -> int:
     started = time.perf_counter()
     con = duckdb.connect(str(folder / "catalog.duckdb"))
     con.execute("begin")
-    keys = tables["files"].select(["source_root", "path"])
+    keys = tables["files"].select(["source_root", "path"])  # noqa: F841 - read by DuckDB by name
     con.execute("create temp table old as select sha256 from files where (source_root, path) in (select source_root, path from keys)")
     con.execute("delete from files where (source_root, path) in (select source_root, path from keys)")
-    new_files = tables["files"].drop_columns([PARTITION])
+    new_files = tables["files"].drop_columns([PARTITION])  # noqa: F841 - read by DuckDB by name
     con.execute("insert into files select * from new_files")
     for name in DETAIL_TABLES:
-        batch = tables[name].drop_columns([PARTITION])
+        batch = tables[name].drop_columns([PARTITION])  # noqa: F841 - read by DuckDB by name
         con.execute(f"delete from {name} where sha256 in (select sha256 from old)")
         con.execute(f"insert into {name} select * from batch")
     con.execute("commit")

@@ -26,7 +26,6 @@ from deltalake import DeltaTable
 from flows.catalog import Catalog
 from flows.catalog_store import (
     DETAIL_TABLES,
-    FILES,
     LIST,
     SCHEMA_VERSION,
     TABLES,
