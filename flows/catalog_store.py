@@ -986,7 +986,7 @@ class CatalogStore:
 
     # Housekeeping.
 
-    def maintain(self, rule: MaintenanceRule = MaintenanceRule(), *, now: datetime | None = None) -> dict[str, dict]:
+    def maintain(self, rule: MaintenanceRule = MaintenanceRule()) -> dict[str, dict]:
         """Compact the tables whose small files exceed the rule, vacuum files no version of the
         last `keep_hours` needs, remove expired log entries, sweep orphaned detail rows. Takes
         the lock; readers go on reading meanwhile (old files stay until vacuumed)."""
