@@ -1,4 +1,4 @@
-"""The catalog at 100,000 drawings: Delta Lake tables (flows/catalog_store.py) against today's
+"""The catalog at 100,000 drawings: Delta Lake tables (engine/catalog_store.py) against today's
 rewrite-everything Parquet catalog (flows/catalog.py) and two alternatives considered for the
 table format: a DuckDB database file and hive-partitioned Parquet with one file per partition.
 
@@ -25,7 +25,7 @@ import shutil
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -35,14 +35,28 @@ import pyarrow.parquet as pq
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from flows.catalog_store import DETAIL_TABLES, PARTITION, TABLES, CatalogStore, MaintenanceRule, Publication, conform  # noqa: E402
+from engine.catalog_store import DETAIL_TABLES, PARTITION, TABLES, CatalogStore, MaintenanceRule, Publication, conform
 
 PER_DRAWING = {"texts": 50, "layers": 20, "bom": 10, "entities": 10, "blocks": 5, "layouts": 2, "refs": 1}
 CHUNK = 10_000
 ROOT = "/library"
-NOW = datetime(2026, 11, 30, 22, 0, tzinfo=timezone.utc)
-WORDS = np.array(["BOLT M8x20", "HEX NUT M8", "GEAR HOUSING", "SEE NOTE 3", "SCALE 1:2", "DRAWN", "REV A",
-                  "Ø12 H7", "BEARING 6204", "SHAFT", "COVER PLATE", "WASHER"])  # fmt: skip
+NOW = datetime(2026, 11, 30, 22, 0, tzinfo=UTC)
+WORDS = np.array(
+    [
+        "BOLT M8x20",
+        "HEX NUT M8",
+        "GEAR HOUSING",
+        "SEE NOTE 3",
+        "SCALE 1:2",
+        "DRAWN",
+        "REV A",
+        "Ø12 H7",
+        "BEARING 6204",
+        "SHAFT",
+        "COVER PLATE",
+        "WASHER",
+    ]
+)
 
 
 def content(i: int, version: int = 1) -> str:
@@ -60,25 +74,50 @@ def generate(indices: np.ndarray, version: int = 1) -> dict[str, pa.Table]:
     shas = np.array([content(int(i), version) for i in indices])
     out: dict[str, pa.Table] = {}
     files = {
-        "path": [drawing_path(int(i)) for i in indices], "source_root": [ROOT] * n, "sha256": shas,
-        "format": ["dxf"] * n, "status": ["ok"] * n, "outputs": [[f"outputs/{s[:16]}/Model.svg", f"outputs/{s[:16]}/Model.pdf"] for s in shas],
+        "path": [drawing_path(int(i)) for i in indices],
+        "source_root": [ROOT] * n,
+        "sha256": shas,
+        "format": ["dxf"] * n,
+        "status": ["ok"] * n,
+        "outputs": [[f"outputs/{s[:16]}/Model.svg", f"outputs/{s[:16]}/Model.pdf"] for s in shas],
         "warnings": [["2 unfixed audit errors"] if k % 7 == 0 else [] for k in range(n)],
-        "processed_at": pa.array([NOW] * n, pa.timestamp("us", tz="UTC")), "run_id": ["20261130T220000Z-0000aaaa"] * n,
-        "pipeline_version": ["0.1.0+abc"] * n, "work_id": [s[:32] for s in shas], "size": rng.integers(10_000, 5_000_000, n),
-        "mtime_ns": 1_764_000_000_000_000_000 + indices.astype(np.int64), "attempts": np.ones(n, np.int64),
-        "duration_ms": rng.integers(200, 20_000, n), "dxf_version": rng.choice(["AC1027", "AC1032", "AC1015"], n),
-        "dxf_release": rng.choice(["R2013", "R2018", "R2000"], n), "insunits": np.full(n, 4), "units": ["mm"] * n,
-        "measurement": ["metric"] * n, "extents_source": ["header"] * n,
-        "created_at": pa.array([NOW] * n, pa.timestamp("us", tz="UTC")), "codepage": ["ANSI_1252"] * n,
-        "recovered": rng.random(n) < 0.05, "title": [None if k % 3 == 0 else f"GEAR HOUSING {k}" for k in range(n)],
-        "drawing_number": [f"DWG-{int(i):06d}" for i in indices], "revision": rng.choice(["A", "B", "C"], n),
-        "title_block_name": ["A3-TITLE"] * n, "title_block_layout": ["Layout1"] * n,
-    }  # fmt: skip
+        "processed_at": pa.array([NOW] * n, pa.timestamp("us", tz="UTC")),
+        "run_id": ["20261130T220000Z-0000aaaa"] * n,
+        "pipeline_version": ["0.1.0+abc"] * n,
+        "work_id": [s[:32] for s in shas],
+        "size": rng.integers(10_000, 5_000_000, n),
+        "mtime_ns": 1_764_000_000_000_000_000 + indices.astype(np.int64),
+        "attempts": np.ones(n, np.int64),
+        "duration_ms": rng.integers(200, 20_000, n),
+        "dxf_version": rng.choice(["AC1027", "AC1032", "AC1015"], n),
+        "dxf_release": rng.choice(["R2013", "R2018", "R2000"], n),
+        "insunits": np.full(n, 4),
+        "units": ["mm"] * n,
+        "measurement": ["metric"] * n,
+        "extents_source": ["header"] * n,
+        "created_at": pa.array([NOW] * n, pa.timestamp("us", tz="UTC")),
+        "codepage": ["ANSI_1252"] * n,
+        "recovered": rng.random(n) < 0.05,
+        "title": [None if k % 3 == 0 else f"GEAR HOUSING {k}" for k in range(n)],
+        "drawing_number": [f"DWG-{int(i):06d}" for i in indices],
+        "revision": rng.choice(["A", "B", "C"], n),
+        "title_block_name": ["A3-TITLE"] * n,
+        "title_block_layout": ["Layout1"] * n,
+    }
     for column in ("extents_min_x", "extents_min_y", "extents_max_x", "extents_max_y"):
         files[column] = rng.random(n) * 1000
-    for column, per in (("entity_count", 400), ("block_entity_count", 100), ("layer_count", 20), ("layout_count", 2),
-                        ("block_count", 5), ("text_count", 50), ("ref_count", 1), ("entities_read", 500),
-                        ("entities_kept", 500), ("bom_row_count", 10)):  # fmt: skip
+    for column, per in (
+        ("entity_count", 400),
+        ("block_entity_count", 100),
+        ("layer_count", 20),
+        ("layout_count", 2),
+        ("block_count", 5),
+        ("text_count", 50),
+        ("ref_count", 1),
+        ("entities_read", 500),
+        ("entities_kept", 500),
+        ("bom_row_count", 10),
+    ):
         files[column] = np.full(n, per)
     out["files"] = conform("files", pa.table(files))
     for name, per in PER_DRAWING.items():
@@ -86,32 +125,95 @@ def generate(indices: np.ndarray, version: int = 1) -> dict[str, pa.Table]:
         sha = np.repeat(shas, per)
         layout = np.where(rng.random(m) < 0.7, "Model", "Layout1")
         if name == "texts":
-            cols = {"sha256": sha, "layout": layout, "dxftype": rng.choice(["TEXT", "MTEXT", "ATTRIB"], m),
-                    "handle": np.char.mod("%X", rng.integers(0x100, 0xFFFFF, m)), "layer": np.char.add("LAYER-", rng.integers(0, 20, m).astype(str)),
-                    "tag": rng.choice(["", "PART_NO", "QTY"], m), "text": np.char.add(rng.choice(WORDS, m), rng.integers(0, 1000, m).astype(str))}  # fmt: skip
+            cols = {
+                "sha256": sha,
+                "layout": layout,
+                "dxftype": rng.choice(["TEXT", "MTEXT", "ATTRIB"], m),
+                "handle": np.char.mod("%X", rng.integers(0x100, 0xFFFFF, m)),
+                "layer": np.char.add("LAYER-", rng.integers(0, 20, m).astype(str)),
+                "tag": rng.choice(["", "PART_NO", "QTY"], m),
+                "text": np.char.add(rng.choice(WORDS, m), rng.integers(0, 1000, m).astype(str)),
+            }
         elif name == "layers":
-            cols = {"sha256": sha, "name": np.char.add("LAYER-", np.tile(np.arange(per), n).astype(str)), "defined": np.ones(m, bool),
-                    "color": rng.integers(1, 255, m), "linetype": rng.choice(["CONTINUOUS", "DASHED"], m), "is_on": np.ones(m, bool),
-                    "is_frozen": np.zeros(m, bool), "is_locked": np.zeros(m, bool), "entity_count": rng.integers(0, 100, m)}  # fmt: skip
+            cols = {
+                "sha256": sha,
+                "name": np.char.add("LAYER-", np.tile(np.arange(per), n).astype(str)),
+                "defined": np.ones(m, bool),
+                "color": rng.integers(1, 255, m),
+                "linetype": rng.choice(["CONTINUOUS", "DASHED"], m),
+                "is_on": np.ones(m, bool),
+                "is_frozen": np.zeros(m, bool),
+                "is_locked": np.zeros(m, bool),
+                "entity_count": rng.integers(0, 100, m),
+            }
         elif name == "bom":
-            cols = {"sha256": sha, "item_no": np.tile(np.arange(1, per + 1), n).astype(str), "part_number": np.char.add("P-", rng.integers(1000, 99999, m).astype(str)),
-                    "description": rng.choice(WORDS, m), "qty": rng.integers(1, 20, m).astype(float), "unit": ["pcs"] * m,
-                    "block_name": rng.choice(["BOLT", "NUT", "WASHER"], m), "block_path": rng.choice(["ASSY/BOLT", "NUT"], m),
-                    "layout": layout, "handle": np.char.mod("%X", rng.integers(0x100, 0xFFFFF, m)), "level": np.zeros(m, np.int64),
-                    "insert_count": rng.integers(1, 8, m), "source": ["attributes"] * m, "attributes": ['{"PART_NO": "P-1", "QTY": "2"}'] * m}  # fmt: skip
+            cols = {
+                "sha256": sha,
+                "item_no": np.tile(np.arange(1, per + 1), n).astype(str),
+                "part_number": np.char.add("P-", rng.integers(1000, 99999, m).astype(str)),
+                "description": rng.choice(WORDS, m),
+                "qty": rng.integers(1, 20, m).astype(float),
+                "unit": ["pcs"] * m,
+                "block_name": rng.choice(["BOLT", "NUT", "WASHER"], m),
+                "block_path": rng.choice(["ASSY/BOLT", "NUT"], m),
+                "layout": layout,
+                "handle": np.char.mod("%X", rng.integers(0x100, 0xFFFFF, m)),
+                "level": np.zeros(m, np.int64),
+                "insert_count": rng.integers(1, 8, m),
+                "source": ["attributes"] * m,
+                "attributes": ['{"PART_NO": "P-1", "QTY": "2"}'] * m,
+            }
         elif name == "entities":
-            cols = {"sha256": sha, "layout": layout, "dxftype": np.tile(np.array(["LINE", "CIRCLE", "ARC", "LWPOLYLINE", "TEXT", "MTEXT", "INSERT", "DIMENSION", "HATCH", "SPLINE"]), n),
-                    "count": rng.integers(1, 300, m)}  # fmt: skip
+            cols = {
+                "sha256": sha,
+                "layout": layout,
+                "dxftype": np.tile(
+                    np.array(
+                        [
+                            "LINE",
+                            "CIRCLE",
+                            "ARC",
+                            "LWPOLYLINE",
+                            "TEXT",
+                            "MTEXT",
+                            "INSERT",
+                            "DIMENSION",
+                            "HATCH",
+                            "SPLINE",
+                        ]
+                    ),
+                    n,
+                ),
+                "count": rng.integers(1, 300, m),
+            }
         elif name == "blocks":
-            cols = {"sha256": sha, "name": np.char.add("BLOCK-", np.tile(np.arange(per), n).astype(str)), "entity_count": rng.integers(1, 50, m),
-                    "insert_count": rng.integers(0, 20, m), "is_xref": np.zeros(m, bool)}  # fmt: skip
+            cols = {
+                "sha256": sha,
+                "name": np.char.add("BLOCK-", np.tile(np.arange(per), n).astype(str)),
+                "entity_count": rng.integers(1, 50, m),
+                "insert_count": rng.integers(0, 20, m),
+                "is_xref": np.zeros(m, bool),
+            }
         elif name == "layouts":
-            cols = {"sha256": sha, "name": np.tile(np.array(["Model", "Layout1"]), n), "is_model": np.tile(np.array([True, False]), n),
-                    "tab_order": np.tile(np.arange(per), n), "paper_width": np.full(m, 420.0), "paper_height": np.full(m, 297.0),
-                    "paper_units": ["mm"] * m, "entity_count": rng.integers(0, 400, m)}  # fmt: skip
+            cols = {
+                "sha256": sha,
+                "name": np.tile(np.array(["Model", "Layout1"]), n),
+                "is_model": np.tile(np.array([True, False]), n),
+                "tab_order": np.tile(np.arange(per), n),
+                "paper_width": np.full(m, 420.0),
+                "paper_height": np.full(m, 297.0),
+                "paper_units": ["mm"] * m,
+                "entity_count": rng.integers(0, 400, m),
+            }
         else:
-            cols = {"sha256": sha, "kind": ["image"] * m, "name": ["logo.png"] * m, "path": ["logo.png"] * m, "exists": np.ones(m, bool),
-                    "handle": np.char.mod("%X", rng.integers(0x100, 0xFFFFF, m))}  # fmt: skip
+            cols = {
+                "sha256": sha,
+                "kind": ["image"] * m,
+                "name": ["logo.png"] * m,
+                "path": ["logo.png"] * m,
+                "exists": np.ones(m, bool),
+                "handle": np.char.mod("%X", rng.integers(0x100, 0xFFFFF, m)),
+            }
         out[name] = conform(name, pa.table({k: pa.array(v) for k, v in cols.items()}))
     return out
 
@@ -201,15 +303,22 @@ def changed(drawings: int, count: int, seed: int) -> tuple[np.ndarray, dict[str,
 
 def plan_delta(folder: Path) -> int:
     store = CatalogStore(folder / "catalog")
-    files = store.read("files", columns=["source_root", "path", "size", "mtime_ns", "sha256", "format", "work_id",
-                                         "status", "error_permanent"])  # fmt: skip
-    known = {key: row for key, row in zip(zip(files["source_root"].to_pylist(), files["path"].to_pylist()),
-                                          zip(*(files[c].to_pylist() for c in files.column_names[2:])))}  # fmt: skip
+    files = store.read(
+        "files",
+        columns=["source_root", "path", "size", "mtime_ns", "sha256", "format", "work_id", "status", "error_permanent"],
+    )
+    known = {
+        key: row
+        for key, row in zip(
+            zip(files["source_root"].to_pylist(), files["path"].to_pylist()),
+            zip(*(files[c].to_pylist() for c in files.column_names[2:])),
+        )
+    }
     return len(known)
 
 
 def plan_legacy(folder: Path) -> int:
-    from flows.catalog import Catalog
+    from engine.catalog import Catalog
 
     catalog = Catalog(folder)
     return len(catalog.known_files()) + 0 * len(catalog.recorded())
@@ -219,7 +328,9 @@ def plan_duckdb(folder: Path) -> int:
     import duckdb
 
     con = duckdb.connect(str(folder / "catalog.duckdb"), read_only=True)
-    rows = con.execute("select source_root, path, size, mtime_ns, sha256, format, work_id, status, error_permanent from files").fetchall()
+    rows = con.execute(
+        "select source_root, path, size, mtime_ns, sha256, format, work_id, status, error_permanent from files"
+    ).fetchall()
     return len({(r[0], r[1]): r[2:] for r in rows})
 
 
@@ -238,34 +349,49 @@ def publish_delta(folder: Path, drawings: int, count: int, seed: int) -> int:
     store = CatalogStore(folder / "catalog")
     run_id = f"bench-{seed}"
     started = time.perf_counter()  # the rows as a run hands them over (dicts), cast included
-    store.publish(Publication(run_id, files=rows["files"], contents={r["sha256"] for r in rows["files"]},
-                              details={name: rows[name] for name in DETAIL_TABLES},
-                              run={"run_id": run_id, "started_at": NOW, "processed": count}))  # fmt: skip
+    store.publish(
+        Publication(
+            run_id,
+            files=rows["files"],
+            contents={r["sha256"] for r in rows["files"]},
+            details={name: rows[name] for name in DETAIL_TABLES},
+            run={"run_id": run_id, "started_at": NOW, "processed": count},
+        )
+    )
     return store.last_publish, time.perf_counter() - started
 
 
 def publish_legacy(folder: Path, drawings: int, count: int, seed: int) -> int:
     """Through flows/catalog.py's Catalog.publish: each changed drawing's result.json on disk, as
     the workers leave it, then the publish that rewrites every table."""
-    from flows.catalog import Catalog, Outcome
-    from flows.discover import InputFile
+    from engine.catalog import Catalog, Outcome
+    from engine.discover import InputFile
 
     indices, tables = changed(drawings, count, seed)
     rows = {name: table.drop_columns([PARTITION]).to_pylist() for name, table in tables.items()}
     outcomes = []
-    for k, row in enumerate(rows["files"]):
+    for _k, row in enumerate(rows["files"]):
         work = folder / "outputs" / row["work_id"]
         work.mkdir(parents=True, exist_ok=True)
-        detail = {name: [{c: v for c, v in r.items() if c != "sha256"} for r in rows[name] if r["sha256"] == row["sha256"]]
-                  for name in DETAIL_TABLES}  # fmt: skip
-        summary = {c: v for c, v in row.items() if c not in ("path", "source_root", "sha256", "outputs", "warnings",
-                                                              "processed_at", "created_at", "updated_at")}  # fmt: skip
-        (work / "result.json").write_text(json.dumps({"summary": summary, "tables": detail, "outputs": [], "warnings": []}))
+        detail = {
+            name: [{c: v for c, v in r.items() if c != "sha256"} for r in rows[name] if r["sha256"] == row["sha256"]]
+            for name in DETAIL_TABLES
+        }
+        summary = {
+            c: v
+            for c, v in row.items()
+            if c
+            not in ("path", "source_root", "sha256", "outputs", "warnings", "processed_at", "created_at", "updated_at")
+        }
+        (work / "result.json").write_text(
+            json.dumps({"summary": summary, "tables": detail, "outputs": [], "warnings": []})
+        )
         entry = InputFile(ROOT, row["path"], row["size"], row["mtime_ns"], row["sha256"], "dxf")
         outcomes.append(Outcome(entry, row["work_id"], "processed", {"attempt": 1, "duration_ms": 10}))
     started = time.perf_counter()
-    Catalog(folder).publish({"run_id": f"bench-{seed}", "started_at": NOW.isoformat(), "pipeline_version": "bench"},
-                            outcomes, [])  # fmt: skip
+    Catalog(folder).publish(
+        {"run_id": f"bench-{seed}", "started_at": NOW.isoformat(), "pipeline_version": "bench"}, outcomes, []
+    )
     return count, time.perf_counter() - started
 
 
@@ -277,7 +403,9 @@ def publish_duckdb(folder: Path, drawings: int, count: int, seed: int) -> int:
     con = duckdb.connect(str(folder / "catalog.duckdb"))
     con.execute("begin")
     keys = tables["files"].select(["source_root", "path"])  # noqa: F841 - read by DuckDB by name
-    con.execute("create temp table old as select sha256 from files where (source_root, path) in (select source_root, path from keys)")
+    con.execute(
+        "create temp table old as select sha256 from files where (source_root, path) in (select source_root, path from keys)"
+    )
     con.execute("delete from files where (source_root, path) in (select source_root, path from keys)")
     new_files = tables["files"].drop_columns([PARTITION])  # noqa: F841 - read by DuckDB by name
     con.execute("insert into files select * from new_files")
@@ -293,22 +421,27 @@ def publish_duckdb(folder: Path, drawings: int, count: int, seed: int) -> int:
 def publish_parquet(folder: Path, drawings: int, count: int, seed: int) -> int:
     """Rewrite each touched partition file: read it, drop the old contents, add the new, rename."""
     import pyarrow.compute as pc
-
     import pyarrow.dataset as ds
 
     indices, tables = changed(drawings, count, seed)
     started = time.perf_counter()
     files = tables["files"]
     keys = set(zip(files["source_root"].to_pylist(), files["path"].to_pylist()))
-    recorded = ds.dataset(folder / "files", format="parquet", partitioning="hive").to_table(columns=["source_root", "path", "sha256"])
-    old_shas = {s for r, p, s in zip(*(recorded[c].to_pylist() for c in ("source_root", "path", "sha256"))) if (r, p) in keys}
+    recorded = ds.dataset(folder / "files", format="parquet", partitioning="hive").to_table(
+        columns=["source_root", "path", "sha256"]
+    )
+    old_shas = {
+        s for r, p, s in zip(*(recorded[c].to_pylist() for c in ("source_root", "path", "sha256"))) if (r, p) in keys
+    }
     for name, table in tables.items():
         prefixes = {s[:1] for s in old_shas} | set(table[PARTITION].to_pylist())
         for prefix in sorted(prefixes):
             path = folder / name / f"{PARTITION}={prefix}" / "data.parquet"
             current = pq.read_table(path)
             if name == "files":
-                drop = pa.array([k in keys for k in zip(current["source_root"].to_pylist(), current["path"].to_pylist())])
+                drop = pa.array(
+                    [k in keys for k in zip(current["source_root"].to_pylist(), current["path"].to_pylist())]
+                )
             else:
                 drop = pc.is_in(current["sha256"], pa.array(sorted(old_shas)))
             added = table.filter(pc.equal(table[PARTITION], prefix)).drop_columns([PARTITION])
@@ -322,11 +455,18 @@ def publish_parquet(folder: Path, drawings: int, count: int, seed: int) -> int:
 def measure(store: str, operation: str, folder: Path, drawings: int, seed: int) -> dict:
     started = time.perf_counter()
     if operation == "plan":
-        result = {"delta": plan_delta, "legacy": plan_legacy, "duckdb": plan_duckdb, "parquet": plan_parquet}[store](folder)
+        result = {"delta": plan_delta, "legacy": plan_legacy, "duckdb": plan_duckdb, "parquet": plan_parquet}[store](
+            folder
+        )
         seconds = time.perf_counter() - started
     else:
         count = {"publish1": 1, "publish1k": 1000}[operation]
-        publish = {"delta": publish_delta, "legacy": publish_legacy, "duckdb": publish_duckdb, "parquet": publish_parquet}[store]
+        publish = {
+            "delta": publish_delta,
+            "legacy": publish_legacy,
+            "duckdb": publish_duckdb,
+            "parquet": publish_parquet,
+        }[store]
         result = publish(folder, drawings, count, seed)
         seconds = time.perf_counter() - started
         if isinstance(result, tuple):  # the publish alone, without making up the changed rows
@@ -353,7 +493,10 @@ def live_mib(folder: Path) -> float | None:
     tables = [folder / "catalog" / name for name in TABLES]
     if not all((t / "_delta_log").is_dir() for t in tables):
         return None
-    return sum(sum(pa.table(DeltaTable(t).get_add_actions(flatten=True))["size_bytes"].to_pylist()) for t in tables) / 2**20
+    return (
+        sum(sum(pa.table(DeltaTable(t).get_add_actions(flatten=True))["size_bytes"].to_pylist()) for t in tables)
+        / 2**20
+    )
 
 
 def run_child(*args: str) -> dict:
@@ -376,8 +519,14 @@ def main() -> None:
     if args.build:
         started = time.perf_counter()
         BUILD[args.build](base / args.build, args.drawings)
-        print(json.dumps({"seconds": time.perf_counter() - started,
-                          "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))  # fmt: skip
+        print(
+            json.dumps(
+                {
+                    "seconds": time.perf_counter() - started,
+                    "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                }
+            )
+        )
         return
     if args.child:
         store, operation, seed = args.child
@@ -390,7 +539,9 @@ def main() -> None:
         built = run_child("--dir", str(base), "--drawings", str(args.drawings), "--build", store)
         line = {"store": store, "build_s": built["seconds"], "disk_mib": disk_mib(folder)}
         for seed, operation in enumerate(("plan", "publish1", "publish1k", "plan"), start=1):
-            result = run_child("--dir", str(base), "--drawings", str(args.drawings), "--child", store, operation, str(seed))
+            result = run_child(
+                "--dir", str(base), "--drawings", str(args.drawings), "--child", store, operation, str(seed)
+            )
             key = operation if operation not in line else "plan_after"
             line[key] = (result["seconds"], result["peak_mib"])
             if isinstance(result["result"], dict):
@@ -402,10 +553,14 @@ def main() -> None:
         if not args.keep:
             shutil.rmtree(folder, ignore_errors=True)
     print(f"\n{args.drawings:,} drawings; seconds (peak MiB) per operation, each in a fresh process")
-    print(f"{'store':<8} {'build s':>8} {'disk MiB':>9} {'plan':>16} {'publish 1':>16} {'publish 1,000':>16} {'plan after':>16}")
+    print(
+        f"{'store':<8} {'build s':>8} {'disk MiB':>9} {'plan':>16} {'publish 1':>16} {'publish 1,000':>16} {'plan after':>16}"
+    )
     for line in rows:
         cells = [f"{line[k][0]:7.2f} ({line[k][1]:5.0f})" for k in ("plan", "publish1", "publish1k", "plan_after")]
-        print(f"{line['store']:<8} {line['build_s']:8.1f} {line['disk_mib']:9.0f} " + " ".join(f"{c:>16}" for c in cells))
+        print(
+            f"{line['store']:<8} {line['build_s']:8.1f} {line['disk_mib']:9.0f} " + " ".join(f"{c:>16}" for c in cells)
+        )
     for line in rows:
         for key in ("publish1", "publish1k"):
             if f"{key}_steps" in line:

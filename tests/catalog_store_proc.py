@@ -1,11 +1,11 @@
 """Real processes for the catalog store's concurrency and crash tests (tests/test_catalog_store.py).
 
-    python -m tests.catalog_store_proc write ROOT NAME BATCHES [READY_FILE]
-        publish BATCHES runs, each recording BATCH files named NAME-<run>-<i> and replacing the
-        previous run's files of NAME (changed content, removed paths): every kind of write.
-    python -m tests.catalog_store_proc read ROOT REPORT STOP_FILE
-        read the catalog until STOP_FILE exists, checking what a reader must always see; write
-        the violations and the versions seen to REPORT (JSON).
+python -m tests.catalog_store_proc write ROOT NAME BATCHES [READY_FILE]
+    publish BATCHES runs, each recording BATCH files named NAME-<run>-<i> and replacing the
+    previous run's files of NAME (changed content, removed paths): every kind of write.
+python -m tests.catalog_store_proc read ROOT REPORT STOP_FILE
+    read the catalog until STOP_FILE exists, checking what a reader must always see; write
+    the violations and the versions seen to REPORT (JSON).
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ import json
 import sys
 import time
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
-from flows.catalog_store import CatalogStore, Publication
+from engine.catalog_store import CatalogStore, Publication
 
 BATCH = 20
 TEXTS_PER_FILE = 5
@@ -31,23 +31,40 @@ def sha(text: str) -> str:
 
 def publication(name: str, run: int) -> Publication:
     """Run `run` of writer `name`: BATCH files of new content, the previous run's paths removed."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     run_id = f"{name}-{run}"
     files, texts = [], []
     for i in range(BATCH):
         content = sha(f"{name}/{run}/{i}")
-        files.append({
-            "source_root": ROOT_DIR, "path": f"{name}/{run}/f{i}.dxf", "sha256": content, "format": "dxf",
-            "status": "ok", "processed_at": now, "run_id": run_id, "size": 100 + i, "mtime_ns": run,
-            "warnings": [], "outputs": [f"outputs/{content[:8]}/Model.svg"], "text_count": TEXTS_PER_FILE,
-        })  # fmt: skip
-        texts += [{"sha256": content, "layout": "Model", "dxftype": "TEXT", "text": f"{name} {run} {i} {k}"}
-                  for k in range(TEXTS_PER_FILE)]  # fmt: skip
+        files.append(
+            {
+                "source_root": ROOT_DIR,
+                "path": f"{name}/{run}/f{i}.dxf",
+                "sha256": content,
+                "format": "dxf",
+                "status": "ok",
+                "processed_at": now,
+                "run_id": run_id,
+                "size": 100 + i,
+                "mtime_ns": run,
+                "warnings": [],
+                "outputs": [f"outputs/{content[:8]}/Model.svg"],
+                "text_count": TEXTS_PER_FILE,
+            }
+        )
+        texts += [
+            {"sha256": content, "layout": "Model", "dxftype": "TEXT", "text": f"{name} {run} {i} {k}"}
+            for k in range(TEXTS_PER_FILE)
+        ]
     removed = [(ROOT_DIR, f"{name}/{run - 1}/f{i}.dxf") for i in range(BATCH)] if run else []
     return Publication(
-        run_id, files=files, removed=removed, contents={f["sha256"] for f in files}, details={"texts": texts},
+        run_id,
+        files=files,
+        removed=removed,
+        contents={f["sha256"] for f in files},
+        details={"texts": texts},
         run={"run_id": run_id, "started_at": now, "finished_at": now, "files_seen": BATCH, "processed": BATCH},
-    )  # fmt: skip
+    )
 
 
 def write(root: str, name: str, batches: int, ready: str | None = None) -> None:
@@ -84,7 +101,7 @@ def read(root: str, report: str, stop: str) -> None:
     seen, problems, reads = set(), [], 0
     while True:
         finished = Path(stop).exists()
-        at = datetime.now(timezone.utc)
+        at = datetime.now(UTC)
         for as_of in (None, at):
             found, rows, _ = violations(store, as_of)
             problems += found

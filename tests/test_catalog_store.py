@@ -1,4 +1,4 @@
-"""The Delta Lake catalog store (flows/catalog_store.py): declared types as DuckDB, Polars and
+"""The Delta Lake catalog store (engine/catalog_store.py): declared types as DuckDB, Polars and
 pandas read them, incremental publishes, history, migration of a Parquet catalog, and real
 processes writing, reading and being killed at the same time."""
 
@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -23,8 +23,8 @@ import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 
-from flows.catalog import Catalog
-from flows.catalog_store import (
+from engine.catalog import Catalog
+from engine.catalog_store import (
     DETAIL_TABLES,
     LIST,
     SCHEMA_VERSION,
@@ -41,13 +41,18 @@ from flows.catalog_store import (
 from tests.catalog_store_proc import BATCH, TEXTS_PER_FILE, publication, sha, violations
 from tests.conftest import REPO
 
-NOW = datetime(2026, 11, 30, 22, 15, 0, 123000, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 30, 22, 15, 0, 123000, tzinfo=UTC)
 
 
 def delta_duckdb() -> duckdb.DuckDBPyConnection:
     """DuckDB with the delta extension of the duckdb-ext-delta package: no network needed."""
-    con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False,
-                                 "extension_directory": duckdb_extension_directory()})  # fmt: skip
+    con = duckdb.connect(
+        config={
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
+            "extension_directory": duckdb_extension_directory(),
+        }
+    )
     con.execute("LOAD delta")
     return con
 
@@ -55,31 +60,74 @@ def delta_duckdb() -> duckdb.DuckDBPyConnection:
 def drawing_row(path: str, content: str, **extra) -> dict:
     """A files row as the batch records a DXF drawing without a title block."""
     return {
-        "source_root": "/lib", "path": path, "sha256": content, "format": "dxf", "status": "ok",
-        "outputs": ["outputs/w/Model.svg"], "warnings": [], "processed_at": NOW.isoformat(), "run_id": "r1",
-        "size": 1200, "mtime_ns": 1_700_000_000_000_000_000, "attempts": 1, "duration_ms": 250,
-        "dxf_version": "AC1027", "entity_count": 12, "recovered": False, "created_at": "2019-05-01T08:00:00+00:00",
-        "title": None, "drawing_number": None, "revision": None, "bom_row_count": 0, **extra,
-    }  # fmt: skip
+        "source_root": "/lib",
+        "path": path,
+        "sha256": content,
+        "format": "dxf",
+        "status": "ok",
+        "outputs": ["outputs/w/Model.svg"],
+        "warnings": [],
+        "processed_at": NOW.isoformat(),
+        "run_id": "r1",
+        "size": 1200,
+        "mtime_ns": 1_700_000_000_000_000_000,
+        "attempts": 1,
+        "duration_ms": 250,
+        "dxf_version": "AC1027",
+        "entity_count": 12,
+        "recovered": False,
+        "created_at": "2019-05-01T08:00:00+00:00",
+        "title": None,
+        "drawing_number": None,
+        "revision": None,
+        "bom_row_count": 0,
+        **extra,
+    }
 
 
 def model_row(path: str, content: str) -> dict:
     return {
-        "source_root": "/models", "path": path, "sha256": content, "format": "step", "status": "ok",
-        "outputs": ["outputs/m/model.stl"], "warnings": ["mesh is not closed: no volume"],
-        "processed_at": NOW, "size": 5000, "mtime_ns": 1, "schema": "AUTOMOTIVE_DESIGN", "volume_mm3": 1000.0,
-        "n_solids": 1, "is_valid": True, "mesh_only": False, "product_names": ["GEAR", "SHAFT"],
-        "authors": ["A. Designer"], "title": None,
-    }  # fmt: skip
+        "source_root": "/models",
+        "path": path,
+        "sha256": content,
+        "format": "step",
+        "status": "ok",
+        "outputs": ["outputs/m/model.stl"],
+        "warnings": ["mesh is not closed: no volume"],
+        "processed_at": NOW,
+        "size": 5000,
+        "mtime_ns": 1,
+        "schema": "AUTOMOTIVE_DESIGN",
+        "volume_mm3": 1000.0,
+        "n_solids": 1,
+        "is_valid": True,
+        "mesh_only": False,
+        "product_names": ["GEAR", "SHAFT"],
+        "authors": ["A. Designer"],
+        "title": None,
+    }
 
 
 def publish_one(store: CatalogStore, run_id: str, rows: list[dict], texts: int = 2, removed=()) -> None:
     contents = {r["sha256"] for r in rows if r["status"] == "ok"}
-    details = {"texts": [{"sha256": s, "layout": "Model", "dxftype": "TEXT", "text": f"{s[:4]} {k}"}
-                         for s in sorted(contents) for k in range(texts)],  # fmt: skip
-               "layers": [{"sha256": s, "name": "0", "defined": True, "color": 7, "entity_count": 3} for s in contents]}
-    store.publish(Publication(run_id, files=rows, removed=list(removed), contents=contents, details=details,
-                              run={"run_id": run_id, "started_at": NOW, "finished_at": NOW, "sources": ["/lib"]}))  # fmt: skip
+    details = {
+        "texts": [
+            {"sha256": s, "layout": "Model", "dxftype": "TEXT", "text": f"{s[:4]} {k}"}
+            for s in sorted(contents)
+            for k in range(texts)
+        ],
+        "layers": [{"sha256": s, "name": "0", "defined": True, "color": 7, "entity_count": 3} for s in contents],
+    }
+    store.publish(
+        Publication(
+            run_id,
+            files=rows,
+            removed=list(removed),
+            contents=contents,
+            details=details,
+            run={"run_id": run_id, "started_at": NOW, "finished_at": NOW, "sources": ["/lib"]},
+        )
+    )
 
 
 # Declared types.
@@ -125,7 +173,9 @@ def test_every_table_and_column_exists_and_empty_text_stays_text_in_duckdb_polar
         assert set(schema.names) == set(spec.schema.names), name
     path = store.path("files")
     con = delta_duckdb()
-    types = dict(con.sql(f"select column_name, column_type from (describe select * from delta_scan('{path}'))").fetchall())
+    types = dict(
+        con.sql(f"select column_name, column_type from (describe select * from delta_scan('{path}'))").fetchall()
+    )
     assert types["title"] == "VARCHAR" and types["size"] == "BIGINT" and types["recovered"] == "BOOLEAN"
     assert types["processed_at"] == "TIMESTAMP WITH TIME ZONE" and types["warnings"] == "VARCHAR[]"
     assert types["volume_mm3"] == "DOUBLE" and types["product_names"] == "VARCHAR[]"  # model columns, DXF-only catalog
@@ -186,7 +236,9 @@ def test_extra_title_block_columns_are_text_and_others_read_null(tmp_path):
 def test_a_changed_file_replaces_its_details_and_a_removed_file_loses_them(tmp_path):
     store = CatalogStore(tmp_path / "catalog")
     shared = sha("same bytes")
-    publish_one(store, "r1", [drawing_row("a.dxf", sha("a1")), drawing_row("b.dxf", shared), drawing_row("c.dxf", shared)])
+    publish_one(
+        store, "r1", [drawing_row("a.dxf", sha("a1")), drawing_row("b.dxf", shared), drawing_row("c.dxf", shared)]
+    )
     publish_one(store, "r2", [drawing_row("a.dxf", sha("a2"))], removed=[("/lib", "b.dxf")])
     files = {r["path"]: r["sha256"] for r in store.read("files").to_pylist()}
     assert files == {"a.dxf": sha("a2"), "c.dxf": shared}
@@ -202,10 +254,21 @@ def test_republishing_a_run_changes_nothing(tmp_path):
     rows = [drawing_row("a.dxf", sha("a")), {**drawing_row("bad.dxf", sha("bad")), "status": "failed"}]
     error = {"run_id": "r1", "path": "bad.dxf", "source_root": "/lib", "error_class": "InputError", "failed_at": NOW}
     for _ in range(2):
-        store.publish(Publication("r1", files=rows, contents={sha("a")}, errors=[error],
-                                  details={"texts": [{"sha256": sha("a"), "text": "x"}]}, run={"run_id": "r1"}))  # fmt: skip
+        store.publish(
+            Publication(
+                "r1",
+                files=rows,
+                contents={sha("a")},
+                errors=[error],
+                details={"texts": [{"sha256": sha("a"), "text": "x"}]},
+                run={"run_id": "r1"},
+            )
+        )
     assert {name: store.read(name).num_rows for name in ("files", "texts", "errors", "runs")} == {
-        "files": 2, "texts": 1, "errors": 1, "runs": 1,
+        "files": 2,
+        "texts": 1,
+        "errors": 1,
+        "runs": 1,
     }
 
 
@@ -230,7 +293,7 @@ def test_keys_with_quotes_and_any_letters_are_written_and_removed(tmp_path):
 def test_history_lists_runs_and_reads_as_of_a_version_or_a_time(tmp_path):
     store = CatalogStore(tmp_path / "catalog")
     publish_one(store, "night", [drawing_row("a.dxf", sha("a"))])
-    between = datetime.now(timezone.utc)
+    between = datetime.now(UTC)
     time.sleep(0.05)
     publish_one(store, "watch", [drawing_row("b.dxf", sha("b"))])
     history = store.history("files")
@@ -251,7 +314,7 @@ def test_compaction_and_vacuum_keep_the_rows_and_shrink_the_files(tmp_path):
         publish_one(store, f"r{run}", [drawing_row(f"{run}.dxf", sha(f"{run}"))])
     before = {name: sorted(map(str, store.read(name).to_pylist())) for name in ("files", "texts")}
     files_before = len(DeltaTable(store.path("runs")).file_uris())
-    from flows.catalog_store import MaintenanceRule
+    from engine.catalog_store import MaintenanceRule
 
     report = store.maintain(MaintenanceRule(max_files_per_partition=2, keep_hours=0))
     assert "compacted" in report["runs"] and report["runs"]["vacuumed"] >= files_before - 1
@@ -284,15 +347,41 @@ def legacy_catalog(out: Path) -> Catalog:
     """Tables as today's writer leaves them: all-empty title typed double, times as text, counts
     double where a value is missing, product names joined with "; "."""
     catalog = Catalog(out)
-    catalog.write("files", pd.DataFrame([
-        {"path": "a.dxf", "source_root": "/lib", "sha256": sha("a"), "status": "ok", "title": float("nan"),
-         "processed_at": NOW.isoformat(), "attempts": 1.0, "warnings": [], "error_permanent": None, "product_names": None},
-        {"path": "m.step", "source_root": "/lib", "sha256": sha("m"), "status": "ok", "title": float("nan"),
-         "processed_at": NOW.isoformat(), "attempts": float("nan"), "warnings": ["w"], "error_permanent": None,
-         "product_names": "GEAR; SHAFT"},
-    ]))  # fmt: skip
+    catalog.write(
+        "files",
+        pd.DataFrame(
+            [
+                {
+                    "path": "a.dxf",
+                    "source_root": "/lib",
+                    "sha256": sha("a"),
+                    "status": "ok",
+                    "title": float("nan"),
+                    "processed_at": NOW.isoformat(),
+                    "attempts": 1.0,
+                    "warnings": [],
+                    "error_permanent": None,
+                    "product_names": None,
+                },
+                {
+                    "path": "m.step",
+                    "source_root": "/lib",
+                    "sha256": sha("m"),
+                    "status": "ok",
+                    "title": float("nan"),
+                    "processed_at": NOW.isoformat(),
+                    "attempts": float("nan"),
+                    "warnings": ["w"],
+                    "error_permanent": None,
+                    "product_names": "GEAR; SHAFT",
+                },
+            ]
+        ),
+    )
     catalog.write("texts", pd.DataFrame([{"sha256": sha("a"), "layout": "Model", "dxftype": "TEXT", "text": "x"}]))
-    catalog.write("runs", pd.DataFrame([{"run_id": "r0", "started_at": NOW.isoformat(), "sources": ["/lib"], "failed": 0}]))
+    catalog.write(
+        "runs", pd.DataFrame([{"run_id": "r0", "started_at": NOW.isoformat(), "sources": ["/lib"], "failed": 0}])
+    )
     return catalog
 
 
@@ -343,8 +432,9 @@ def test_a_catalog_of_a_newer_schema_is_not_written(tmp_path):
 
 
 def start(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "tests.catalog_store_proc", *args], cwd=REPO,
-                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.catalog_store_proc", *args], cwd=REPO, stderr=subprocess.PIPE, text=True
+    )
 
 
 def finish(proc: subprocess.Popen, timeout: float = 300) -> None:
@@ -363,7 +453,9 @@ def test_two_writers_at_once_lose_nothing(tmp_path):
     assert files.num_rows == 2 * BATCH, "each writer's last run recorded, earlier runs' paths removed"
     found, _, texts = violations(store)
     assert found == [] and texts == 2 * BATCH * TEXTS_PER_FILE
-    assert sorted(store.read("runs")["run_id"].to_pylist()) == sorted(f"{n}-{r}" for n in ("batch", "watch") for r in range(4))
+    assert sorted(store.read("runs")["run_id"].to_pylist()) == sorted(
+        f"{n}-{r}" for n in ("batch", "watch") for r in range(4)
+    )
 
 
 def test_readers_during_writes_see_whole_versions_only(tmp_path):
@@ -394,7 +486,7 @@ def test_a_writer_killed_mid_publish_leaves_a_readable_catalog_the_next_publish_
         assert not [f for f in found if "texts half" in f or "twice" in f or "half recorded" in f], found
         store.publish(publication("after", attempt))  # the lock is free again and the journal finished
         assert not (Path(root) / ".publishing.json").exists()
-        found, _, _ = violations(store, datetime.now(timezone.utc))
+        found, _, _ = violations(store, datetime.now(UTC))
         assert found == [], found
     live = store.live_contents()
     for name in DETAIL_TABLES:

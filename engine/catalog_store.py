@@ -6,7 +6,7 @@ written through ``deltalake`` (delta-rs), read natively by DuckDB (``delta_scan`
 (``read_delta``/``scan_delta``) and pandas (``deltalake.DeltaTable(...).to_pandas()``).
 ``OUT/catalog/catalog.json`` records the format and :data:`SCHEMA_VERSION`.
 
-Why these choices (measured, see flows/CATALOG_STORE.md):
+Why these choices (measured, see engine/CATALOG_STORE.md):
 
 - Every write is one Delta commit: a reader sees a table's previous version or its next one,
   never half of a write; a writer killed mid-commit leaves files no version refers to (removed by
@@ -34,7 +34,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -73,92 +73,261 @@ def _schema(*columns: tuple[str, pa.DataType]) -> pa.Schema:
 
 
 FILES = _schema(
-    ("path", STR), ("source_root", STR), ("sha256", STR), ("format", STR), ("status", STR),
-    ("error_class", STR), ("error_message", STR), ("error_stage", STR), ("error_permanent", BOOL),
+    ("path", STR),
+    ("source_root", STR),
+    ("sha256", STR),
+    ("format", STR),
+    ("status", STR),
+    ("error_class", STR),
+    ("error_message", STR),
+    ("error_stage", STR),
+    ("error_permanent", BOOL),
     ("error_limit", INT),  # memory cap (MB) a MemoryLimit failure happened under
-    ("outputs", LIST), ("warnings", LIST), ("quarantine", STR), ("processed_at", TIME), ("run_id", STR),
-    ("pipeline_version", STR), ("work_id", STR), ("size", INT), ("mtime_ns", INT), ("attempts", INT),
+    ("outputs", LIST),
+    ("warnings", LIST),
+    ("quarantine", STR),
+    ("processed_at", TIME),
+    ("run_id", STR),
+    ("pipeline_version", STR),
+    ("work_id", STR),
+    ("size", INT),
+    ("mtime_ns", INT),
+    ("attempts", INT),
     ("duration_ms", INT),
     # drawing metadata (extractors/dxf_metadata.py)
-    ("dxf_version", STR), ("dxf_release", STR), ("insunits", INT), ("units", STR), ("measurement", STR),
-    ("extents_min_x", FLOAT), ("extents_min_y", FLOAT), ("extents_min_z", FLOAT),
-    ("extents_max_x", FLOAT), ("extents_max_y", FLOAT), ("extents_max_z", FLOAT), ("extents_source", STR),
-    ("created_at", TIME), ("updated_at", TIME), ("codepage", STR), ("entity_count", INT),
-    ("block_entity_count", INT), ("layer_count", INT), ("layout_count", INT), ("block_count", INT),
-    ("text_count", INT), ("ref_count", INT), ("missing_ref_count", INT), ("recovered", BOOL),
-    ("audit_fix_count", INT), ("audit_error_count", INT), ("entities_read", INT), ("entities_kept", INT),
+    ("dxf_version", STR),
+    ("dxf_release", STR),
+    ("insunits", INT),
+    ("units", STR),
+    ("measurement", STR),
+    ("extents_min_x", FLOAT),
+    ("extents_min_y", FLOAT),
+    ("extents_min_z", FLOAT),
+    ("extents_max_x", FLOAT),
+    ("extents_max_y", FLOAT),
+    ("extents_max_z", FLOAT),
+    ("extents_source", STR),
+    ("created_at", TIME),
+    ("updated_at", TIME),
+    ("codepage", STR),
+    ("entity_count", INT),
+    ("block_entity_count", INT),
+    ("layer_count", INT),
+    ("layout_count", INT),
+    ("block_count", INT),
+    ("text_count", INT),
+    ("ref_count", INT),
+    ("missing_ref_count", INT),
+    ("recovered", BOOL),
+    ("audit_fix_count", INT),
+    ("audit_error_count", INT),
+    ("entities_read", INT),
+    ("entities_kept", INT),
     ("entities_removed", INT),
     # DWG (extractors/dwg_readers.py)
-    ("dwg_reader", STR), ("dwg_reader_version", STR), ("dwg_reader_warnings", LIST), ("dwg_unsupported_count", INT),
+    ("dwg_reader", STR),
+    ("dwg_reader_version", STR),
+    ("dwg_reader_warnings", LIST),
+    ("dwg_unsupported_count", INT),
     # model metadata (extractors/step_metadata.py, flows/work.py)
-    ("schema", STR), ("application_protocol", STR), ("originating_system", STR), ("preprocessor_version", STR),
-    ("header_file_name", STR), ("time_stamp", STR), ("authors", LIST), ("organizations", LIST),
+    ("schema", STR),
+    ("application_protocol", STR),
+    ("originating_system", STR),
+    ("preprocessor_version", STR),
+    ("header_file_name", STR),
+    ("time_stamp", STR),
+    ("authors", LIST),
+    ("organizations", LIST),
     ("file_length_unit", STR),
-    ("bbox_xmin", FLOAT), ("bbox_ymin", FLOAT), ("bbox_zmin", FLOAT),
-    ("bbox_xmax", FLOAT), ("bbox_ymax", FLOAT), ("bbox_zmax", FLOAT),
-    ("size_x", FLOAT), ("size_y", FLOAT), ("size_z", FLOAT), ("volume_mm3", FLOAT), ("area_mm2", FLOAT),
-    ("center_x", FLOAT), ("center_y", FLOAT), ("center_z", FLOAT),
-    ("n_solids", INT), ("n_shells", INT), ("n_faces", INT), ("n_edges", INT), ("n_vertices", INT),
-    ("n_roots", INT), ("n_products", INT), ("n_part_instances", INT), ("is_valid", BOOL), ("mesh_only", BOOL),
-    ("closed_mesh", BOOL), ("product_names", LIST), ("n_external_files", INT), ("density_kg_m3", FLOAT),
-    ("mass_kg", FLOAT), ("stl_triangles", INT), ("stl_linear_tolerance", FLOAT), ("stl_angular_tolerance", FLOAT),
-    ("stl_adapted", BOOL), ("drawing_scale", STR),
+    ("bbox_xmin", FLOAT),
+    ("bbox_ymin", FLOAT),
+    ("bbox_zmin", FLOAT),
+    ("bbox_xmax", FLOAT),
+    ("bbox_ymax", FLOAT),
+    ("bbox_zmax", FLOAT),
+    ("size_x", FLOAT),
+    ("size_y", FLOAT),
+    ("size_z", FLOAT),
+    ("volume_mm3", FLOAT),
+    ("area_mm2", FLOAT),
+    ("center_x", FLOAT),
+    ("center_y", FLOAT),
+    ("center_z", FLOAT),
+    ("n_solids", INT),
+    ("n_shells", INT),
+    ("n_faces", INT),
+    ("n_edges", INT),
+    ("n_vertices", INT),
+    ("n_roots", INT),
+    ("n_products", INT),
+    ("n_part_instances", INT),
+    ("is_valid", BOOL),
+    ("mesh_only", BOOL),
+    ("closed_mesh", BOOL),
+    ("product_names", LIST),
+    ("n_external_files", INT),
+    ("density_kg_m3", FLOAT),
+    ("mass_kg", FLOAT),
+    ("stl_triangles", INT),
+    ("stl_linear_tolerance", FLOAT),
+    ("stl_angular_tolerance", FLOAT),
+    ("stl_adapted", BOOL),
+    ("drawing_scale", STR),
     # title block (extractors/title_block.py); `material` is also a model's default material
-    ("title", STR), ("drawing_number", STR), ("revision", STR), ("date", STR), ("drawn_by", STR),
-    ("scale", STR), ("sheet", STR), ("material", STR), ("title_block_name", STR), ("title_block_layout", STR),
+    ("title", STR),
+    ("drawing_number", STR),
+    ("revision", STR),
+    ("date", STR),
+    ("drawn_by", STR),
+    ("scale", STR),
+    ("sheet", STR),
+    ("material", STR),
+    ("title_block_name", STR),
+    ("title_block_layout", STR),
     ("bom_row_count", INT),
     (PARTITION, STR),
-)  # fmt: skip
+)
 
 LAYOUTS = _schema(
-    ("sha256", STR), ("name", STR), ("is_model", BOOL), ("tab_order", INT), ("paper_width", FLOAT),
-    ("paper_height", FLOAT), ("paper_units", STR), ("entity_count", INT), (PARTITION, STR),
-)  # fmt: skip
+    ("sha256", STR),
+    ("name", STR),
+    ("is_model", BOOL),
+    ("tab_order", INT),
+    ("paper_width", FLOAT),
+    ("paper_height", FLOAT),
+    ("paper_units", STR),
+    ("entity_count", INT),
+    (PARTITION, STR),
+)
 LAYERS = _schema(
-    ("sha256", STR), ("name", STR), ("defined", BOOL), ("color", INT), ("true_color", STR), ("linetype", STR),
-    ("is_on", BOOL), ("is_frozen", BOOL), ("is_locked", BOOL), ("entity_count", INT), (PARTITION, STR),
-)  # fmt: skip
+    ("sha256", STR),
+    ("name", STR),
+    ("defined", BOOL),
+    ("color", INT),
+    ("true_color", STR),
+    ("linetype", STR),
+    ("is_on", BOOL),
+    ("is_frozen", BOOL),
+    ("is_locked", BOOL),
+    ("entity_count", INT),
+    (PARTITION, STR),
+)
 ENTITIES = _schema(("sha256", STR), ("layout", STR), ("dxftype", STR), ("count", INT), (PARTITION, STR))
 BLOCKS = _schema(
-    ("sha256", STR), ("name", STR), ("entity_count", INT), ("insert_count", INT), ("is_xref", BOOL),
-    ("xref_path", STR), (PARTITION, STR),
-)  # fmt: skip
+    ("sha256", STR),
+    ("name", STR),
+    ("entity_count", INT),
+    ("insert_count", INT),
+    ("is_xref", BOOL),
+    ("xref_path", STR),
+    (PARTITION, STR),
+)
 TEXTS = _schema(
-    ("sha256", STR), ("layout", STR), ("dxftype", STR), ("handle", STR), ("layer", STR), ("tag", STR),
-    ("text", STR), (PARTITION, STR),
-)  # fmt: skip
+    ("sha256", STR),
+    ("layout", STR),
+    ("dxftype", STR),
+    ("handle", STR),
+    ("layer", STR),
+    ("tag", STR),
+    ("text", STR),
+    (PARTITION, STR),
+)
 REFS = _schema(
-    ("sha256", STR), ("kind", STR), ("name", STR), ("path", STR), ("resolved_path", STR), ("exists", BOOL),
-    ("handle", STR), (PARTITION, STR),
-)  # fmt: skip
+    ("sha256", STR),
+    ("kind", STR),
+    ("name", STR),
+    ("path", STR),
+    ("resolved_path", STR),
+    ("exists", BOOL),
+    ("handle", STR),
+    (PARTITION, STR),
+)
 BOM = _schema(
-    ("sha256", STR), ("item_no", STR), ("part_number", STR), ("description", STR), ("qty", FLOAT), ("unit", STR),
-    ("material", STR), ("mass", FLOAT), ("revision", STR), ("vendor", STR), ("block_name", STR),
-    ("block_path", STR), ("layout", STR), ("handle", STR), ("level", INT), ("insert_count", INT),
-    ("source", STR), ("attributes", STR), ("parent", STR), (PARTITION, STR),
-)  # fmt: skip
+    ("sha256", STR),
+    ("item_no", STR),
+    ("part_number", STR),
+    ("description", STR),
+    ("qty", FLOAT),
+    ("unit", STR),
+    ("material", STR),
+    ("mass", FLOAT),
+    ("revision", STR),
+    ("vendor", STR),
+    ("block_name", STR),
+    ("block_path", STR),
+    ("layout", STR),
+    ("handle", STR),
+    ("level", INT),
+    ("insert_count", INT),
+    ("source", STR),
+    ("attributes", STR),
+    ("parent", STR),
+    (PARTITION, STR),
+)
 ERRORS = _schema(
-    ("run_id", STR), ("path", STR), ("source_root", STR), ("sha256", STR), ("stage", STR), ("error_class", STR),
-    ("error_message", STR), ("attempts", INT), ("permanent", BOOL), ("quarantine", STR), ("failed_at", TIME),
-)  # fmt: skip
+    ("run_id", STR),
+    ("path", STR),
+    ("source_root", STR),
+    ("sha256", STR),
+    ("stage", STR),
+    ("error_class", STR),
+    ("error_message", STR),
+    ("attempts", INT),
+    ("permanent", BOOL),
+    ("quarantine", STR),
+    ("failed_at", TIME),
+)
 RUNS = _schema(
-    ("run_id", STR), ("flow_run_id", STR), ("started_at", TIME), ("finished_at", TIME), ("sources", LIST),
-    ("files_seen", INT), ("processed", INT), ("unchanged", INT), ("failed", INT), ("reused", INT),
-    ("pipeline_version", STR), ("config", STR),
-)  # fmt: skip
+    ("run_id", STR),
+    ("flow_run_id", STR),
+    ("started_at", TIME),
+    ("finished_at", TIME),
+    ("sources", LIST),
+    ("files_seen", INT),
+    ("processed", INT),
+    ("unchanged", INT),
+    ("failed", INT),
+    ("reused", INT),
+    ("pipeline_version", STR),
+    ("config", STR),
+)
 EDITS = _schema(
-    ("run_id", STR), ("recipe_name", STR), ("recipe_hash", STR), ("mode", STR), ("source_root", STR),
-    ("path", STR), ("output", STR), ("backup", STR), ("sha256_before", STR), ("sha256_after", STR),
-    ("operation", STR), ("target", STR), ("before", STR), ("after", STR), ("edited_at", TIME),
-)  # fmt: skip
+    ("run_id", STR),
+    ("recipe_name", STR),
+    ("recipe_hash", STR),
+    ("mode", STR),
+    ("source_root", STR),
+    ("path", STR),
+    ("output", STR),
+    ("backup", STR),
+    ("sha256_before", STR),
+    ("sha256_after", STR),
+    ("operation", STR),
+    ("target", STR),
+    ("before", STR),
+    ("after", STR),
+    ("edited_at", TIME),
+)
 BOM_ROLLUP = _schema(
-    ("sha256", STR), ("part_number", STR), ("unit", STR), ("description", STR), ("total_qty", FLOAT),
-    ("qty_unknown", INT), ("rows", INT), ("inserts", INT),
-)  # fmt: skip
+    ("sha256", STR),
+    ("part_number", STR),
+    ("unit", STR),
+    ("description", STR),
+    ("total_qty", FLOAT),
+    ("qty_unknown", INT),
+    ("rows", INT),
+    ("inserts", INT),
+)
 WHERE_USED = _schema(
-    ("part_number", STR), ("unit", STR), ("description", STR), ("drawings", INT), ("contents", INT),
-    ("total_qty", FLOAT), ("qty_unknown", INT), ("paths", LIST),
-)  # fmt: skip
+    ("part_number", STR),
+    ("unit", STR),
+    ("description", STR),
+    ("drawings", INT),
+    ("contents", INT),
+    ("total_qty", FLOAT),
+    ("qty_unknown", INT),
+    ("paths", LIST),
+)
 
 
 @dataclass(frozen=True)
@@ -188,7 +357,9 @@ class TableSpec:
         default, which was half the time of rewriting a partition (measured)."""
         if not self.key:
             return {}
-        indexed = max(self.schema.names.index(column) for column in (*self.key, "sha256") if column in self.schema.names)
+        indexed = max(
+            self.schema.names.index(column) for column in (*self.key, "sha256") if column in self.schema.names
+        )
         return {"delta.dataSkippingNumIndexedCols": str(indexed + 1)}
 
     @property
@@ -280,7 +451,7 @@ def _check_value(kind: pa.DataType, value: Any) -> Any:
         if isinstance(value, datetime):  # pandas.Timestamp included
             if value.tzinfo is None or value.utcoffset() is None:
                 raise TypeError("a time with a time zone expected (naive times are ambiguous)")
-            return value.astimezone(timezone.utc)
+            return value.astimezone(UTC)
         raise TypeError("a time expected")
     if kind == LIST:
         if isinstance(value, (list, tuple, np.ndarray)):
@@ -597,9 +768,12 @@ class CatalogStore:
         for name, spec in TABLES.items():
             if not self.exists(name):
                 DeltaTable.create(
-                    self.path(name), spec.schema, partition_by=[PARTITION] if spec.partitioned else None,
-                    configuration=spec.configuration, commit_properties=self._commit(None, "create"),
-                )  # fmt: skip
+                    self.path(name),
+                    spec.schema,
+                    partition_by=[PARTITION] if spec.partitioned else None,
+                    configuration=spec.configuration,
+                    commit_properties=self._commit(None, "create"),
+                )
         if version != SCHEMA_VERSION:
             self._write_marker()
         self._finish_journal()
@@ -630,10 +804,17 @@ class CatalogStore:
             shutil.rmtree(temporary, ignore_errors=True)
             table = conform(name, pq.read_table(source), legacy=True)
             spec = TABLES[name]
-            DeltaTable.create(temporary, table.schema, partition_by=[PARTITION] if spec.partitioned else None,
-                              configuration=spec.configuration, commit_properties=self._commit(None, "create"))  # fmt: skip
+            DeltaTable.create(
+                temporary,
+                table.schema,
+                partition_by=[PARTITION] if spec.partitioned else None,
+                configuration=spec.configuration,
+                commit_properties=self._commit(None, "create"),
+            )
             if table.num_rows:
-                write_deltalake(temporary, table, mode="append", **self._options(name, None, f"migrated from {current.name}"))
+                write_deltalake(
+                    temporary, table, mode="append", **self._options(name, None, f"migrated from {current.name}")
+                )
             if source == current:
                 legacy.mkdir(exist_ok=True)
                 os.replace(current, kept)
@@ -674,7 +855,7 @@ class CatalogStore:
             return table.select(list(columns)) if columns else table
         dt = DeltaTable(self.path(name), version=version)
         if as_of is not None:
-            dt.load_as_version(as_of if as_of.tzinfo else as_of.replace(tzinfo=timezone.utc))
+            dt.load_as_version(as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC))
         if not columns:
             return conform(name, dt.to_pyarrow_table())
         # Only the columns asked for are read (the planner needs 9 of the 130 of `files`).
@@ -686,9 +867,10 @@ class CatalogStore:
         declared = {f.name: f.type for f in spec.schema}
         arrays = [
             _cast_column(name, c, raw[c].combine_chunks(), declared.get(c, STR), False)
-            if c in present else pa.nulls(raw.num_rows, declared[c])
+            if c in present
+            else pa.nulls(raw.num_rows, declared[c])
             for c in columns
-        ]  # fmt: skip
+        ]
         return pa.Table.from_arrays(arrays, schema=pa.schema([pa.field(c, declared.get(c, STR)) for c in columns]))
 
     def read_pandas(self, name: str, **kwargs: Any):
@@ -714,7 +896,7 @@ class CatalogStore:
                 Version(
                     table=name,
                     version=int(entry["version"]),
-                    timestamp=datetime.fromtimestamp(entry["timestamp"] / 1000, timezone.utc),
+                    timestamp=datetime.fromtimestamp(entry["timestamp"] / 1000, UTC),
                     operation=entry.get("operation", ""),
                     run_id=entry.get("cadpipe.run_id"),
                     step=entry.get("cadpipe.step"),
@@ -748,18 +930,36 @@ class CatalogStore:
     def _schema_mode(self, name: str, table: pa.Table) -> str | None:
         return "merge" if set(table.column_names) - set(self.table_schema(name).names) else None
 
-    def append(self, name: str, rows: Sequence[Mapping[str, Any]] | pa.Table, *, run_id: str | None = None,
-               locked: bool = False) -> int:  # fmt: skip
+    def append(
+        self,
+        name: str,
+        rows: Sequence[Mapping[str, Any]] | pa.Table,
+        *,
+        run_id: str | None = None,
+        locked: bool = False,
+    ) -> int:
         """Add rows (the ``log`` and ``run`` tables: errors, runs, edits). Returns the rows added."""
         with self._writing(locked):
             table = self._prepare(name, rows)
             if table.num_rows:
-                write_deltalake(self.path(name), table, mode="append", schema_mode=self._schema_mode(name, table),
-                                **self._options(name, run_id, f"append {name}"))  # fmt: skip
+                write_deltalake(
+                    self.path(name),
+                    table,
+                    mode="append",
+                    schema_mode=self._schema_mode(name, table),
+                    **self._options(name, run_id, f"append {name}"),
+                )
             return table.num_rows
 
-    def replace(self, name: str, keys: Iterable[str], rows: Sequence[Mapping[str, Any]] | pa.Table, *,
-                run_id: str | None = None, locked: bool = False) -> int:  # fmt: skip
+    def replace(
+        self,
+        name: str,
+        keys: Iterable[str],
+        rows: Sequence[Mapping[str, Any]] | pa.Table,
+        *,
+        run_id: str | None = None,
+        locked: bool = False,
+    ) -> int:
         """In one commit: remove the rows whose key (sha256 for detail tables, run_id for errors
         and runs) is one of `keys`, add `rows` (each with one of those keys). Idempotent."""
         spec = TABLES[name]
@@ -779,9 +979,14 @@ class CatalogStore:
                     self._key_predicate(spec, keys), **self._options(name, run_id, f"replace {name}")
                 )
                 return 0
-            write_deltalake(self.path(name), table, mode="overwrite", predicate=self._key_predicate(spec, keys),
-                            schema_mode=self._schema_mode(name, table),
-                            **self._options(name, run_id, f"replace {name}"))  # fmt: skip
+            write_deltalake(
+                self.path(name),
+                table,
+                mode="overwrite",
+                predicate=self._key_predicate(spec, keys),
+                schema_mode=self._schema_mode(name, table),
+                **self._options(name, run_id, f"replace {name}"),
+            )
             return table.num_rows
 
     def _key_predicate(self, spec: TableSpec, keys: set[str]) -> str:
@@ -806,8 +1011,15 @@ class CatalogStore:
             )
             return int(metrics.get("num_deleted_rows", 0))
 
-    def upsert(self, name: str, rows: Sequence[Mapping[str, Any]] | pa.Table, keys: Iterable[str] | None = None, *,
-               run_id: str | None = None, locked: bool = False) -> int:  # fmt: skip
+    def upsert(
+        self,
+        name: str,
+        rows: Sequence[Mapping[str, Any]] | pa.Table,
+        keys: Iterable[str] | None = None,
+        *,
+        run_id: str | None = None,
+        locked: bool = False,
+    ) -> int:
         """Rows of changed inputs by the table's key: ``files`` merges by (source_root, path);
         detail tables replace every row of each sha256 in `keys` (default: those in `rows`),
         errors and runs every row of each run_id. One commit."""
@@ -821,17 +1033,29 @@ class CatalogStore:
             keys = set(values)
         return self.replace(name, keys, rows, run_id=run_id, locked=locked)
 
-    def overwrite(self, name: str, rows: Sequence[Mapping[str, Any]] | pa.Table, *, run_id: str | None = None,
-                  locked: bool = False) -> int:  # fmt: skip
+    def overwrite(
+        self,
+        name: str,
+        rows: Sequence[Mapping[str, Any]] | pa.Table,
+        *,
+        run_id: str | None = None,
+        locked: bool = False,
+    ) -> int:
         """Replace a whole table (the derived ones: bom_rollup, where_used) in one commit."""
         with self._writing(locked):
             table = self._prepare(name, rows)
-            write_deltalake(self.path(name), table, mode="overwrite", schema_mode=self._schema_mode(name, table),
-                            **self._options(name, run_id, f"overwrite {name}"))  # fmt: skip
+            write_deltalake(
+                self.path(name),
+                table,
+                mode="overwrite",
+                schema_mode=self._schema_mode(name, table),
+                **self._options(name, run_id, f"overwrite {name}"),
+            )
             return table.num_rows
 
-    def _merge_files(self, rows, removed: Sequence[tuple[str, str]], run_id: str | None,
-                     current: pa.Table | None = None) -> dict:  # fmt: skip
+    def _merge_files(
+        self, rows, removed: Sequence[tuple[str, str]], run_id: str | None, current: pa.Table | None = None
+    ) -> dict:
         """Upsert `rows` and delete `removed` keys of ``files`` in one MERGE commit. `current`:
         the table's source_root, path and sha_prefix, when the caller has read them already."""
         upserts = self._prepare("files", rows) if len(rows) else None
@@ -844,9 +1068,10 @@ class CatalogStore:
             current = self.read("files", columns=["source_root", "path", PARTITION])
         wanted = set(keys) | set(map(tuple, removed))
         old_prefixes = {
-            prefix for root, path, prefix in zip(*(current[c].to_pylist() for c in ("source_root", "path", PARTITION)))
+            prefix
+            for root, path, prefix in zip(*(current[c].to_pylist() for c in ("source_root", "path", PARTITION)))
             if (root, path) in wanted
-        }  # fmt: skip
+        }
         schema = self.table_schema("files")
         if upserts is not None:
             schema = pa.schema(list(schema) + [f for f in upserts.schema if f.name not in schema.names])
@@ -869,10 +1094,13 @@ class CatalogStore:
             predicate = f"{_in('t.' + PARTITION, prefixes)} AND {predicate}"
         columns = {name: f"s.{name}" for name in schema.names}
         merger = DeltaTable(self.path("files")).merge(
-            source, predicate, source_alias="s", target_alias="t",
+            source,
+            predicate,
+            source_alias="s",
+            target_alias="t",
             merge_schema=bool(set(schema.names) - set(self.table_schema("files").names)),
             **self._options("files", run_id, "merge files"),
-        )  # fmt: skip
+        )
         metrics = (
             merger.when_matched_delete(predicate="s._op = 'delete'")
             .when_matched_update(columns, predicate="s._op = 'upsert'")
@@ -900,7 +1128,9 @@ class CatalogStore:
                 raise SchemaError(f"catalog table {name!r} is not a detail table")
             stray = {row.get("sha256") for row in rows} - set(pub.contents)
             if stray:
-                raise SchemaError(f"catalog table {name!r}: rows of contents not in the publication: {sorted(map(str, stray))[:3]}")
+                raise SchemaError(
+                    f"catalog table {name!r}: rows of contents not in the publication: {sorted(map(str, stray))[:3]}"
+                )
         clock = _Clock()
         with self.lock():
             clock("lock")
@@ -964,8 +1194,9 @@ class CatalogStore:
         ok = files.filter(pc.equal(files["status"], "ok"))
         return {s for s in ok["sha256"].to_pylist() if s}
 
-    def prune(self, candidates: set[str] | None = None, *, run_id: str | None = None,
-              live: set[str] | None = None) -> dict[str, int]:  # fmt: skip
+    def prune(
+        self, candidates: set[str] | None = None, *, run_id: str | None = None, live: set[str] | None = None
+    ) -> dict[str, int]:
         """Delete detail rows of contents no ok file refers to: of `candidates`, or (None) of
         every content in each detail table (a full sweep: reads each table's sha256 column).
         Call with the lock held."""
@@ -999,14 +1230,19 @@ class CatalogStore:
                 actions = pa.table(dt.get_add_actions(flatten=True))
                 entry: dict[str, Any] = {"files": actions.num_rows, "pruned_rows": swept.get(name, 0)}
                 if self._needs_compaction(actions, rule):
-                    metrics = dt.optimize.compact(target_size=rule.target_file_bytes,
-                                                  **self._options(name, None, "compact"))  # fmt: skip
+                    metrics = dt.optimize.compact(
+                        target_size=rule.target_file_bytes, **self._options(name, None, "compact")
+                    )
                     entry["compacted"] = {k: metrics.get(k) for k in ("numFilesAdded", "numFilesRemoved")}
                     dt = DeltaTable(self.path(name))
                     dt.create_checkpoint()
                 entry["vacuumed"] = len(
-                    dt.vacuum(retention_hours=rule.keep_hours, dry_run=False, enforce_retention_duration=False,
-                              commit_properties=self._commit(None, "vacuum"))  # fmt: skip
+                    dt.vacuum(
+                        retention_hours=rule.keep_hours,
+                        dry_run=False,
+                        enforce_retention_duration=False,
+                        commit_properties=self._commit(None, "vacuum"),
+                    )
                 )
                 dt.cleanup_metadata()
                 report[name] = entry
@@ -1066,9 +1302,13 @@ def _flat(table: pa.Table) -> pa.Table:
     for f in table.schema:
         column = table[f.name]
         if pa.types.is_list(f.type):
-            column = pa.array([json.dumps(v, ensure_ascii=False) if v is not None else None for v in column.to_pylist()], STR)
+            column = pa.array(
+                [json.dumps(v, ensure_ascii=False) if v is not None else None for v in column.to_pylist()], STR
+            )
         elif pa.types.is_timestamp(f.type):
-            column = pa.array([v.isoformat(timespec="milliseconds") if v is not None else None for v in column.to_pylist()], STR)
+            column = pa.array(
+                [v.isoformat(timespec="milliseconds") if v is not None else None for v in column.to_pylist()], STR
+            )
         arrays.append(column)
     return pa.Table.from_arrays(arrays, names=table.column_names)
 
@@ -1107,4 +1347,3 @@ def duckdb_extension_directory() -> str | None:
         if folder.is_dir():
             return str(folder)
     return None
-
