@@ -30,11 +30,12 @@ import math
 import os
 import re
 import shutil
+import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +83,7 @@ FILES = _schema(
     ("error_message", STR),
     ("error_stage", STR),
     ("error_permanent", BOOL),
-    ("error_limit", INT),  # memory cap (MB) a MemoryLimit failure happened under
+    ("error_limit", FLOAT),  # the limit a failure hit: timeout_s of a Timeout, memory_mb of a MemoryLimit
     ("outputs", LIST),
     ("warnings", LIST),
     ("quarantine", STR),
@@ -654,15 +655,22 @@ class Publication:
 
 @dataclass(frozen=True)
 class MaintenanceRule:
-    """When compaction and vacuum run, per table: compact when a partition holds more than
-    `max_files_per_partition` data files or the table more than `max_small_files` files under
-    `small_file_bytes`; vacuum files that no version of the last `keep_hours` needs."""
+    """When compaction and vacuum run.
+
+    Due (:meth:`CatalogStore.maintenance_due`) `every_hours` after the last maintenance, or
+    sooner once ``files`` has taken `after_commits` commits since (each publish adds a data file
+    per partition it touches: a busy drop folder makes many small files). Then, per table:
+    compact when a partition holds more than `max_files_per_partition` data files or the table
+    more than `max_small_files` files under `small_file_bytes`; vacuum the files that no version
+    of the last `keep_hours` needs (time travel reaches back that far)."""
 
     max_files_per_partition: int = 8
     max_small_files: int = 64
     small_file_bytes: int = 4 << 20
     target_file_bytes: int = 64 << 20
-    keep_hours: int = 7 * 24
+    keep_hours: float = 7 * 24
+    every_hours: float = 24
+    after_commits: int = 50
 
 
 def _sql(value: str) -> str:
@@ -690,6 +698,20 @@ class _Clock:
         self._last = now
 
 
+@dataclass
+class _HeldLock:
+    """This process's hold of one catalog's lock file: the threads queue on `thread_lock`, the
+    outermost holder owns the flock."""
+
+    thread_lock: threading.RLock = field(default_factory=threading.RLock)
+    depth: int = 0
+    handle: Any = None
+
+
+_LOCKS: dict[str, _HeldLock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
 class CatalogStore:
     """The catalog tables under `root` (``OUT/catalog``).
 
@@ -712,14 +734,31 @@ class CatalogStore:
 
     @contextmanager
     def lock(self) -> Iterator[None]:
-        """Exclusive across processes (and hosts of a share with POSIX locks)."""
+        """Exclusive across processes (and hosts of a share with POSIX locks) and threads;
+        re-entrant in the thread that holds it, so a caller may hold it across several writes
+        (a second flock of the same file from this process would wait for itself)."""
         self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / LOCK, "a+") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
+        path = os.path.realpath(self.root / LOCK)
+        with _LOCKS_GUARD:
+            held = _LOCKS.setdefault(path, _HeldLock())
+        with held.thread_lock:
+            if held.depth == 0:
+                handle = open(path, "a+")
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX)
+                except BaseException:
+                    handle.close()
+                    raise
+                held.handle = handle
+            held.depth += 1
             try:
                 yield
             finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+                held.depth -= 1
+                if held.depth == 0 and held.handle is not None:
+                    fcntl.flock(held.handle, fcntl.LOCK_UN)
+                    held.handle.close()
+                    held.handle = None
 
     def schema_version(self) -> int | None:
         try:
@@ -729,9 +768,20 @@ class CatalogStore:
         except (ValueError, KeyError, TypeError) as exc:
             raise CatalogError(f"{self.root / MARKER}: unreadable ({exc})") from None
 
-    def _write_marker(self) -> None:
+    def _marker(self) -> dict[str, Any]:
+        try:
+            return json.loads((self.root / MARKER).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except ValueError as exc:
+            raise CatalogError(f"{self.root / MARKER}: unreadable ({exc})") from None
+
+    def _write_marker(self, **state: Any) -> None:
+        """catalog.json: the format, the schema version, and the last maintenance (kept)."""
+        kept = {k: v for k, v in self._marker().items() if k.startswith("maintained_")}
+        entry = {"format": FORMAT, "schema_version": SCHEMA_VERSION, **kept, **state}
         tmp = self.root / f".{MARKER}.tmp-{os.getpid()}"
-        tmp.write_text(json.dumps({"format": FORMAT, "schema_version": SCHEMA_VERSION}, indent=2), encoding="utf-8")
+        tmp.write_text(json.dumps(entry, indent=2), encoding="utf-8")
         os.replace(tmp, self.root / MARKER)
 
     def _options(self, name: str, run_id: str | None, step: str) -> dict[str, Any]:
@@ -845,9 +895,14 @@ class CatalogStore:
         columns: Sequence[str] | None = None,
         version: int | None = None,
         as_of: datetime | None = None,
+        where: list[tuple[str, str, Any]] | None = None,
     ) -> pa.Table:
         """A table (its latest version, a `version`, or the version current `as_of` a time) in
-        the declared schema. A table not written yet reads as empty, with every column."""
+        the declared schema. A table not written yet reads as empty, with every column.
+        `where`: conditions all rows read must meet, as (column, op, value) with op ``=`` or
+        ``in``; a condition on `sha_prefix` skips whole partitions, the others are applied to the
+        rows read (pyarrow cannot push a condition on a text column down to delta-rs's data
+        files: their statistics are typed string_view)."""
         spec = TABLES[name]
         self._ensure_readable()
         if not self.exists(name):
@@ -856,14 +911,28 @@ class CatalogStore:
         dt = DeltaTable(self.path(name), version=version)
         if as_of is not None:
             dt.load_as_version(as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC))
+        where = list(where or [])
+        if any(op not in ("=", "in") for _, op, _ in where):
+            raise ValueError(f"catalog read of {name!r}: conditions are = or in, not {where}")
+        filters = [(c, op, list(v) if op == "in" else v) for c, op, v in where if c == PARTITION] or None
+        rest = [(c, op, v) for c, op, v in where if c != PARTITION]
+        if rest:
+            table = self.read(name, version=version, as_of=as_of, where=[w for w in where if w[0] == PARTITION])
+            mask = None
+            for column, op, value in rest:
+                values = pa.array(list(value) if op == "in" else [value], table.schema.field(column).type)
+                test = pc.is_in(table[column], value_set=values)
+                mask = test if mask is None else pc.and_(mask, test)
+            table = table.filter(mask)
+            return table.select(list(columns)) if columns else table
         if not columns:
-            return conform(name, dt.to_pyarrow_table())
+            return conform(name, dt.to_pyarrow_table(filters=filters))
         # Only the columns asked for are read (the planner needs 9 of the 130 of `files`).
         present = set(pa.schema(dt.schema().to_arrow()).names)
         unknown = [c for c in columns if c not in present and c not in spec.schema.names]
         if unknown:
             raise KeyError(f"catalog table {name!r} has no column(s) {', '.join(unknown)}")
-        raw = dt.to_pyarrow_table(columns=[c for c in columns if c in present])
+        raw = dt.to_pyarrow_table(columns=[c for c in columns if c in present], filters=filters)
         declared = {f.name: f.type for f in spec.schema}
         arrays = [
             _cast_column(name, c, raw[c].combine_chunks(), declared.get(c, STR), False)
@@ -884,6 +953,24 @@ class CatalogStore:
     def versions(self, names: Iterable[str] = TABLES) -> dict[str, int]:
         """The latest version of each table (of `names`)."""
         return {name: DeltaTable(self.path(name)).version() for name in names if self.exists(name)}
+
+    def row_count(self, name: str, version: int | None = None) -> int:
+        """Rows of a table (at a version), from the Delta log alone: no data file is read."""
+        if not self.exists(name):
+            return 0
+        actions = pa.table(DeltaTable(self.path(name), version=version).get_add_actions(flatten=True))
+        return sum(n or 0 for n in actions["num_records"].to_pylist()) if actions.num_rows else 0
+
+    def version_as_of(self, name: str, when: datetime) -> int | None:
+        """The version of table `name` that a read `as_of` `when` sees (None: the table did not
+        exist yet). Delta Lake finds it by the modification times of the table's commit files
+        (`_delta_log/*.json`): a copy of a catalog keeps its history only with those times."""
+        if not self.exists(name):
+            return None
+        dt = DeltaTable(self.path(name))
+        # Before the first commit this is version 0: every table is created empty.
+        dt.load_as_version(when if when.tzinfo else when.replace(tzinfo=UTC))
+        return dt.version()
 
     def history(self, name: str = "files", limit: int | None = None) -> list[Version]:
         """Versions of a table, newest first: when, which operation, and the run that wrote it."""
@@ -1217,6 +1304,23 @@ class CatalogStore:
 
     # Housekeeping.
 
+    def maintenance_due(self, rule: MaintenanceRule, now: datetime | None = None) -> bool:
+        """The schedule or the size rule asks for :meth:`maintain`. A catalog never maintained
+        starts its schedule now (a new catalog has nothing to compact)."""
+        state = self._marker()
+        if not self.exists("files"):
+            return False
+        version = DeltaTable(self.path("files")).version()
+        now = now or datetime.now(UTC)
+        try:
+            at = datetime.fromisoformat(state["maintained_at"])
+            since = int(state["maintained_files_version"])
+        except (KeyError, TypeError, ValueError):
+            with self.lock():
+                self._write_marker(maintained_at=now.isoformat(), maintained_files_version=version)
+            return False
+        return now - at >= timedelta(hours=rule.every_hours) or version - since >= rule.after_commits
+
     def maintain(self, rule: MaintenanceRule = MaintenanceRule()) -> dict[str, dict]:
         """Compact the tables whose small files exceed the rule, vacuum files no version of the
         last `keep_hours` needs, remove expired log entries, sweep orphaned detail rows. Takes
@@ -1224,6 +1328,7 @@ class CatalogStore:
         report: dict[str, dict] = {}
         with self.lock():
             self.open_for_write()
+            started = datetime.now(UTC)
             swept = self.prune(None, run_id=None)
             for name in TABLES:
                 dt = DeltaTable(self.path(name))
@@ -1238,7 +1343,7 @@ class CatalogStore:
                     dt.create_checkpoint()
                 entry["vacuumed"] = len(
                     dt.vacuum(
-                        retention_hours=rule.keep_hours,
+                        retention_hours=int(rule.keep_hours),
                         dry_run=False,
                         enforce_retention_duration=False,
                         commit_properties=self._commit(None, "vacuum"),
@@ -1246,6 +1351,9 @@ class CatalogStore:
                 )
                 dt.cleanup_metadata()
                 report[name] = entry
+            self._write_marker(
+                maintained_at=started.isoformat(), maintained_files_version=DeltaTable(self.path("files")).version()
+            )
         return report
 
     @staticmethod

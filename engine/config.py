@@ -28,6 +28,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "follow_symlinks": False,
     },
     "output": {"root": "out"},
+    "catalog": {"keep_history_days": 7.0, "maintain_every_hours": 24.0, "maintain_after_commits": 50},
     "dxf": {
         "outputs": ["svg", "pdf", "png"],
         "page_size": "A3",
@@ -132,6 +133,8 @@ def _ranges() -> dict[tuple[str, str], Range]:
         ("webhooks", "attempts"): Range(1, 100),
         ("watch", "poll_interval_s"): Range(0, 3600, note=" (0 = 1 s)"),
         ("watch", "retry_s"): positive,
+        ("catalog", "maintain_every_hours"): positive,
+        ("catalog", "maintain_after_commits"): Range(1),
     }
 
 

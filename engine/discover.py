@@ -28,6 +28,7 @@ import fnmatch
 import hashlib
 import os
 import stat as stat_module
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +36,7 @@ from documents.errors import InputError
 from documents.file_access import kind_of, open_regular
 from documents.file_kind import HEAD_SIZE, is_cad_extension, sniff_bytes
 from documents.names import native_path, to_native, to_text
+from engine.records import FileRecord
 
 _CHUNK = 1 << 20
 
@@ -86,16 +88,6 @@ class Unreadable:
 class Discovery:
     inputs: list[InputFile] = field(default_factory=list)
     problems: list[Unreadable] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class KnownFile:
-    """What the catalog remembers of a path, to skip re-reading it."""
-
-    size: int
-    mtime_ns: int
-    sha256: str
-    format: str
 
 
 def sha256_file(path: Path) -> str:
@@ -264,7 +256,7 @@ class _Scan:
         if key in self.found or (st.st_dev, st.st_ino) in self.inodes:
             return
         seen = self.known.get(key)
-        if seen and seen.size == st.st_size and seen.mtime_ns == st.st_mtime_ns:
+        if seen and seen.readable_as_recorded() and (seen.size, seen.mtime_ns) == (st.st_size, st.st_mtime_ns):
             fmt, digest, size, mtime_ns = seen.format, seen.sha256, st.st_size, st.st_mtime_ns
         else:
             try:
@@ -307,14 +299,15 @@ def scan(
     *,
     exclude: list[str],
     formats: list[str],
-    known: dict[tuple[str, str], KnownFile] | None = None,
+    known: Mapping[tuple[str, str], FileRecord] | None = None,
     skip: list[Path] = (),
     roots: list[str | Path] = (),
     follow_symlinks: bool = False,
 ) -> Discovery:
     """Every input under `sources` (native paths), each once, sorted; and what could not be read.
 
-    `skip` lists folders never to enter; `roots` (native paths or text form: strings are read as
+    `known`: what the catalog records (Catalog.known_files): a file whose size and modification
+    time match its record is not read again. `skip` lists folders never to enter; `roots` (native paths or text form: strings are read as
     text form) are further folders that name identities (drop folders, the catalog's roots).
     Files whose content is not CAD and whose extension is not a CAD one are not inputs.
     """

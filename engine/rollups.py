@@ -1,6 +1,6 @@
 """BOM roll-ups over the catalog, recomputed from `bom` and `files` after every publish.
 
-Two catalog tables (Parquet, beside the others in `OUT/catalog/`):
+Two catalog tables (beside the others in `OUT/catalog/`, each replaced whole in one commit):
 
 ``bom_rollup`` - per drawing content, the same part number summed
     sha256, part_number, unit, description, total_qty, qty_unknown, rows, inserts.
@@ -19,11 +19,11 @@ Two catalog tables (Parquet, beside the others in `OUT/catalog/`):
 BOM rows without a part number (most attributed blocks carry none) are not rolled up: they cannot
 be matched across drawings. The datasheet of each drawing lists every BOM row.
 
-The same from DuckDB, straight from the files:
-    SELECT part_number, drawings, total_qty FROM 'OUT/catalog/where_used.parquet'
+The same from DuckDB, straight from the tables (README, "The catalog"):
+    SELECT part_number, drawings, total_qty FROM delta_scan('OUT/catalog/where_used')
     ORDER BY drawings DESC, part_number;
     SELECT f.path, r.part_number, r.total_qty
-    FROM 'OUT/catalog/bom_rollup.parquet' r JOIN 'OUT/catalog/files.parquet' f USING (sha256)
+    FROM delta_scan('OUT/catalog/bom_rollup') r JOIN delta_scan('OUT/catalog/files') f USING (sha256)
     WHERE f.status = 'ok';
 """
 
@@ -113,7 +113,7 @@ def write_rollups(catalog: Catalog) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Recompute both roll-ups from the catalog and replace their tables; return (rollup, where_used)."""
     with catalog.lock():  # a concurrent publish must not change bom/files between read and write
         rollup = bom_rollup(catalog.read("bom"))
-        used = where_used(rollup, catalog.read("files"))
+        used = where_used(rollup, catalog.read("files", columns=["source_root", "path", "sha256", "status"]))
         catalog.write(ROLLUP_TABLE, _typed(rollup))
         catalog.write(WHERE_USED_TABLE, _typed(used))
     return rollup, used

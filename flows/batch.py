@@ -27,7 +27,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from documents.errors import failure
 from documents.names import to_text
-from engine.catalog import Catalog, Outcome, now_iso
+from engine.catalog import Catalog, Outcome, maintenance_rule, now_iso
 from engine.config import Config, check_roots, fingerprint, load_config
 from engine.discover import InputFile, scan
 from engine.docs import publish_docs
@@ -144,7 +144,8 @@ def process_chunk(index: int, jobs: list[dict], settings: dict) -> list[dict]:
 @task(name="publish")
 def publish(cfg: Config, run: dict, outcomes: list[Outcome]) -> dict:
     walked = [to_text(os.path.realpath(s)) for s in cfg.sources if s.is_dir()]
-    return Catalog(cfg.out).publish(run, outcomes, walked, cfg.raw["inputs"]["follow_symlinks"])
+    catalog = Catalog(cfg.out, maintenance_rule(cfg.raw["catalog"]))
+    return catalog.publish(run, outcomes, walked, cfg.raw["inputs"]["follow_symlinks"])
 
 
 def _task_runner(runner: str, workers: int, dask_address: str | None):

@@ -96,6 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
     apply.add_argument("--workers", type=positive_int, help="worker processes (default: one per core)")
     apply.add_argument("--no-catalog", action="store_true", help="do not re-catalogue the edited drawings")
     apply.add_argument("--quiet", action="store_true", help="only failures and the summary, not each change")
+
+    from flows import catalog_command  # light: no Prefect
+
+    catalog_command.add_parser(sub)
     return parser
 
 
@@ -117,6 +121,10 @@ def main(argv: list[str] | None = None) -> int:
         from flows import apply
 
         return apply.run(args)
+    if args.command == "catalog":
+        from flows import catalog_command
+
+        return catalog_command.run(args)
     return 2
 
 

@@ -23,7 +23,6 @@ import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 
-from engine.catalog import Catalog
 from engine.catalog_store import (
     DETAIL_TABLES,
     LIST,
@@ -40,6 +39,7 @@ from engine.catalog_store import (
 )
 from tests.catalog_store_proc import BATCH, TEXTS_PER_FILE, publication, sha, violations
 from tests.conftest import REPO
+from tests.legacy_catalog import Catalog as ParquetCatalog
 
 NOW = datetime(2026, 11, 30, 22, 15, 0, 123000, tzinfo=UTC)
 
@@ -340,13 +340,13 @@ def test_export_writes_plain_parquet_csv_and_xlsx(tmp_path):
     assert header[:3] == ("path", "source_root", "sha256")
 
 
-# Migration of the Parquet catalog (one file per table, written by flows/catalog.py).
+# Migration of the Parquet catalog (one file per table, as cadpipe wrote it before: tests/legacy_catalog.py).
 
 
-def legacy_catalog(out: Path) -> Catalog:
+def legacy_catalog(out: Path) -> ParquetCatalog:
     """Tables as today's writer leaves them: all-empty title typed double, times as text, counts
     double where a value is missing, product names joined with "; "."""
-    catalog = Catalog(out)
+    catalog = ParquetCatalog(out)
     catalog.write(
         "files",
         pd.DataFrame(
@@ -401,7 +401,7 @@ def test_a_parquet_catalog_is_migrated_on_first_use_typed_and_never_read_twice(t
     publish_one(store, "r1", [drawing_row("b.dxf", sha("b"))])
     assert sorted(store.read("files")["path"].to_pylist()) == ["a.dxf", "b.dxf", "m.step"]
     # An old cadpipe writing its Parquet table again beside the Delta table: refused, not mixed in.
-    Catalog(tmp_path).write("files", pd.DataFrame([{"path": "x.dxf"}]))
+    ParquetCatalog(tmp_path).write("files", pd.DataFrame([{"path": "x.dxf"}]))
     with pytest.raises(CatalogError, match="files.parquet"):
         store.read("files")
 

@@ -21,7 +21,7 @@ from engine.config import load_config
 from engine.plan import work_id
 from engine.work import process_job
 from flows.batch import batch
-from tests.conftest import REPO
+from tests.conftest import REPO, catalog_table
 from tests.hostile_inputs import ATTACKS, SECRET, drawing
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -85,7 +85,7 @@ def hostile_run(tmp_path_factory):
     started = time.monotonic()
     state = batch(sources=[str(lib)], out=str(out), config=str(config), workers=2, return_state=True)
     elapsed = time.monotonic() - started
-    files = pd.read_parquet(out / "catalog" / "files.parquet")
+    files = catalog_table(out, "files")
     return {
         "lib": lib,
         "outside": outside,
@@ -157,7 +157,7 @@ def test_nothing_outside_the_library_is_read_copied_or_revealed(hostile_run):
     files = hostile_run["files"]
     links = files[files["error_class"] == "OutsideSource"]
     assert links["quarantine"].isna().all(), "a link out of the source is never copied"
-    refs = pd.read_parquet(out / "catalog" / "refs.parquet")
+    refs = catalog_table(out, "refs")
     assert len(refs) == 3 and not refs["exists"].any() and refs["resolved_path"].isna().all(), refs
     assert (outside / "secret.txt").stat().st_mode & 0o777 == 0o640
 
@@ -176,7 +176,7 @@ def test_names_are_data_in_the_catalog_the_logs_and_the_html(hostile_run):
     paths = set(files["path"])
     assert {"caf\\xe9 plan.dxf", "two\\x0alines.dxf", "\\xe2\\x80\\xaefdp.dxf", "up\\\\..\\\\..\\\\escape.dxf"} <= paths
     assert all(p.isprintable() for p in paths), "every recorded name prints as one line"
-    texts = pd.read_parquet(out / "catalog" / "texts.parquet")
+    texts = catalog_table(out, "texts")
     assert any("caf\\xe9" in t and "[/x] {0} %s" in t for t in texts["text"]), "undecodable text kept, escaped"
     report = (out / "docs" / "index.html").read_text(encoding="utf-8")
     assert "<script>alert(1)</script>" not in report and "&lt;script&gt;" in report
