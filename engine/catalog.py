@@ -192,10 +192,11 @@ class Catalog:
             self._sweep_temporaries()
             records = self.records()
             self._mark_repeated(records, outcomes)
-            failed = [o for o in outcomes if o.state == "failed" and not o.result.get("unchanged")]
+            outcomes_written = self._not_older_than_recorded(run, outcomes, records)
+            failed = [o for o in outcomes_written if o.state == "failed" and not o.result.get("unchanged")]
             quarantined = {id(o): self._quarantine(o, follow_symlinks) for o in failed}
-            rows, contents, details = self._changed_rows(run, outcomes, records, quarantined)
-            removed = self._removed(records, outcomes, walked_roots)
+            rows, contents, details = self._changed_rows(run, outcomes_written, records, quarantined)
+            removed = self._removed(run, records, outcomes, walked_roots)
             counts = {
                 state: sum(o.state == state for o in outcomes)
                 for state in ("processed", "reused", "unchanged", "failed")
@@ -285,18 +286,44 @@ class Catalog:
             rows += [{**by_key[o.input.key], **base} for o, base in kept if o.input.key in by_key]
         return rows, contents, details
 
+    def _not_older_than_recorded(
+        self, run: dict, outcomes: list[Outcome], records: dict[tuple[str, str], FileRecord]
+    ) -> list[Outcome]:
+        """The outcomes to write: not those of a file that another writer recorded in a newer
+        state (a later modification time) while this run was working on the one it read: the
+        watcher took the file's new version while the nightly batch converted the old one."""
+        since = _time(run.get("started_at"))
+        keep = []
+        for o in outcomes:
+            previous = records.get(o.input.key)
+            if (
+                previous is not None
+                and previous.recorded_during(run["run_id"], since)
+                and previous.mtime_ns is not None
+                and previous.mtime_ns > o.input.mtime_ns
+            ):
+                continue
+            keep.append(o)
+        return keep
+
     def _removed(
-        self, records: dict[tuple[str, str], FileRecord], outcomes: list[Outcome], walked_roots: list[str]
+        self,
+        run: dict,
+        records: dict[tuple[str, str], FileRecord],
+        outcomes: list[Outcome],
+        walked_roots: list[str],
     ) -> list[tuple[str, str]]:
         """Files recorded below a walked folder that this run did not see: they are gone.
-        Folders this run could not list keep what the catalog knows below them."""
+        Folders this run could not list keep what the catalog knows below them, and so do files
+        another writer recorded while this run was working (they arrived after its walk)."""
         if not walked_roots:
             return []
+        since = _time(run.get("started_at"))
         seen = {o.input.key for o in outcomes}
         unlisted = [posixpath.join(*o.input.key) for o in outcomes if o.result.get("stage") == "discover"]
         gone = []
         for key, record in records.items():
-            if key in seen:
+            if key in seen or record.recorded_during(run["run_id"], since):
                 continue
             where = record.location
             if any(inside(where, root) for root in walked_roots) and not any(inside(where, u) for u in unlisted):
@@ -406,6 +433,16 @@ class Catalog:
             base = to_text(entry.name.removesuffix(".error.json"))
             if not entry.name.startswith(".") and f"{QUARANTINE_DIR}/{base}" not in kept:
                 entry.unlink()
+
+
+def _time(value) -> datetime | None:
+    """A run's ISO 8601 time (or datetime) as an aware datetime; None when missing or naive."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    return value if isinstance(value, datetime) and value.tzinfo is not None else None
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:

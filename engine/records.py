@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import posixpath
 from dataclasses import dataclass
+from datetime import datetime
 
 RECORD_COLUMNS = (
     "source_root",
@@ -26,6 +27,8 @@ RECORD_COLUMNS = (
     "error_permanent",
     "error_limit",
     "quarantine",
+    "processed_at",
+    "run_id",
 )
 
 
@@ -47,6 +50,8 @@ class FileRecord:
     error_permanent: bool = False
     error_limit: float | None = None  # the limit a failure hit: timeout_s (Timeout), memory_mb (MemoryLimit)
     quarantine: str | None = None
+    processed_at: datetime | None = None  # when the row was last written by a run that processed it
+    run_id: str | None = None  # that run
     # A failure another attempt may pass: not permanent (a timeout, an I/O error), or a
     # MemoryLimit under a cap lower than the one asked about (Catalog.recorded(memory_mb)).
     retryable: bool = False
@@ -64,6 +69,13 @@ class FileRecord:
         """The file's stat is as recorded (a record without one, of an entry discovery could not
         stat, matches any: there is nothing newer to compare)."""
         return self.size is None or (self.size, self.mtime_ns) == (size, mtime_ns)
+
+    def recorded_during(self, run_id: str, since: datetime | None) -> bool:
+        """Written by another run since `since` (this run's start): a concurrent writer (the
+        watcher beside a nightly batch) recorded it while this run was working."""
+        return (
+            since is not None and self.run_id != run_id and self.processed_at is not None and self.processed_at >= since
+        )
 
     def readable_as_recorded(self) -> bool:
         """The record names the content and format discovery may take on a matching stat."""

@@ -1,0 +1,181 @@
+"""The README's "The catalog" section against the code: its table documentation is the declared
+schemas (engine/catalog_store.py), and every query and command in it runs as written, with DuckDB,
+Polars and pandas, on a catalog of a DXF-only run and on one with models, each made by two real
+batches (the first one "last night")."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from engine.catalog_store import TABLES
+from tests.conftest import REPO, catalog_table
+from tests.docs_drawings import broken_drawing, frame_drawing, pump_drawing
+
+STEP_MODELS = (
+    "files/cadquery/tests__testdata__red_cube_blue_cylinder.step",
+    "files/occt-import-js/test__testfiles__cax-if__dm1-pe-214.stp",  # an assembly of 8 products
+)
+TYPE_NAMES = {
+    pa.string(): "string",
+    pa.int64(): "int64",
+    pa.float64(): "float64",
+    pa.bool_(): "bool",
+    pa.timestamp("us", tz="UTC"): "timestamp[us, UTC]",
+    pa.list_(pa.string()): "list<string>",
+}
+
+
+def catalog_section() -> str:
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    start = text.index("\n## The catalog\n")
+    end = text.index("\n## ", start + 1)
+    return text[start:end]
+
+
+def documented_tables() -> dict[str, dict[str, str]]:
+    """table -> column -> type, from the README's `**`table`**` headings and their tables."""
+    tables: dict[str, dict[str, str]] = {}
+    current = None
+    for line in catalog_section().splitlines():
+        heading = re.match(r"^\*\*`(\w+)`\*\*:", line)
+        if heading:
+            current = tables.setdefault(heading.group(1), {})
+            continue
+        if current is None or not line.startswith("| `"):
+            continue
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        for name in re.findall(r"`(\w+)`", cells[0]):
+            assert name not in current, f"README documents {name!r} twice"
+            current[name] = cells[1]
+    return tables
+
+
+def blocks(language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", catalog_section(), re.S)
+
+
+def test_the_readme_documents_every_table_and_column_with_its_declared_type():
+    documented = documented_tables()
+    assert set(documented) == set(TABLES), "tables documented in the README are the declared ones"
+    for name, spec in TABLES.items():
+        declared = {f.name: TYPE_NAMES[f.type] for f in spec.schema}
+        assert list(documented[name]) == list(declared), f"{name}: README columns, in the declared order"
+        assert documented[name] == declared, f"{name}: README types"
+
+
+def test_the_readme_shows_queries_for_duckdb_polars_pandas_and_history():
+    python = "\n".join(blocks("python"))
+    assert blocks("sql") and "delta_scan(" in "".join(blocks("sql"))
+    for needle in ("pl.scan_delta", "pl.read_delta", "to_pandas", "load_as_version", "duckdb.sql"):
+        assert needle in python, needle
+    commands = "\n".join(blocks("sh"))
+    assert "catalog history" in commands and "--as-of" in commands
+    for fmt in ("parquet", "csv", "xlsx"):
+        assert f"--format {fmt}" in commands
+
+
+# Two catalogs made by real runs.
+
+
+def _batch(lib: Path, out: Path) -> dict:
+    from flows.batch import batch
+
+    state = batch(sources=[str(lib)], out=str(out), workers=2, return_state=True)
+    return state.result(raise_on_failure=False)
+
+
+def _age_history(out: Path, when: datetime) -> None:
+    """Make every commit so far look as if it happened at `when` (Delta Lake reads a version's
+    time from its commit file's modification time)."""
+    stamp = when.timestamp()
+    for log in (out / "catalog").glob("*/_delta_log/*.json"):
+        os.utime(log, (stamp, stamp))
+
+
+@pytest.fixture(scope="module", params=["dxf-only", "with-models"])
+def catalog(request, tmp_path_factory, corpus_dir, prefect_harness):
+    """`<dir>/out` after a run "last night" (an hour before 00:00 UTC today) and one now that
+    added a drawing (and, with models, a model)."""
+    base = tmp_path_factory.mktemp(request.param)
+    lib, out = base / "library", base / "out"
+    lib.mkdir()
+    pump_drawing(lib / "pump.dxf")
+    frame_drawing(lib / "frame.dxf")
+    broken_drawing(lib / "broken.dxf")
+    shutil.copy2(REPO / "data" / "samples" / "gear.dxf", lib / "gear.dxf")
+    if request.param == "with-models":
+        shutil.copy2(corpus_dir / STEP_MODELS[0], lib / "cube.step")
+    first = _batch(lib, out)
+    midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    _age_history(out, midnight - timedelta(hours=1))
+    shutil.copy2(REPO / "data" / "samples" / "text_alignments.dxf", lib / "texts.dxf")
+    if request.param == "with-models":
+        shutil.copy2(corpus_dir / STEP_MODELS[1], lib / "assembly.stp")
+    second = _batch(lib, out)
+    return {"dir": base, "out": out, "first": first, "second": second, "kind": request.param}
+
+
+def test_the_runs_recorded_what_the_queries_read(catalog):
+    first, second = catalog["first"], catalog["second"]
+    assert first["failed"] == 1 and second["failed"] == 1, "broken.dxf fails, permanently"
+    assert second["processed"] == (2 if catalog["kind"] == "with-models" else 1)
+    assert second["unchanged"] == first["processed"], "nothing processed twice"
+
+
+def test_every_readme_query_runs_on_the_catalog(catalog, monkeypatch):
+    monkeypatch.chdir(catalog["dir"])  # the README's paths are out/catalog/...
+    namespace: dict = {}
+    setup, *queries = blocks("python")
+    exec(setup, namespace)  # the DuckDB connection with the delta extension, offline
+    con = namespace["con"]
+    for block in blocks("sql"):
+        for statement in (s.strip() for s in block.split(";")):
+            if statement:
+                con.sql(statement).fetchall()
+    results = {}
+    for query in queries:
+        scope: dict = {}
+        exec(query, scope)
+        results.update(scope)
+    out = catalog["out"]
+    now = catalog_table(out, "files")
+    assert results["files"].shape[0] == len(now) and str(results["files"]["attempts"].dtype) == "Int64"
+    assert set(results["failed"]["path"]) == {"broken.dxf"}
+    assert results["per_format"]["files"].sum() == len(now)
+    assert results["texts"].height == len(catalog_table(out, "texts").merge(now[["sha256", "path"]], on="sha256"))
+    # As of last night: the first run's files; what changed since: what the second run added.
+    added = {"texts.dxf"} | ({"assembly.stp"} if catalog["kind"] == "with-models" else set())
+    assert results["then"].height == len(now) - len(added)
+    assert len(results["then_pandas"]) == len(now) - len(added)
+    assert {path for path, _ in results["changed"]} == added
+
+
+def test_every_readme_catalog_command_runs_as_written(catalog):
+    commands = [line.split("#")[0].strip() for block in blocks("sh") for line in block.splitlines()]
+    commands = [c for c in commands if c.startswith(".venv/bin/cadpipe catalog")]  # all of them
+    assert len(commands) >= 6
+    for command in commands:
+        argv = shlex.split(command)
+        argv[0] = str(REPO / argv[0])
+        done = subprocess.run(argv, cwd=catalog["dir"], capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, f"{command}: {done.stderr[-2000:]}"
+        assert done.stdout.strip(), f"{command} printed nothing"
+    listed = subprocess.run(
+        [str(REPO / ".venv/bin/cadpipe"), "catalog", "history", "--out", "out", "--table", "runs"],
+        cwd=catalog["dir"],
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert catalog["first"]["run_id"] in listed and catalog["second"]["run_id"] in listed
+    exported = catalog["dir"] / "catalog-parquet"
+    assert {p.stem for p in exported.glob("*.parquet")} == set(TABLES)
+    assert (catalog["dir"] / "catalog-xlsx" / "catalog.xlsx").is_file()
