@@ -139,8 +139,9 @@ def test_every_readme_query_runs_on_the_catalog(catalog, monkeypatch):
     con = namespace["con"]
     for block in blocks("sql"):
         for statement in (s.strip() for s in block.split(";")):
-            if statement:
-                con.sql(statement).fetchall()
+            relation = con.sql(statement) if statement else None
+            if relation is not None:  # attach has no result
+                relation.fetchall()
     results = {}
     for query in queries:
         scope: dict = {}
