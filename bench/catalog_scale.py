@@ -1,17 +1,28 @@
-"""The catalog at 100,000 drawings: Delta Lake tables (engine/catalog_store.py) against today's
-rewrite-everything Parquet catalog (flows/catalog.py) and two alternatives considered for the
-table format: a DuckDB database file and hive-partitioned Parquet with one file per partition.
+"""The catalog at 100,000 drawings: the engine's catalog (engine/catalog.py over the Delta Lake
+tables of engine/catalog_store.py) against the rewrite-everything Parquet catalog cadpipe had
+before (tests/legacy_catalog.py), and two alternatives considered for the table format: a DuckDB
+database file and hive-partitioned Parquet with one file per partition.
 
 A synthetic catalog of --drawings drawings (per drawing about 50 texts, 20 layers, 10 BOM rows,
 10 entity counts, 5 blocks, 2 layouts, 1 reference) is built once per store, then each
-measurement runs in a fresh process (its peak memory is its own):
-  plan       read what an unchanged rerun's plan needs of `files` (keys, size, mtime, hash,
-             format, work id, status) into a dict by (source_root, path): stat only, no hashing;
-  publish1   publish 1 drawing whose content changed (new detail rows, the old ones removed);
-  publish1k  the same for 1,000 drawings.
+measurement runs in a fresh process (its peak memory is its own).
+
+Store `engine` (what a run costs): the drawings exist on disk (a tiny DXF each) with their work
+folders (`outputs/<work_id>/result.json`), and the catalog records them as they are:
+  rerun      an unchanged rerun of the library: the plan (the catalog's lookups, the stat walk of
+             every file without hashing, the check of every output folder, make_plan), then the
+             publish of 100,000 unchanged outcomes (nothing written but the run's row);
+  publish1   the watcher's case: 1 drawing whose content changed, published alone (its result.json
+             with its detail rows on disk, as a worker leaves it);
+  publish1k  the same for 1,000 drawings at once;
+  nightly1k  a nightly batch over the whole library in which 1,000 drawings changed: 100,000
+             outcomes, the library as walked folder (removals checked for every file).
+Stores `delta`, `legacy`, `duckdb`, `parquet` (the table formats compared, stage 1):
+  plan       read what an unchanged rerun's plan needs of `files` into a dict by (source_root,
+             path); publish1 / publish1k: 1 or 1,000 changed drawings' rows published.
 Prints a table of wall times (s) and peak RSS (MiB). Usage:
     .venv/bin/python bench/catalog_scale.py [--drawings 100000] [--dir /tmp/cadpipe-catalog-scale]
-        [--stores delta,legacy,duckdb,parquet] [--keep]
+        [--stores engine,legacy,delta,duckdb,parquet] [--keep]
 """
 
 from __future__ import annotations
@@ -39,6 +50,7 @@ from engine.catalog_store import DETAIL_TABLES, PARTITION, TABLES, CatalogStore,
 
 PER_DRAWING = {"texts": 50, "layers": 20, "bom": 10, "entities": 10, "blocks": 5, "layouts": 2, "refs": 1}
 CHUNK = 10_000
+ENGINE_OPERATIONS = ("rerun", "publish1", "publish1k", "nightly1k", "rerun")
 ROOT = "/library"
 NOW = datetime(2026, 11, 30, 22, 0, tzinfo=UTC)
 WORDS = np.array(
@@ -59,8 +71,21 @@ WORDS = np.array(
 )
 
 
+def file_bytes(i: int, version: int = 1) -> bytes:
+    """A minimal ASCII DXF (recognised by its content), unique per drawing and version."""
+    return f"999\ndrawing {i} v{version}\n  0\nSECTION\n  2\nENTITIES\n  0\nENDSEC\n  0\nEOF\n".encode()
+
+
 def content(i: int, version: int = 1) -> str:
-    return hashlib.sha256(f"drawing {i} v{version}".encode()).hexdigest()
+    return hashlib.sha256(file_bytes(i, version)).hexdigest()
+
+
+def mtime_ns(i: int, version: int = 1) -> int:
+    return 1_764_000_000_000_000_000 + version * 10**15 + i * 1000
+
+
+# The identity of the `engine` store's drawings: real paths, sizes, times and work ids.
+IDENTITY: dict = {}
 
 
 def drawing_path(i: int) -> str:
@@ -119,6 +144,12 @@ def generate(indices: np.ndarray, version: int = 1) -> dict[str, pa.Table]:
         ("bom_row_count", 10),
     ):
         files[column] = np.full(n, per)
+    if IDENTITY:  # the drawings on disk: their folder, stat and work identity
+        files["source_root"] = [IDENTITY["root"]] * n
+        files["size"] = [len(file_bytes(int(i), version)) for i in indices]
+        files["mtime_ns"] = [mtime_ns(int(i), version) for i in indices]
+        files["work_id"] = [IDENTITY["work_id"](s) for s in shas]
+        files["outputs"] = [[f"outputs/{w}/model.svg"] for w in files["work_id"]]
     out["files"] = conform("files", pa.table(files))
     for name, per in PER_DRAWING.items():
         m = n * per
@@ -289,7 +320,64 @@ def build_parquet(folder: Path, drawings: int) -> None:
     del parts
 
 
-BUILD = {"delta": build_delta, "legacy": build_legacy, "duckdb": build_duckdb, "parquet": build_parquet}
+def engine_identity(folder: Path) -> None:
+    """The `engine` store's drawings: under folder/library, with the work ids a run computes."""
+    from documents.names import to_text
+    from engine.config import load_config
+    from engine.plan import work_id
+    from engine.version import pipeline_version
+
+    cfg = load_config(None, sources=[str(folder / "library")], out=str(folder / "out"))
+    key, version = cfg.options_key("dxf"), pipeline_version()
+    IDENTITY.update(
+        root=to_text(folder / "library"),
+        work_id=lambda sha: work_id(sha, key, version),
+        cfg=cfg,
+    )
+
+
+def write_drawing(folder: Path, i: int, version: int) -> Path:
+    path = folder / "library" / drawing_path(i)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(file_bytes(i, version))
+    os.utime(path, ns=(mtime_ns(i, version), mtime_ns(i, version)))
+    return path
+
+
+def write_result(folder: Path, wid: str, tables: dict[str, list[dict]], summary: dict) -> None:
+    """The work folder a worker leaves: outputs/<work_id>/result.json."""
+    work = folder / "out" / "outputs" / wid
+    work.mkdir(parents=True, exist_ok=True)
+    record = {
+        "summary": summary,
+        "tables": tables,
+        "outputs": [{"layout": "Model", "format": "svg", "file": "model.svg"}],
+    }
+    (work / "result.json").write_text(json.dumps(record, default=str), encoding="utf-8")
+
+
+def build_engine(folder: Path, drawings: int) -> None:
+    """The library on disk, a work folder per drawing, and the Delta catalog recording both."""
+    engine_identity(folder)
+    for i in range(drawings):
+        write_drawing(folder, i, 1)
+        write_result(folder, IDENTITY["work_id"](content(i)), {}, {})
+    store = CatalogStore(folder / "out" / "catalog")
+    with store.lock():
+        store.open_for_write()
+        for indices in chunks(drawings):
+            for name, table in generate(indices).items():
+                store.append(name, table, run_id="build", locked=True)
+    store.maintain(MaintenanceRule())  # the nightly state: one compacted file per partition
+
+
+BUILD = {
+    "engine": build_engine,
+    "delta": build_delta,
+    "legacy": build_legacy,
+    "duckdb": build_duckdb,
+    "parquet": build_parquet,
+}
 
 
 # The measured operations, each in its own process.
@@ -318,7 +406,7 @@ def plan_delta(folder: Path) -> int:
 
 
 def plan_legacy(folder: Path) -> int:
-    from engine.catalog import Catalog
+    from tests.legacy_catalog import Catalog
 
     catalog = Catalog(folder)
     return len(catalog.known_files()) + 0 * len(catalog.recorded())
@@ -362,10 +450,10 @@ def publish_delta(folder: Path, drawings: int, count: int, seed: int) -> int:
 
 
 def publish_legacy(folder: Path, drawings: int, count: int, seed: int) -> int:
-    """Through flows/catalog.py's Catalog.publish: each changed drawing's result.json on disk, as
-    the workers leave it, then the publish that rewrites every table."""
-    from engine.catalog import Catalog, Outcome
+    """Through the old Catalog.publish (tests/legacy_catalog.py): each changed drawing's
+    result.json on disk, as the workers leave it, then the publish that rewrites every table."""
     from engine.discover import InputFile
+    from tests.legacy_catalog import Catalog, Outcome
 
     indices, tables = changed(drawings, count, seed)
     rows = {name: table.drop_columns([PARTITION]).to_pylist() for name, table in tables.items()}
@@ -452,8 +540,105 @@ def publish_parquet(folder: Path, drawings: int, count: int, seed: int) -> int:
     return count, time.perf_counter() - started
 
 
+# The engine's catalog: what a run costs.
+
+
+def engine_outcomes(folder: Path, drawings: int, count: int, seed: int):
+    """`count` drawings changed on disk and worked (result.json with their detail rows); returns
+    their processed outcomes and the inputs of every other drawing, as discovery finds them."""
+    from documents.names import to_text
+    from engine.catalog import Outcome
+    from engine.discover import InputFile
+
+    engine_identity(folder)
+    version = 2 + seed
+    indices, tables = changed(drawings, count, seed)
+    rows = {name: table.drop_columns([PARTITION]).to_pylist() for name, table in tables.items()}
+    by_sha: dict[str, dict[str, list[dict]]] = {}
+    for name in DETAIL_TABLES:
+        for r in rows[name]:
+            by_sha.setdefault(r["sha256"], {}).setdefault(name, []).append(
+                {k: v for k, v in r.items() if k != "sha256"}
+            )
+    outcomes = []
+    identity = ("path", "source_root", "sha256", "outputs", "warnings", "processed_at", "run_id", "work_id")
+    for i, row in zip(indices, rows["files"]):
+        write_drawing(folder, int(i), version)
+        summary = {k: v for k, v in row.items() if k not in identity and v is not None}
+        write_result(folder, row["work_id"], by_sha.get(row["sha256"], {}), summary)
+        entry = InputFile(IDENTITY["root"], row["path"], row["size"], row["mtime_ns"], row["sha256"], "dxf")
+        outcomes.append(Outcome(entry, row["work_id"], "processed", {"attempt": 1, "duration_ms": 10}))
+    return outcomes, set(int(i) for i in indices), to_text(folder / "library")
+
+
+def rerun_engine(folder: Path) -> dict:
+    """An unchanged rerun: the plan as flows/batch.py's discover_and_plan makes it, then the publish."""
+    from engine.catalog import Catalog, Outcome, now_iso
+    from engine.discover import scan
+    from engine.plan import make_plan
+    from engine.version import pipeline_version
+    from engine.work import is_complete, sweep_abandoned
+
+    engine_identity(folder)
+    cfg, out = IDENTITY["cfg"], folder / "out"
+    started = time.perf_counter()
+    catalog = Catalog(out)
+    sweep_abandoned(out)
+    found = scan(
+        list(cfg.sources),
+        exclude=cfg.raw["inputs"]["exclude"],
+        formats=cfg.raw["inputs"]["formats"],
+        known=catalog.known_files(),
+        skip=[out],
+        roots=catalog.roots(),
+    )
+    version = pipeline_version()
+    ids = {IDENTITY["work_id"](f.sha256) for f in found.inputs}
+    plan = make_plan(
+        found.inputs,
+        options_for=cfg.options_for,
+        options_key=cfg.options_key,
+        version=version,
+        recorded=catalog.recorded(cfg.raw["limits"]["memory_mb"]),
+        completed={wid for wid in ids if is_complete(out, wid)},
+    )
+    planned = time.perf_counter()
+    assert len(plan.unchanged) == len(found.inputs), f"{len(plan.todo)} to do: the library is not as recorded"
+    run = {"run_id": "bench-rerun", "started_at": now_iso(), "pipeline_version": version, "sources": []}
+    outcomes = [Outcome(item.input, item.work_id, "unchanged") for item in plan.unchanged]
+    catalog.publish(run, outcomes, [IDENTITY["root"]])
+    return {"files": len(found.inputs), "plan_s": planned - started, "publish_s": time.perf_counter() - planned}
+
+
+def publish_engine(folder: Path, drawings: int, count: int, seed: int, nightly: bool = False):
+    from engine.catalog import Catalog, Outcome, now_iso
+    from engine.discover import InputFile
+
+    outcomes, _, root = engine_outcomes(folder, drawings, count, seed)
+    catalog = Catalog(folder / "out")
+    if nightly:  # every other drawing unchanged, as the nightly batch's plan found it
+        changed_keys = {o.input.key for o in outcomes}
+        for key, r in catalog.records().items():
+            if key not in changed_keys:
+                entry = InputFile(r.source_root, r.path, r.size, r.mtime_ns, r.sha256, r.format)
+                outcomes.append(Outcome(entry, r.work_id, "unchanged"))
+    run = {"run_id": f"bench-{seed}", "started_at": now_iso(), "pipeline_version": "bench", "sources": []}
+    started = time.perf_counter()  # the outcomes as a run hands them over; result.json read, cast
+    catalog.publish(run, outcomes, [root] if nightly else [])
+    return catalog.store.last_publish, time.perf_counter() - started
+
+
 def measure(store: str, operation: str, folder: Path, drawings: int, seed: int) -> dict:
     started = time.perf_counter()
+    if store == "engine":
+        if operation == "rerun":
+            result = rerun_engine(folder)
+            seconds = time.perf_counter() - started
+        else:
+            count = 1 if operation == "publish1" else 1000
+            result, seconds = publish_engine(folder, drawings, count, seed, nightly=operation == "nightly1k")
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        return {"store": store, "operation": operation, "seconds": seconds, "peak_mib": peak, "result": result}
     if operation == "plan":
         result = {"delta": plan_delta, "legacy": plan_legacy, "duckdb": plan_duckdb, "parquet": plan_parquet}[store](
             folder
@@ -510,7 +695,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--drawings", type=int, default=100_000)
     parser.add_argument("--dir", default="/tmp/cadpipe-catalog-scale")
-    parser.add_argument("--stores", default="delta,legacy,duckdb,parquet")
+    parser.add_argument("--stores", default="engine,legacy,delta,duckdb,parquet")
     parser.add_argument("--keep", action="store_true", help="keep the built catalogs")
     parser.add_argument("--child", nargs=3, metavar=("STORE", "OPERATION", "SEED"), help=argparse.SUPPRESS)
     parser.add_argument("--build", metavar="STORE", help=argparse.SUPPRESS)
@@ -538,33 +723,33 @@ def main() -> None:
         shutil.rmtree(folder, ignore_errors=True)
         built = run_child("--dir", str(base), "--drawings", str(args.drawings), "--build", store)
         line = {"store": store, "build_s": built["seconds"], "disk_mib": disk_mib(folder)}
-        for seed, operation in enumerate(("plan", "publish1", "publish1k", "plan"), start=1):
+        operations = ENGINE_OPERATIONS if store == "engine" else ("plan", "publish1", "publish1k", "plan")
+        for seed, operation in enumerate(operations, start=1):
             result = run_child(
                 "--dir", str(base), "--drawings", str(args.drawings), "--child", store, operation, str(seed)
             )
-            key = operation if operation not in line else "plan_after"
+            key = operation if operation not in line else f"{operation}_after"
             line[key] = (result["seconds"], result["peak_mib"])
-            if isinstance(result["result"], dict):
+            if isinstance(result["result"], dict) and operation == "rerun":
+                line[f"{key}_steps"] = ", ".join(
+                    f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in result["result"].items()
+                )
+            elif isinstance(result["result"], dict):
                 line[f"{key}_steps"] = visible(result["result"])
         line["disk_after_mib"] = disk_mib(folder)
-        line["live_mib"] = live_mib(folder)
+        line["live_mib"] = live_mib(folder / "out" if store == "engine" else folder)
         rows.append(line)
         print(json.dumps(line), flush=True)
         if not args.keep:
             shutil.rmtree(folder, ignore_errors=True)
     print(f"\n{args.drawings:,} drawings; seconds (peak MiB) per operation, each in a fresh process")
-    print(
-        f"{'store':<8} {'build s':>8} {'disk MiB':>9} {'plan':>16} {'publish 1':>16} {'publish 1,000':>16} {'plan after':>16}"
-    )
     for line in rows:
-        cells = [f"{line[k][0]:7.2f} ({line[k][1]:5.0f})" for k in ("plan", "publish1", "publish1k", "plan_after")]
-        print(
-            f"{line['store']:<8} {line['build_s']:8.1f} {line['disk_mib']:9.0f} " + " ".join(f"{c:>16}" for c in cells)
-        )
+        keys = [k for k in line if isinstance(line[k], tuple)]
+        cells = " ".join(f"{k} {line[k][0]:.2f} ({line[k][1]:.0f})" for k in keys)
+        print(f"{line['store']:<8} build {line['build_s']:.1f} s, {line['disk_mib']:.0f} MiB on disk: {cells}")
     for line in rows:
-        for key in ("publish1", "publish1k"):
-            if f"{key}_steps" in line:
-                print(f"{line['store']} {key}: {line[key + '_steps']}")
+        for key in [k for k in line if k.endswith("_steps")]:
+            print(f"{line['store']} {key.removesuffix('_steps')}: {line[key]}")
 
 
 if __name__ == "__main__":

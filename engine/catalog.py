@@ -95,7 +95,7 @@ class Catalog:
 
     def write(self, name: str, frame: pd.DataFrame) -> None:
         """Replace a derived table (bom_rollup, where_used) in one commit."""
-        self.store.overwrite(name, _records(frame))
+        self.store.overwrite(name, _frame_rows(frame))
 
     @contextmanager
     def lock(self) -> Iterator[None]:
@@ -116,7 +116,10 @@ class Catalog:
         """(source_root, path) -> what the catalog records of the file (only the columns a
         run decides by are read). `retryable`: failed for a passing reason, or for lack of
         memory under a cap below `memory_mb` (the cap now in force; 0 = none)."""
-        files = self.store.read("files", columns=list(RECORD_COLUMNS))
+        return self._as_records(self.store.read("files", columns=list(RECORD_COLUMNS)), memory_mb)
+
+    @staticmethod
+    def _as_records(files, memory_mb: int | None = None) -> dict[tuple[str, str], FileRecord]:
         columns = [files[c].to_pylist() for c in RECORD_COLUMNS]
         out = {}
         for values in zip(*columns):
@@ -190,7 +193,8 @@ class Catalog:
         with self.lock():
             self.store.open_for_write()  # migrates an older catalog, finishes a killed publish
             self._sweep_temporaries()
-            records = self.records()
+            current = self.store.read("files", columns=[*RECORD_COLUMNS, PARTITION])
+            records = self._as_records(current)
             self._mark_repeated(records, outcomes)
             outcomes_written = self._not_older_than_recorded(run, outcomes, records)
             failed = [o for o in outcomes_written if o.state == "failed" and not o.result.get("unchanged")]
@@ -211,7 +215,8 @@ class Catalog:
                     details=details,
                     errors=self._error_rows(run, failed, quarantined),
                     run=row,
-                )
+                ),
+                current=current,
             )
             self._prune_quarantine(records, rows, removed)
         self.maintain_if_due()
@@ -445,7 +450,7 @@ def _time(value) -> datetime | None:
     return value if isinstance(value, datetime) and value.tzinfo is not None else None
 
 
-def _records(frame: pd.DataFrame) -> list[dict]:
+def _frame_rows(frame: pd.DataFrame) -> list[dict]:
     """A DataFrame's rows as dicts: pandas' missing values as None, arrays as lists."""
     return [{k: _cell(v) for k, v in row.items()} for row in frame.to_dict("records")]
 

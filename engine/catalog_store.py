@@ -1198,7 +1198,7 @@ class CatalogStore:
 
     # Publishing a run across tables.
 
-    def publish(self, pub: Publication) -> dict[str, int]:
+    def publish(self, pub: Publication, current: pa.Table | None = None) -> dict[str, int]:
         """Record a run, in an order that keeps every join through ``files`` complete:
 
         1. the journal names every content this publish may leave without a file;
@@ -1209,7 +1209,10 @@ class CatalogStore:
 
         A writer killed at any step leaves every table at a whole version; the next writer
         (open_for_write) finishes step 5 from the journal, and the run republished redoes the
-        rest. Returns the versions of `files` and `runs` after it."""
+        rest. Returns the versions of `files` and `runs` after it.
+
+        `current`: the ``files`` table's source_root, path, sha256, status and sha_prefix as the
+        caller read them under the lock it holds (read here otherwise)."""
         for name, rows in pub.details.items():
             if name not in DETAIL_TABLES:
                 raise SchemaError(f"catalog table {name!r} is not a detail table")
@@ -1222,7 +1225,8 @@ class CatalogStore:
         with self.lock():
             clock("lock")
             self.open_for_write()
-            files = self.read("files", columns=["source_root", "path", "sha256", "status", PARTITION])
+            columns = ["source_root", "path", "sha256", "status", PARTITION]
+            files = self.read("files", columns=columns) if current is None else current.select(columns)
             touched = {(row["source_root"], row["path"]) for row in pub.files} | set(map(tuple, pub.removed))
             displaced, live = set(), set()
             references: dict[str, int] = {}  # ok files per content, after this publish

@@ -2,10 +2,9 @@
 rewritten by every publish. Kept to write catalogs as cadpipe wrote them, for the tests of their
 migration (tests/test_catalog_migration.py) and for bench/catalog_scale.py's comparison.
 
-This is engine/catalog.py as of commit a3e8487 (branch house), with its read-side lookups left
-out (known_files, roots, by_location, recorded, failures) and the three engine helpers it used
-copied in (read_result, mode_no_wider, inside), so that it keeps writing what it wrote while the
-engine changes. Do not change what it writes.
+This is engine/catalog.py as of commit a3e8487 (branch house), with the engine helpers it used
+copied in (read_result, mode_no_wider, inside, KnownFile), so that it keeps doing what it did
+while the engine changes. Do not change what it writes.
 
 The original docstring:
 
@@ -50,6 +49,14 @@ def read_result(out: Path | str, wid: str) -> dict:
 def mode_no_wider(input_mode: int, folder: bool = False) -> int:
     readers = input_mode & 0o044
     return 0o700 | readers | readers >> 2 if folder else 0o600 | readers
+
+
+@dataclass(frozen=True)
+class KnownFile:
+    size: int
+    mtime_ns: int
+    sha256: str
+    format: str
 
 
 def inside(path: str, root: str) -> bool:
@@ -170,6 +177,58 @@ class Catalog:
             current = self.read(name)
             added = pd.DataFrame(rows, columns=columns)
             self._write(name, pd.concat([current, added], ignore_index=True) if not current.empty else added)
+
+    # What a run needs to know before it starts.
+
+    def known_files(self) -> dict[tuple[str, str], KnownFile]:
+        files = self.read("files")
+        if files.empty:
+            return {}
+        files = files[files["sha256"].notna() & files["size"].notna() & files["format"].notna()]
+        return {
+            (r.source_root, r.path): KnownFile(int(r.size), int(r.mtime_ns), r.sha256, r.format)
+            for r in files[["source_root", "path", "size", "mtime_ns", "sha256", "format"]].itertuples()
+        }
+
+    def roots(self) -> list[str]:
+        """The source roots the catalog knows files under (text form): they name identities."""
+        files = self.read("files")
+        return sorted(set(files["source_root"])) if not files.empty else []
+
+    def by_location(self) -> dict[str, dict]:
+        """Absolute path (text form) -> the file's row: how the watcher finds a file's record
+        whatever root it is known under."""
+        files = self.read("files")
+        if files.empty:
+            return {}
+        return {posixpath.join(r["source_root"], r["path"]): r for r in files.to_dict("records")}
+
+    def recorded(self, memory_mb: int | None = None) -> dict[tuple[str, str], tuple[str, str, bool]]:
+        """(source_root, path) -> (work_id, status, retryable).
+
+        A file that failed for lack of memory is retryable once `memory_mb` (the cap now in
+        force) is above the cap it failed under, or no cap (0)."""
+        files = self.read("files")
+        if files.empty:
+            return {}
+        retryable = (files["status"] == "failed") & ~files["error_permanent"].fillna(False).astype(bool)
+        if memory_mb is not None and "error_limit" in files.columns:
+            limit = pd.to_numeric(files["error_limit"], errors="coerce")
+            raised = (files["error_class"] == "MemoryLimit") & ((memory_mb == 0) | (limit < memory_mb))
+            retryable |= raised.fillna(False).astype(bool)
+        return {
+            (r.source_root, r.path): (r.work_id, r.status, bool(flag))
+            for r, flag in zip(files[["source_root", "path", "work_id", "status"]].itertuples(), retryable)
+        }
+
+    def failures(self, keys: list[tuple[str, str]]) -> list[str]:
+        """Error messages of the given inputs that are recorded as failed."""
+        files = self.read("files")
+        if files.empty:
+            return []
+        wanted = set(keys)
+        failed = files[files["status"] == "failed"]
+        return [r.error_message for r in failed.itertuples() if (r.source_root, r.path) in wanted]
 
     # Publishing a run.
 
