@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from documents.file_access import open_regular
@@ -268,14 +269,16 @@ class Catalog:
                     quarantine=quarantined.get(id(o)),
                 )
             else:
-                record = read_result(self.out, o.work_id)
+                sha, wid = o.input.sha256, o.work_id
+                if sha is None or wid is None:  # discovery's failures are the only inputs without them
+                    raise ValueError(f"{o.input.path}: an ok outcome without a content hash or work id")
+                record = read_result(self.out, wid)
                 row.update(
                     {k: v for k, v in record.get("summary", {}).items() if k not in base},
                     status="ok",
                     outputs=[f"outputs/{o.work_id}/{x['file']}" for x in record.get("outputs", [])],
                     warnings=list(record.get("warnings", [])),
                 )
-                sha = o.input.sha256
                 if sha not in contents:
                     contents.add(sha)
                     tables = record.get("tables", {})
@@ -284,7 +287,7 @@ class Catalog:
             rows.append(row)
         if kept:  # their full rows, the identity updated; everything else as recorded
             paths = sorted({o.input.path for o, _ in kept})
-            prefixes = {records[o.input.key].sha256[:1] if records[o.input.key].sha256 else NO_CONTENT for o, _ in kept}
+            prefixes = {_prefix(records[o.input.key].sha256) for o, _ in kept}
             where = [(PARTITION, "in", sorted(prefixes)), ("path", "in", paths)]
             current = self.store.read("files", where=where).to_pylist()
             by_key = {(r["source_root"], r["path"]): r for r in current}
@@ -458,9 +461,14 @@ def _frame_rows(frame: pd.DataFrame) -> list[dict]:
 def _cell(value):
     if isinstance(value, (list, tuple)):
         return list(value)
-    if hasattr(value, "tolist") and getattr(value, "ndim", 0):  # a list column's numpy array
+    if isinstance(value, np.ndarray):  # a list column's cell
         return value.tolist()
     return None if value is None or pd.isna(value) else value
+
+
+def _prefix(sha256: str | None) -> str:
+    """The `files` partition a content's row is in."""
+    return sha256[:1] if sha256 else NO_CONTENT
 
 
 def quarantine_name(sha256: str, name: str, folder: Path) -> str:

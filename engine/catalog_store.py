@@ -37,7 +37,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -1014,7 +1014,7 @@ class CatalogStore:
         order = current.names + [n for n in table.column_names if n not in current.names]
         return table.select(order)
 
-    def _schema_mode(self, name: str, table: pa.Table) -> str | None:
+    def _schema_mode(self, name: str, table: pa.Table) -> Literal["merge"] | None:
         return "merge" if set(table.column_names) - set(self.table_schema(name).names) else None
 
     def append(
@@ -1117,7 +1117,7 @@ class CatalogStore:
                 return metrics["num_target_rows_inserted"] + metrics["num_target_rows_updated"]
         if keys is None:
             values = rows[spec.key[0]].to_pylist() if isinstance(rows, pa.Table) else [r.get(spec.key[0]) for r in rows]
-            keys = set(values)
+            keys = {v for v in values if v is not None}
         return self.replace(name, keys, rows, run_id=run_id, locked=locked)
 
     def overwrite(

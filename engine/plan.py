@@ -82,10 +82,10 @@ def make_plan(
         wid = work_id(item.sha256, key, version)
         work = WorkItem(item, wid, options_for(item.format), key, version)
         previous = recorded.get(item.key)
-        same = previous is not None and previous.work_id == wid
-        if same and previous.status == "ok" and wid in completed:
+        same = previous if previous is not None and previous.work_id == wid else None  # same work identity
+        if same is not None and same.status == "ok" and wid in completed:
             plan.unchanged.append(work)
-        elif same and previous.status == "failed" and not previous.retryable:
+        elif same is not None and same.status == "failed" and not same.retryable:
             plan.still_failed.append(work)
         elif wid in completed:
             plan.reuse.append(work)
