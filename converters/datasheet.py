@@ -312,7 +312,7 @@ class BatchReport:
 
     @property
     def catalog_href(self) -> str:
-        return href(self.root, "catalog/where_used.parquet")
+        return href(self.root, "catalog/where_used/")  # the Delta table's folder
 
 
 # Rendering.

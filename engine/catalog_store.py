@@ -1127,18 +1127,37 @@ class CatalogStore:
         *,
         run_id: str | None = None,
         locked: bool = False,
+        derived_from: Mapping[str, int] | None = None,
     ) -> int:
-        """Replace a whole table (the derived ones: bom_rollup, where_used) in one commit."""
+        """Replace a whole table (the derived ones: bom_rollup, where_used) in one commit.
+        `derived_from`: the versions of the tables it was computed from, kept with the commit
+        (see :meth:`derived_from`)."""
         with self._writing(locked):
             table = self._prepare(name, rows)
+            options = self._options(name, run_id, f"overwrite {name}")
+            if derived_from is not None:
+                meta = dict(options["commit_properties"].custom_metadata or {})
+                meta["cadpipe.derived_from"] = json.dumps(dict(derived_from), sort_keys=True)
+                options["commit_properties"] = CommitProperties(custom_metadata=meta)
             write_deltalake(
                 self.path(name),
                 table,
                 mode="overwrite",
                 schema_mode=self._schema_mode(name, table),
-                **self._options(name, run_id, f"overwrite {name}"),
+                **options,
             )
             return table.num_rows
+
+    def derived_from(self, name: str) -> dict[str, int] | None:
+        """The versions of the tables the latest version of a derived table was computed from
+        (None: not recorded, or the table not written yet)."""
+        if not self.exists(name):
+            return None
+        [latest] = DeltaTable(self.path(name)).history(1)
+        try:
+            return {k: int(v) for k, v in json.loads(latest["cadpipe.derived_from"]).items()}
+        except (KeyError, TypeError, ValueError):
+            return None
 
     def _merge_files(
         self, rows, removed: Sequence[tuple[str, str]], run_id: str | None, current: pa.Table | None = None

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from documents.names import to_text
 from engine.catalog import Catalog, Outcome, now_iso
+from engine.catalog_store import Publication
+from engine.rollups import write_rollups
 from tests.catalog_writers_proc import TEXTS, drawing, walk, worked
 from tests.conftest import catalog_table
 
@@ -75,3 +77,26 @@ def test_a_run_writes_only_the_changed_files_rows_and_an_unchanged_rerun_writes_
     assert [v.metrics["num_added_rows"] for v in added] == [TEXTS], "the new content's texts, appended"
     texts = Catalog(out).read("texts", columns=["sha256"])["sha256"]
     assert len(texts) == 29 * TEXTS, "the old contents' rows removed"
+
+
+def test_the_roll_ups_are_recomputed_only_when_bom_or_files_changed(tmp_path):
+    catalog = Catalog(tmp_path)
+    sha = "ab" * 32
+
+    def publish(run_id: str, qty: float) -> None:
+        row = {"source_root": "/lib", "path": "pump.dxf", "sha256": sha, "format": "dxf", "status": "ok"}
+        bom = [{"sha256": sha, "part_number": "B-100", "qty": qty, "unit": "pcs", "insert_count": 2}]
+        catalog.store.publish(
+            Publication(run_id, files=[row], contents={sha}, details={"bom": bom}, run={"run_id": run_id})
+        )
+
+    publish("r1", 4.0)
+    rollup, used = write_rollups(catalog)
+    version = catalog.store.versions(["where_used"])["where_used"]
+    again_rollup, again_used = write_rollups(catalog)  # nothing changed: read back, not rewritten
+    assert catalog.store.versions(["where_used"])["where_used"] == version
+    assert again_used.to_dict("records")[0]["paths"].tolist() == ["/lib/pump.dxf"]
+    assert (again_used["total_qty"].tolist(), again_rollup["inserts"].tolist()) == ([4.0], [2])
+    publish("r2", 6.0)
+    _, used = write_rollups(catalog)
+    assert used["total_qty"].tolist() == [6.0] and catalog.store.versions(["where_used"])["where_used"] == version + 1
