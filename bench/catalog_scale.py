@@ -584,22 +584,23 @@ def rerun_engine(folder: Path) -> dict:
     started = time.perf_counter()
     catalog = Catalog(out)
     sweep_abandoned(out)
+    recorded = catalog.recorded(cfg.raw["limits"]["memory_mb"])
     found = scan(
         list(cfg.sources),
         exclude=cfg.raw["inputs"]["exclude"],
         formats=cfg.raw["inputs"]["formats"],
-        known=catalog.known_files(),
+        known=recorded,
         skip=[out],
         roots=catalog.roots(),
     )
     version = pipeline_version()
-    ids = {IDENTITY["work_id"](f.sha256) for f in found.inputs}
+    ids = {IDENTITY["work_id"](f.sha256) for f in found.inputs}  # flows/batch.py: completed_work
     plan = make_plan(
         found.inputs,
         options_for=cfg.options_for,
         options_key=cfg.options_key,
         version=version,
-        recorded=catalog.recorded(cfg.raw["limits"]["memory_mb"]),
+        recorded=recorded,
         completed={wid for wid in ids if is_complete(out, wid)},
     )
     planned = time.perf_counter()

@@ -20,14 +20,15 @@ import json
 import logging
 import os
 import posixpath
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from documents.file_access import open_regular
 from documents.names import clean, to_native, to_text
@@ -67,6 +68,50 @@ class Outcome:
     work_id: str | None  # None for what discovery could not read
     state: str  # processed | reused | unchanged | failed
     result: dict = field(default_factory=dict)
+
+
+class Recorded(Mapping[tuple[str, str], FileRecord]):
+    """(source_root, path) -> FileRecord over the `files` columns read: a record is made when it
+    is looked up, so a publish of one file into a catalog of 100,000 makes a few, not 100,000."""
+
+    def __init__(self, files: pa.Table, memory_mb: int | None = None) -> None:
+        self._columns = {c: _times(files[c]) if c == "processed_at" else files[c].to_pylist() for c in RECORD_COLUMNS}
+        self._at = {key: i for i, key in enumerate(zip(self._columns["source_root"], self._columns["path"]))}
+        self._memory_mb = memory_mb
+        self._made: dict[int, FileRecord] = {}
+
+    def __getitem__(self, key: tuple[str, str]) -> FileRecord:
+        i = self._at[key]
+        record = self._made.get(i)
+        if record is None:
+            record = self._made[i] = self._record(i)
+        return record
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._at
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self._at)
+
+    def __len__(self) -> int:
+        return len(self._at)
+
+    def _record(self, i: int) -> FileRecord:
+        values = {c: column[i] for c, column in self._columns.items()}
+        permanent = bool(values["error_permanent"])
+        failed = values["status"] == "failed"
+        retryable = failed and not permanent
+        if self._memory_mb is not None and failed and values["error_class"] == "MemoryLimit":
+            limit, cap = values["error_limit"], self._memory_mb
+            retryable = retryable or cap == 0 or (limit is not None and limit < cap)
+        return FileRecord(**{**values, "error_permanent": permanent}, retryable=retryable)
+
+    def quarantines(self) -> Iterator[tuple[tuple[str, str], str]]:
+        """(key, quarantine copy) of the records that have one."""
+        for key, i in self._at.items():
+            copy = self._columns["quarantine"][i]
+            if copy:
+                yield key, copy
 
 
 def maintenance_rule(section: dict) -> MaintenanceRule:
@@ -113,30 +158,16 @@ class Catalog:
 
     # What a run needs to know before it starts.
 
-    def records(self, memory_mb: int | None = None) -> dict[tuple[str, str], FileRecord]:
+    def records(self, memory_mb: int | None = None) -> Recorded:
         """(source_root, path) -> what the catalog records of the file (only the columns a
         run decides by are read). `retryable`: failed for a passing reason, or for lack of
         memory under a cap below `memory_mb` (the cap now in force; 0 = none)."""
-        return self._as_records(self.store.read("files", columns=list(RECORD_COLUMNS)), memory_mb)
+        return Recorded(self.store.read("files", columns=list(RECORD_COLUMNS)), memory_mb)
 
-    @staticmethod
-    def _as_records(files, memory_mb: int | None = None) -> dict[tuple[str, str], FileRecord]:
-        columns = [files[c].to_pylist() for c in RECORD_COLUMNS]
-        out = {}
-        for values in zip(*columns):
-            row = dict(zip(RECORD_COLUMNS, values))
-            permanent = bool(row["error_permanent"])
-            retryable = row["status"] == "failed" and not permanent
-            if memory_mb is not None and row["error_class"] == "MemoryLimit" and row["status"] == "failed":
-                limit = row["error_limit"]
-                retryable = retryable or memory_mb == 0 or (limit is not None and limit < memory_mb)
-            record = FileRecord(**{**row, "error_permanent": permanent}, retryable=retryable)
-            out[record.key] = record
-        return out
-
-    def known_files(self) -> dict[tuple[str, str], FileRecord]:
-        """The records discovery may trust on a matching stat (content hash and format known)."""
-        return {key: r for key, r in self.records().items() if r.readable_as_recorded()}
+    def known_files(self) -> Recorded:
+        """What discovery compares a file's stat with (it trusts only records that name the
+        content and format: FileRecord.readable_as_recorded)."""
+        return self.records()
 
     def roots(self) -> list[str]:
         """The source roots the catalog knows files under (text form): they name identities."""
@@ -148,18 +179,15 @@ class Catalog:
         whatever root it is known under."""
         return {r.location: r for r in self.records().values()}
 
-    def recorded(self, memory_mb: int | None = None) -> dict[tuple[str, str], FileRecord]:
+    def recorded(self, memory_mb: int | None = None) -> Recorded:
         """As :meth:`records`: what the plan compares discovery with (engine/plan.py)."""
         return self.records(memory_mb)
 
     def failures(self, keys: list[tuple[str, str]]) -> list[str]:
         """Error messages of the given inputs that are recorded as failed."""
-        wanted = set(keys)
-        return [
-            r.error_message or r.error_class or "failed"
-            for key, r in self.records().items()
-            if key in wanted and r.status == "failed"
-        ]
+        records = self.records()
+        found = [records[key] for key in dict.fromkeys(keys) if key in records]
+        return [r.error_message or r.error_class or "failed" for r in found if r.status == "failed"]
 
     # History, plain files, housekeeping.
 
@@ -195,7 +223,7 @@ class Catalog:
             self.store.open_for_write()  # migrates an older catalog, finishes a killed publish
             self._sweep_temporaries()
             current = self.store.read("files", columns=[*RECORD_COLUMNS, PARTITION])
-            records = self._as_records(current)
+            records = Recorded(current)
             self._mark_repeated(records, outcomes)
             outcomes_written = self._not_older_than_recorded(run, outcomes, records)
             failed = [o for o in outcomes_written if o.state == "failed" and not o.result.get("unchanged")]
@@ -224,7 +252,7 @@ class Catalog:
         return row
 
     def _changed_rows(
-        self, run: dict, outcomes: list[Outcome], records: dict[tuple[str, str], FileRecord], quarantined: dict
+        self, run: dict, outcomes: list[Outcome], records: Recorded, quarantined: dict
     ) -> tuple[list[dict], set[str], dict[str, list[dict]]]:
         """The `files` rows this run changes, and the contents (with their detail rows) it
         catalogues. An unchanged input is written only when its stat or identity moved (a file
@@ -294,9 +322,7 @@ class Catalog:
             rows += [{**by_key[o.input.key], **base} for o, base in kept if o.input.key in by_key]
         return rows, contents, details
 
-    def _not_older_than_recorded(
-        self, run: dict, outcomes: list[Outcome], records: dict[tuple[str, str], FileRecord]
-    ) -> list[Outcome]:
+    def _not_older_than_recorded(self, run: dict, outcomes: list[Outcome], records: Recorded) -> list[Outcome]:
         """The outcomes to write: not those of a file that another writer recorded in a newer
         state (a later modification time) while this run was working on the one it read: the
         watcher took the file's new version while the nightly batch converted the old one."""
@@ -317,7 +343,7 @@ class Catalog:
     def _removed(
         self,
         run: dict,
-        records: dict[tuple[str, str], FileRecord],
+        records: Recorded,
         outcomes: list[Outcome],
         walked_roots: list[str],
     ) -> list[tuple[str, str]]:
@@ -330,15 +356,17 @@ class Catalog:
         seen = {o.input.key for o in outcomes}
         unlisted = [posixpath.join(*o.input.key) for o in outcomes if o.result.get("stage") == "discover"]
         gone = []
-        for key, record in records.items():
-            if key in seen or record.recorded_during(run["run_id"], since):
+        for key in records:
+            if key in seen:
                 continue
-            where = record.location
-            if any(inside(where, root) for root in walked_roots) and not any(inside(where, u) for u in unlisted):
+            where = posixpath.join(*key)
+            if not any(inside(where, root) for root in walked_roots) or any(inside(where, u) for u in unlisted):
+                continue
+            if not records[key].recorded_during(run["run_id"], since):
                 gone.append(key)
         return gone
 
-    def _mark_repeated(self, records: dict[tuple[str, str], FileRecord], outcomes: list[Outcome]) -> None:
+    def _mark_repeated(self, records: Recorded, outcomes: list[Outcome]) -> None:
         """A discovery failure the catalog already records as it is (same class and reason) is
         not news: kept as recorded, like a permanent failure not retried."""
         for o in outcomes:
@@ -427,20 +455,28 @@ class Catalog:
             for tmp in folder.glob(".*.tmp-*") if folder.is_dir() else []:
                 tmp.unlink(missing_ok=True)
 
-    def _prune_quarantine(
-        self, records: dict[tuple[str, str], FileRecord], rows: list[dict], removed: list[tuple[str, str]]
-    ) -> None:
+    def _prune_quarantine(self, records: Recorded, rows: list[dict], removed: list[tuple[str, str]]) -> None:
         """Drop quarantine copies no recorded file refers to any more."""
         qdir = self.out / QUARANTINE_DIR
         if not qdir.is_dir():
             return
         written = {(r["source_root"], r["path"]) for r in rows} | set(removed)
         kept = {r["quarantine"] for r in rows if r.get("quarantine")}
-        kept |= {r.quarantine for key, r in records.items() if r.quarantine and key not in written}
+        kept |= {copy for key, copy in records.quarantines() if key not in written}
         for entry in qdir.iterdir():
             base = to_text(entry.name.removesuffix(".error.json"))
             if not entry.name.startswith(".") and f"{QUARANTINE_DIR}/{base}" not in kept:
                 entry.unlink()
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _times(column) -> list[datetime | None]:
+    """A timestamp[us, UTC] column as datetimes, exactly, in a sixth of pyarrow's time (which
+    looks the time zone up for every value: most of the cost of reading the records)."""
+    micros = column.cast(pa.int64()).to_pylist()
+    return [None if us is None else _EPOCH + timedelta(microseconds=us) for us in micros]
 
 
 def _time(value) -> datetime | None:

@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import errno
 import fnmatch
+import functools
 import hashlib
 import os
+import re
 import stat as stat_module
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -100,7 +102,13 @@ def sha256_file(path: Path) -> str:
 
 
 def _excluded(name: str, patterns: list[str]) -> bool:
-    return any(fnmatch.fnmatch(name, pattern) for pattern in patterns)
+    return _exclusion(tuple(patterns)).match(name) is not None
+
+
+@functools.lru_cache(maxsize=16)
+def _exclusion(patterns: tuple[str, ...]) -> re.Pattern[str]:
+    """The globs as one expression: fnmatch per pattern per entry was a tenth of a rerun's walk."""
+    return re.compile("|".join(fnmatch.translate(p) for p in patterns) or r"(?!)")
 
 
 def inside(path: str, root: str) -> bool:
@@ -140,7 +148,9 @@ class _Scan:
 
     def key(self, path: str) -> tuple[str, str, str]:
         root = self.identity_root(path)
-        rel = os.path.relpath(path, root) if path != root else "."
+        # Below its root by construction (identity_root): the rest of the path, without relpath's cost.
+        rel = path[len(root.rstrip("/")) + 1 :] if path != root and inside(path, root) else os.path.relpath(path, root)
+        rel = rel or "."
         return to_text(root), to_text(rel), root
 
     def problem(self, path: str, error_class: str, reason: str, permanent: bool, st=None) -> None:

@@ -77,8 +77,9 @@ def make_plan(
     whose `retryable` is judged for the memory cap now in force); `completed` holds the work ids
     whose output folder is complete on disk."""
     plan = Plan()
+    keys: dict[str | None, str] = {}  # options_key per format: a fingerprint of the options, costly
     for item in inputs:
-        key = options_key(item.format)
+        key = keys[item.format] if item.format in keys else keys.setdefault(item.format, options_key(item.format))
         wid = work_id(item.sha256, key, version)
         work = WorkItem(item, wid, options_for(item.format), key, version)
         previous = recorded.get(item.key)

@@ -9,27 +9,8 @@ engine module may use it.
 from __future__ import annotations
 
 import posixpath
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
-
-RECORD_COLUMNS = (
-    "source_root",
-    "path",
-    "status",
-    "work_id",
-    "sha256",
-    "format",
-    "size",
-    "mtime_ns",
-    "error_class",
-    "error_stage",
-    "error_message",
-    "error_permanent",
-    "error_limit",
-    "quarantine",
-    "processed_at",
-    "run_id",
-)
 
 
 @dataclass(frozen=True)
@@ -80,3 +61,7 @@ class FileRecord:
     def readable_as_recorded(self) -> bool:
         """The record names the content and format discovery may take on a matching stat."""
         return None not in (self.sha256, self.format, self.size, self.mtime_ns)
+
+
+# The `files` columns a record is read from, in the order of its fields (Catalog reads them so).
+RECORD_COLUMNS = tuple(f.name for f in fields(FileRecord) if f.name != "retryable")

@@ -56,7 +56,8 @@ def chunk_size_for(files: int, workers: int, configured: int = 0) -> int:
 
 
 def completed_work(out: Path, inputs: list[InputFile], cfg: Config, version: str) -> set[str]:
-    ids = {work_id(f.sha256, cfg.options_key(f.format), version) for f in inputs}
+    keys = {fmt: cfg.options_key(fmt) for fmt in {f.format for f in inputs}}  # a fingerprint each: once per format
+    ids = {work_id(f.sha256, keys[f.format], version) for f in inputs}
     return {wid for wid in ids if is_complete(out, wid)}
 
 
@@ -67,11 +68,12 @@ def discover_and_plan(cfg: Config, roots: list[str] | None = None) -> tuple[list
     abandoned = sweep_abandoned(cfg.out)
     if abandoned:
         get_run_logger().info("removed %d unfinished output folders of earlier, interrupted runs", len(abandoned))
+    recorded = catalog.recorded(cfg.raw["limits"]["memory_mb"])  # read once: discovery and the plan
     found = scan(
         list(cfg.sources),
         exclude=cfg.raw["inputs"]["exclude"],
         formats=cfg.raw["inputs"]["formats"],
-        known=catalog.known_files(),
+        known=recorded,
         skip=[cfg.out],
         roots=list(roots or []) + catalog.roots(),
         follow_symlinks=cfg.raw["inputs"]["follow_symlinks"],
@@ -83,7 +85,7 @@ def discover_and_plan(cfg: Config, roots: list[str] | None = None) -> tuple[list
         options_for=cfg.options_for,
         options_key=cfg.options_key,
         version=version,
-        recorded=catalog.recorded(cfg.raw["limits"]["memory_mb"]),
+        recorded=recorded,
         completed=completed_work(cfg.out, inputs, cfg, version),
     )
     plan.unreadable = found.problems
