@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -75,7 +76,9 @@ class Recorded(Mapping[tuple[str, str], FileRecord]):
     is looked up, so a publish of one file into a catalog of 100,000 makes a few, not 100,000."""
 
     def __init__(self, files: pa.Table, memory_mb: int | None = None) -> None:
-        self._columns = {c: _times(files[c]) if c == "processed_at" else files[c].to_pylist() for c in RECORD_COLUMNS}
+        self._columns: dict[str, list[Any]] = {
+            c: _times(files[c]) if c == "processed_at" else files[c].to_pylist() for c in RECORD_COLUMNS
+        }
         self._at = {key: i for i, key in enumerate(zip(self._columns["source_root"], self._columns["path"]))}
         self._memory_mb = memory_mb
         self._made: dict[int, FileRecord] = {}
