@@ -584,11 +584,11 @@ def rerun_engine(folder: Path) -> dict:
     started = time.perf_counter()
     catalog = Catalog(out)
     sweep_abandoned(out)
-    recorded = catalog.recorded(cfg.raw["limits"]["memory_mb"])
+    recorded = catalog.recorded(cfg.limits.memory_mb)
     found = scan(
         list(cfg.sources),
-        exclude=cfg.raw["inputs"]["exclude"],
-        formats=cfg.raw["inputs"]["formats"],
+        exclude=list(cfg.inputs.exclude),
+        formats=list(cfg.inputs.formats),
         known=recorded,
         skip=[out],
         roots=catalog.roots(),

@@ -52,9 +52,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import re
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,6 +80,7 @@ from ezdxf.math import BoundingBox2d
 from ezdxf.tools import pattern as hatch_patterns
 
 from converters import svg_paths
+from documents import atomic
 from documents.errors import InputError, TransientError
 from documents.file_access import may_read
 
@@ -558,15 +557,6 @@ def _pixel_count(rect: pymupdf.Rect, zoom: float) -> int:
 def _write_atomic(path: Path, data: bytes) -> Path:
     """Write via a temporary name in the same folder, so readers never see a partial file."""
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        return atomic.write_bytes(path, data)
     except OSError as exc:
         raise TransientError(f"cannot write {path}: {exc}") from exc
-    return path

@@ -22,9 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import struct
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +46,7 @@ from OCP.TopLoc import TopLoc_Location
 from OCP.TopoDS import TopoDS, TopoDS_Shape
 from OCP.TopTools import TopTools_IndexedMapOfShape
 
+from documents.atomic import atomic_path
 from documents.errors import InputError, TransientError
 from documents.step_document import LoadedStep
 
@@ -257,21 +256,11 @@ def atomic_target(path: Path) -> Iterator[Path]:
 
     For writers that want a file name (OCCT) rather than bytes. OSError -> TransientError.
     """
-    path = Path(path)
     try:
-        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
-        os.close(fd)
+        with atomic_path(Path(path)) as tmp:
+            yield tmp
     except OSError as exc:
         raise TransientError(f"cannot write {path}: {exc}") from exc
-    tmp = Path(tmp_name)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise TransientError(f"cannot write {path}: {exc}") from exc
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
 
 
 # --- internals --------------------------------------------------------------------------------

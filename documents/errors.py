@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from documents.contracts import FileOutcome, WorkerJob
 from documents.names import printable
 
 
@@ -58,17 +59,18 @@ def classify(exc: BaseException) -> tuple[str, bool]:
     return type(exc).__name__, True
 
 
-def failure(job: dict, stage: str, error_class: str, message: str, permanent: bool, **extra: Any) -> dict:
-    name = Path(job["path"]).name
+def failure(job: WorkerJob, stage: str, error_class: str, message: str, permanent: bool, **extra: Any) -> FileOutcome:
+    """The failure envelope of every worker job: the message leads with the file and the stage.
+    `extra`: more FileOutcome fields (duration_ms, traceback, limit, the input as read)."""
+    name = Path(job.path).name
     message = printable(message)  # a library's message may carry the file's raw name or content
     message = message.removeprefix(f"{name}: ")  # the path leads the message already
-    return {
-        "status": "failed",
-        "work_id": job["work_id"],
-        "stage": stage,
-        "error_class": error_class,
-        "error_message": f"{job['path']}: {stage}: {message}",
-        "permanent": permanent,
-        "attempt": job.get("attempt", 1),
-        **extra,
-    }
+    values: dict[str, Any] = {"work_id": job.work_id, "attempt": job.attempt, **extra}
+    return FileOutcome(
+        status="failed",
+        stage=stage,
+        error_class=error_class,
+        error_message=f"{job.path}: {stage}: {message}",
+        permanent=permanent,
+        **values,
+    )

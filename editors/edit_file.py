@@ -16,6 +16,7 @@ retry and time it out.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import os
@@ -26,9 +27,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC
 from pathlib import Path
+from typing import Any
 
 import ezdxf
 
+from documents import atomic
+from documents.atomic import atomic_path
+from documents.contracts import FileOutcome
 from documents.dxf_document import LoadedDxf, open_dxf
 from documents.errors import InputError, TransientError
 from documents.file_kind import sniff_format
@@ -163,21 +168,17 @@ def _save_atomically(
     before_replace: Callable[[str], None] = lambda sha_after: None,
     temp_tag: str | None = None,
 ) -> None:
-    tmp = temp_beside(dest, temp_tag)
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        loaded.doc.saveas(tmp, fmt="bin" if binary else "asc")
-        _check_written(tmp, allowed_errors=len(loaded.audit_errors))
-        shutil.copymode(mode_from, tmp)
-        if unchanged is not None and _sha256(unchanged[0]) != unchanged[1]:
-            raise TransientError(f"{unchanged[0].name}: changed on disk while being edited; left as it is")
-        before_replace(_sha256(tmp))
-        os.replace(tmp, dest)
+        with atomic_path(dest, temp_beside(dest, temp_tag)) as tmp:  # named by the run: a killed run's is found
+            loaded.doc.saveas(tmp, fmt="bin" if binary else "asc")
+            _check_written(tmp, allowed_errors=len(loaded.audit_errors))
+            shutil.copymode(mode_from, tmp)
+            if unchanged is not None and _sha256(unchanged[0]) != unchanged[1]:
+                raise TransientError(f"{unchanged[0].name}: changed on disk while being edited; left as it is")
+            before_replace(_sha256(tmp))
     except OSError as exc:
         raise TransientError(f"{dest.name}: cannot write: {exc.strerror or exc}") from exc
-    finally:
-        if tmp.exists():  # exists() is False, not an error, when the folder itself is missing
-            tmp.unlink()
 
 
 def _check_written(path: Path, allowed_errors: int) -> None:
@@ -197,16 +198,12 @@ def _check_written(path: Path, allowed_errors: int) -> None:
 
 
 def _copy_atomically(src: Path, dest: Path, temp_tag: str | None = None) -> None:
-    tmp = temp_beside(dest, temp_tag)
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(src, tmp)
-        os.replace(tmp, dest)
+        with atomic_path(dest, temp_beside(dest, temp_tag)) as tmp:
+            shutil.copy2(src, tmp)
     except OSError as exc:
         raise TransientError(f"{src.name}: cannot back up to {dest}: {exc.strerror or exc}") from exc
-    finally:
-        if tmp.exists():  # exists() is False, not an error, when the folder itself is missing
-            tmp.unlink()
 
 
 def _remove(path: Path) -> None:
@@ -228,7 +225,59 @@ def _recipe(path: str, expected_hash: str, title_fields: tuple[str, ...]) -> Rec
     return recipe
 
 
-def edit_job(job: dict) -> dict:
+@dataclass(frozen=True)
+class EditJob:
+    """One drawing of an apply run, for a worker (paths in the catalog's text form)."""
+
+    source_root: str
+    path: str
+    format: str
+    sha256: str
+    work_id: str
+    recipe_path: str
+    recipe_hash: str
+    title_fields: tuple[str, ...]
+    title_patterns: tuple[str, ...]
+    title_tags: dict[str, list[str]]
+    part_tags: dict[str, list[str]]
+    facts: dict[str, Any] | None  # FileFacts.to_dict() from the catalog, when it knows the drawing
+    dest: str
+    backup: str | None
+    dry_run: bool
+    attempt: int = 1
+    intent_file: str | None = None  # the run journal's record of this edit (none for a dry run)
+    temp_tag: str | None = None  # names temporary files after the run
+
+    def retried(self) -> EditJob:
+        return dataclasses.replace(self, attempt=self.attempt + 1)
+
+
+@dataclass
+class EditOutcome:
+    """A worker's answer for a drawing it could edit: changed, unchanged or skipped."""
+
+    status: str
+    work_id: str
+    path: str
+    attempt: int
+    sha256_before: str | None
+    sha256_after: str | None
+    output: str | None
+    backup: str | None
+    note: str | None
+    changes: list[dict[str, Any]]
+    duration_ms: int
+    permanent: bool = False  # never failed: a failure is documents.errors.failure's FileOutcome
+
+    @property
+    def ok(self) -> bool:
+        return True
+
+    def record(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def edit_job(job: EditJob) -> EditOutcome | FileOutcome:
     """One file of an apply run. Never raises for a file's own fault: returns a result record
     (``status``: changed, unchanged, skipped, or failed as :func:`documents.errors.failure` makes it)."""
     from documents.errors import Stage, classify, failure
@@ -237,19 +286,19 @@ def edit_job(job: dict) -> dict:
     started = time.monotonic()
     stage = Stage()
     try:
-        recipe = _recipe(job["recipe_path"], job["recipe_hash"], tuple(job["title_fields"]))
-        settings = TitleSettings(tuple(job["title_patterns"]), job["title_tags"], job["part_tags"])
+        recipe = _recipe(job.recipe_path, job.recipe_hash, tuple(job.title_fields))
+        settings = TitleSettings(tuple(job.title_patterns), job.title_tags, job.part_tags)
         edit = edit_file(  # paths in the job are in the catalog's text form (documents/names.py)
-            native_path(job["source_root"]) / to_native(job["path"]),
+            native_path(job.source_root) / to_native(job.path),
             recipe,
             settings,
-            dest=native_path(job["dest"]),
-            dry_run=job["dry_run"],
-            backup=native_path(job["backup"]) if job.get("backup") else None,
-            facts=FileFacts.from_dict(job["facts"]) if job.get("facts") else None,
+            dest=native_path(job.dest),
+            dry_run=job.dry_run,
+            backup=native_path(job.backup) if job.backup else None,
+            facts=FileFacts.from_dict(job.facts) if job.facts else None,
             stage=stage,
-            before_replace=functools.partial(_announce, job) if job.get("intent_file") else None,
-            temp_tag=job.get("temp_tag"),
+            before_replace=functools.partial(_announce, job) if job.intent_file else None,
+            temp_tag=job.temp_tag,
         )
     except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt):
@@ -264,32 +313,32 @@ def edit_job(job: dict) -> dict:
             duration_ms=round((time.monotonic() - started) * 1000),
             traceback="".join(traceback.format_exception(exc, limit=-6)),
         )
-    return {
-        "status": edit.status,
-        "work_id": job["work_id"],
-        "path": job["path"],
-        "attempt": job.get("attempt", 1),
-        "sha256_before": edit.sha256_before,
-        "sha256_after": edit.sha256_after,
-        "output": to_text(edit.output) if edit.output else None,
-        "backup": to_text(edit.backup) if edit.backup else None,
-        "note": edit.note,
-        "changes": clean([asdict(change) for change in edit.changes]),  # drawing text may not be encodable
-        "duration_ms": round((time.monotonic() - started) * 1000),
-    }
+    return EditOutcome(
+        status=edit.status,
+        work_id=job.work_id,
+        path=job.path,
+        attempt=job.attempt,
+        sha256_before=edit.sha256_before,
+        sha256_after=edit.sha256_after,
+        output=to_text(edit.output) if edit.output else None,
+        backup=to_text(edit.backup) if edit.backup else None,
+        note=edit.note,
+        changes=clean([asdict(change) for change in edit.changes]),  # drawing text may not be encodable
+        duration_ms=round((time.monotonic() - started) * 1000),
+    )
 
 
-def _announce(job: dict, edit: FileEdit) -> None:
+def _announce(job: EditJob, edit: FileEdit) -> None:
     """Write the record of this edit to the run's journal (engine/edit_journal.py) before the
     drawing is replaced: a run killed after the replacement still has its edit recorded."""
-    import json
     from datetime import datetime
 
     from documents.names import clean, native_path, to_text
 
+    assert edit.output is not None  # announced only when a drawing is about to be written
     record = {
-        "source_root": job["source_root"],
-        "path": job["path"],
+        "source_root": job.source_root,
+        "path": job.path,
         "output": to_text(edit.output),
         "backup": to_text(edit.backup) if edit.backup else None,
         "sha256_before": edit.sha256_before,
@@ -297,14 +346,13 @@ def _announce(job: dict, edit: FileEdit) -> None:
         "changes": clean([asdict(change) for change in edit.changes]),
         "edited_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
     }
-    target = native_path(job["intent_file"])
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    assert job.intent_file is not None  # only announced when the run keeps a journal
+    target = native_path(job.intent_file)
     try:
-        tmp.write_text(json.dumps(record, ensure_ascii=False), encoding="utf-8")
-        os.replace(tmp, target)
+        atomic.write_json(target, record)
     except OSError as exc:  # no record, no edit: the drawing is left as it is
         raise TransientError(
-            f"{job['path']}: cannot write the edit's record to the journal: {exc.strerror or exc}"
+            f"{job.path}: cannot write the edit's record to the journal: {exc.strerror or exc}"
         ) from exc
 
 

@@ -42,6 +42,7 @@ from engine.catalog_store import (
     Publication,
     Version,
 )
+from engine.config import CatalogSettings
 from engine.discover import InputFile, inside
 from engine.records import RECORD_COLUMNS, FileRecord
 from engine.work import mode_no_wider, read_result
@@ -117,12 +118,12 @@ class Recorded(Mapping[tuple[str, str], FileRecord]):
                 yield key, copy
 
 
-def maintenance_rule(section: dict) -> MaintenanceRule:
-    """The `[catalog]` section of the config as the store's maintenance rule."""
+def maintenance_rule(settings: CatalogSettings) -> MaintenanceRule:
+    """The config's `[catalog]` section as the store's maintenance rule."""
     return MaintenanceRule(
-        keep_hours=section["keep_history_days"] * 24,
-        every_hours=section["maintain_every_hours"],
-        after_commits=section["maintain_after_commits"],
+        keep_hours=settings.keep_history_days * 24,
+        every_hours=settings.maintain_every_hours,
+        after_commits=settings.maintain_after_commits,
     )
 
 

@@ -143,6 +143,41 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class InputSettings:
+    """`[inputs]`: which files of the sources are inputs."""
+
+    exclude: tuple[str, ...]
+    formats: tuple[str, ...]
+    follow_symlinks: bool
+
+
+@dataclass(frozen=True)
+class Limits:
+    """`[limits]`: what one file may take (0 memory: no cap)."""
+
+    timeout_s: float
+    memory_mb: int
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """`[run]`: how the batch is run (0: the default for this machine)."""
+
+    runner: str
+    workers: int
+    chunk_size: int
+
+
+@dataclass(frozen=True)
+class CatalogSettings:
+    """`[catalog]`: how long its history is kept and when it is compacted and vacuumed."""
+
+    keep_history_days: float
+    maintain_every_hours: float
+    maintain_after_commits: int
+
+
+@dataclass(frozen=True)
 class Config:
     """Validated settings; `raw` keeps the merged tables for the option fingerprints."""
 
@@ -154,6 +189,28 @@ class Config:
 
     def section(self, name: str) -> dict[str, Any]:
         return self.raw[name]
+
+    @property
+    def inputs(self) -> InputSettings:
+        raw = self.raw["inputs"]
+        return InputSettings(tuple(raw["exclude"]), tuple(raw["formats"]), bool(raw["follow_symlinks"]))
+
+    @property
+    def limits(self) -> Limits:
+        raw = self.raw["limits"]
+        return Limits(float(raw["timeout_s"]), int(raw["memory_mb"]))
+
+    @property
+    def catalog(self) -> CatalogSettings:
+        raw = self.raw["catalog"]
+        return CatalogSettings(
+            float(raw["keep_history_days"]), float(raw["maintain_every_hours"]), int(raw["maintain_after_commits"])
+        )
+
+    @property
+    def run(self) -> RunOptions:
+        raw = self.raw["run"]
+        return RunOptions(str(raw["runner"]), int(raw["workers"] or 0), int(raw["chunk_size"] or 0))
 
     def options_for(self, fmt: str) -> dict[str, Any]:
         """The options that shape the outputs of one input format: part of the work identity."""

@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import posixpath
 import re
-import threading
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -42,6 +40,7 @@ from converters.datasheet import (
     render_report,
     templates_fingerprint,
 )
+from documents import atomic
 from documents.errors import TransientError
 from documents.names import to_bytes
 from engine.catalog import Catalog, Outcome
@@ -300,11 +299,8 @@ def _run_links(runs: pd.DataFrame, current: dict, root: str, out: Path) -> list[
 
 def write_text(path: Path, text: str) -> None:
     """Atomically: a reader sees the old page or the new one, never half of one."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
+        atomic.write_text(path, text)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise TransientError(f"{path}: cannot write: {exc}") from exc

@@ -23,6 +23,7 @@ import os
 import shutil
 from pathlib import Path
 
+from documents import atomic
 from documents.names import native_path, to_text
 
 JOURNAL_DIR = ".pending-edits"
@@ -88,9 +89,7 @@ class RunJournal:
 
 
 def write_json(path: Path, value: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(value, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic.write_json(path, value)
 
 
 def _sha256(path: Path) -> str | None:

@@ -1,4 +1,7 @@
-"""Run file jobs in isolated worker processes, with per-file timeouts and retries.
+"""The one worker runner: file jobs in isolated worker processes, with per-file timeouts and retries.
+
+The batch (engine/work.py `process_job`) and an apply run (editors/edit_file.py `edit_job`) use it
+alike: a `WorkerPool` takes the work function and the worker initializer.
 
 A plain process pool (pebble), not a Prefect task runner: a task run per file would cost more than
 many files' work, and process runners start a throwaway Prefect server in every worker. Each job
@@ -19,11 +22,13 @@ from concurrent.futures import FIRST_COMPLETED, wait
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from pebble import ProcessExpired, ProcessPool
 
+from documents.contracts import WorkerAnswer, WorkerJob
 from documents.errors import failure
-from engine.work import init_worker, process_job
+from engine.config import Config
 
 
 @dataclass(frozen=True)
@@ -39,14 +44,58 @@ class RetryPolicy:
         return max(0.0, base * (1 + random.uniform(-self.jitter, self.jitter)))
 
 
+@dataclass(frozen=True)
+class RunSettings:
+    """What the tasks that run files need of the config: runner, pool size, limits, retries."""
+
+    runner: str
+    workers: int
+    timeout_s: float
+    memory_mb: int
+    retry: RetryPolicy
+    run_id: str | None = None
+
+    @property
+    def local(self) -> bool:
+        """Files run in this process's pool (not on Dask workers): each is reported as it ends."""
+        return self.runner != "dask"
+
+
+def run_settings(cfg: Config, run_id: str | None = None) -> RunSettings:
+    """The run settings of a config: the same for a batch and an apply run."""
+    run = cfg.run
+    return RunSettings(
+        runner=run.runner,
+        workers=run.workers or default_workers(),
+        timeout_s=cfg.limits.timeout_s,
+        memory_mb=cfg.limits.memory_mb,
+        retry=RetryPolicy(**cfg.raw["retries"]),
+        run_id=run_id,
+    )
+
+
 def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
-class FileExecutor:
+J = TypeVar("J", bound=WorkerJob)
+R = TypeVar("R", bound=WorkerAnswer)
+
+
+@dataclass(frozen=True)
+class WorkFunction(Generic[J, R]):
+    """What a pool's workers run: `work(job)` for each job, after `initializer(memory_mb)` once per
+    worker. Both must be importable module-level functions (workers are spawned)."""
+
+    work: Callable[[J], R]
+    initializer: Callable[[int], None]
+
+
+class WorkerPool(Generic[J, R]):
     """A process pool shared by every caller in this process (thread-safe)."""
 
-    def __init__(self, workers: int = 0, memory_mb: int = 0) -> None:
+    def __init__(self, function: WorkFunction[J, R], workers: int = 0, memory_mb: int = 0) -> None:
+        self.function = function
         self.workers = workers or default_workers()
         self.memory_mb = memory_mb
         self._lock = threading.Lock()
@@ -56,19 +105,19 @@ class FileExecutor:
         # spawn: the parent runs threads (Prefect, Rich), and forking a threaded process can deadlock.
         return ProcessPool(
             max_workers=self.workers,
-            initializer=init_worker,
+            initializer=self.function.initializer,
             initargs=(self.memory_mb,),
             context=multiprocessing.get_context("spawn"),
         )
 
-    def _schedule(self, job: dict, timeout_s: float):
+    def _schedule(self, job: J, timeout_s: float) -> Any:
         """Schedule on a working pool: a worker killed mid-message (SIGKILL from the OOM killer)
         can break pebble's shared channel, and then the whole pool is replaced."""
         with self._lock:
             if not self._pool.active:
                 self._pool.stop()
                 self._pool = self._new_pool()
-            return self._pool.schedule(process_job, args=(job,), timeout=timeout_s)
+            return self._pool.schedule(self.function.work, args=(job,), timeout=timeout_s)
 
     def warm_up(self) -> None:
         """Start the worker processes now (each imports the drawing libraries, seconds), for
@@ -86,29 +135,31 @@ class FileExecutor:
             self._pool.stop()
             self._pool.join()
 
-    def __enter__(self) -> FileExecutor:
+    def __enter__(self) -> WorkerPool[J, R]:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop() if exc[0] else self.close()
 
     def run(
         self,
-        jobs: list[dict],
+        jobs: list[J],
         *,
         timeout_s: float,
         retry: RetryPolicy = RetryPolicy(),
-        on_result: Callable[[dict, dict], None] | None = None,
-    ) -> list[dict]:
-        """Process every job; return one final result per job, in the jobs' order.
+        on_result: Callable[[J, R | Any], None] | None = None,
+    ) -> list[R | Any]:
+        """Process every job; return one final answer per job, in the jobs' order: the work
+        function's, or the failure envelope's (documents/errors.py) when the worker timed out,
+        died or could not take the job.
 
-        `on_result(job, result)` is called as each job reaches its final state.
+        `on_result(job, answer)` is called as each job reaches its final state.
         """
-        results: list[dict | None] = [None] * len(jobs)
-        running: dict = {}
-        waiting: list[tuple[float, int, dict]] = []  # (ready_at, index, job) retries in backoff
+        results: list[Any] = [None] * len(jobs)
+        running: dict[Any, tuple[int, J]] = {}
+        waiting: list[tuple[float, int, J]] = []  # (ready_at, index, job) retries in backoff
 
-        def submit(index: int, job: dict) -> None:
+        def submit(index: int, job: J) -> None:
             running[self._schedule(job, timeout_s)] = (index, job)
 
         for index, job in enumerate(jobs):
@@ -127,17 +178,16 @@ class FileExecutor:
             for future in done:
                 index, job = running.pop(future)
                 result = _outcome(future, job, timeout_s)
-                if result["status"] == "failed" and not result["permanent"] and job["attempt"] < retry.attempts:
-                    retry_job = {**job, "attempt": job["attempt"] + 1}
-                    waiting.append((time.monotonic() + retry.delay(job["attempt"]), index, retry_job))
+                if result.status == "failed" and not result.permanent and job.attempt < retry.attempts:
+                    waiting.append((time.monotonic() + retry.delay(job.attempt), index, job.retried()))
                     continue
                 results[index] = result
                 if on_result:
                     on_result(job, result)
-        return results  # type: ignore[return-value]
+        return results
 
 
-def _outcome(future, job: dict, timeout_s: float) -> dict:
+def _outcome(future: Any, job: WorkerJob, timeout_s: float) -> Any:
     try:
         return future.result()
     except FutureTimeout:
@@ -152,29 +202,26 @@ def _outcome(future, job: dict, timeout_s: float) -> dict:
         return failure(job, "process", type(exc).__name__, str(exc), True)
 
 
-_shared: FileExecutor | None = None
+_shared: dict[WorkFunction[Any, Any], WorkerPool[Any, Any]] = {}
 _shared_lock = threading.Lock()
 
 
-def shared_executor(workers: int = 0, memory_mb: int = 0) -> FileExecutor:
-    """One pool per process, created on first use: the flow process, or each Dask worker.
-
-    Asking for a different size or memory cap replaces the pool once the previous one is idle.
-    """
-    global _shared
+def shared_pool(function: WorkFunction[J, R], workers: int = 0, memory_mb: int = 0) -> WorkerPool[J, R]:
+    """One pool per process and work function, created on first use: the flow process, or each
+    Dask worker. Asking for a different size or memory cap replaces the pool once it is idle."""
     with _shared_lock:
         wanted = (workers or default_workers(), memory_mb)
-        if _shared is not None and (_shared.workers, _shared.memory_mb) != wanted:
-            _shared.close()
-            _shared = None
-        if _shared is None:
-            _shared = FileExecutor(*wanted)
-        return _shared
+        pool = _shared.get(function)
+        if pool is not None and (pool.workers, pool.memory_mb) != wanted:
+            pool.close()
+            pool = None
+        if pool is None:
+            pool = _shared[function] = WorkerPool(function, *wanted)
+        return pool
 
 
-def close_shared_executor() -> None:
-    global _shared
+def close_shared_pool(function: WorkFunction[Any, Any] | None = None) -> None:
+    """Close the shared pool of `function` (None: every shared pool)."""
     with _shared_lock:
-        if _shared is not None:
-            _shared.close()
-            _shared = None
+        for key in [f for f in _shared if function is None or f == function]:
+            _shared.pop(key).close()

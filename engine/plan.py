@@ -17,6 +17,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from documents.contracts import Job
 from engine.discover import InputFile, Unreadable
 from engine.records import FileRecord
 
@@ -33,22 +34,23 @@ class WorkItem:
     options_key: str = ""
     version: str = ""
 
-    def to_job(self, out: str, attempt: int = 1, follow_symlinks: bool = False) -> dict:
-        """The picklable (and JSON-safe: paths in text form) job a worker process receives. The
-        worker recomputes the work id from `options_key` and `version` if the content changed."""
-        return {
-            "source_root": self.input.source_root,
-            "path": self.input.path,
-            "format": self.input.format,
-            "sha256": self.input.sha256,
-            "work_id": self.work_id,
-            "options": self.options,
-            "options_key": self.options_key,
-            "version": self.version,
-            "out": out,
-            "attempt": attempt,
-            "follow_symlinks": follow_symlinks,
-        }
+    def to_job(self, out: str, follow_symlinks: bool = False) -> Job:
+        """The job a worker process receives. The worker recomputes the work id from
+        `options_key` and `version` if the content changed since discovery."""
+        if self.input.sha256 is None or self.input.format is None:
+            raise ValueError(f"{self.input.path}: discovery could not read it; it is no job for a worker")
+        return Job(
+            source_root=self.input.source_root,
+            path=self.input.path,
+            format=self.input.format,
+            sha256=self.input.sha256,
+            work_id=self.work_id,
+            options=self.options,
+            options_key=self.options_key,
+            version=self.version,
+            out=out,
+            follow_symlinks=follow_symlinks,
+        )
 
 
 @dataclass

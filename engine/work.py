@@ -7,6 +7,7 @@ with `result.json` (metadata and table rows) inside; a folder there is therefore
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import hashlib
 import json
@@ -20,10 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from documents import atomic
+from documents.contracts import FileOutcome, FileResult, Job, Output
 from documents.errors import InputError, Stage, TransientError, classify, failure
 from documents.file_access import ReadScope, open_regular, reading_within
 from documents.file_kind import HEAD_SIZE, sniff_bytes
 from documents.names import clean, native_path, printable, to_native
+from engine.executor import WorkFunction
 
 RESULT_FILE = "result.json"
 OUTPUTS_DIR = "outputs"
@@ -43,10 +47,11 @@ def is_complete(out: Path | str, wid: str) -> bool:
 
 
 def read_result(out: Path | str, wid: str) -> dict:
+    """A work's `result.json`: a FileResult's fields and the identity it was made under."""
     return json.loads((work_dir(out, wid) / RESULT_FILE).read_text(encoding="utf-8"))
 
 
-def _dxf(src: Path, job: dict, dest: Path, stage: Stage) -> dict:
+def _dxf(src: Path, job: Job, dest: Path, stage: Stage) -> FileResult:
     from converters.dxf_render import PageSpec, RenderOptions, render_dxf
     from documents.dxf_document import open_dxf
     from documents.dxf_sanity import remove_non_finite
@@ -54,7 +59,7 @@ def _dxf(src: Path, job: dict, dest: Path, stage: Stage) -> dict:
     from extractors.dxf_metadata import extract_metadata
     from extractors.title_block import DEFAULT_TITLE_BLOCK_PATTERNS, DEFAULT_TITLE_TAG_MAP, title_block
 
-    opts = job["options"]
+    opts = job.options
     stage("load")
     dwg = opts.get("dwg", {})  # DWG only: the reader of the work identity (None: none available)
     readers = [dwg["reader"]] if dwg.get("reader") else dwg.get("readers", [])
@@ -92,19 +97,14 @@ def _dxf(src: Path, job: dict, dest: Path, stage: Stage) -> dict:
         ),
     )
     outputs = [
-        {"layout": lay.layout, "format": fmt, "file": path.name, "empty": lay.empty}
+        Output(lay.layout, fmt, path.name, lay.empty)
         for lay in render.layouts
         for fmt, path in sorted(lay.files.items())
     ]
-    return {
-        "summary": summary,
-        "tables": tables,
-        "outputs": outputs,
-        "warnings": meta.warnings + render.warnings,
-    }
+    return FileResult(summary, tables, outputs, meta.warnings + render.warnings)
 
 
-def _model(src: Path, job: dict, dest: Path, stage: Stage) -> dict:
+def _model(src: Path, job: Job, dest: Path, stage: Stage) -> FileResult:
     """STEP, IGES and STL: meshes, the four-view drawing, 3D metadata and the assembly BOM."""
     from converters.step_drawing import render_views
     from converters.step_mesh import write_glb, write_stl
@@ -112,7 +112,7 @@ def _model(src: Path, job: dict, dest: Path, stage: Stage) -> dict:
     from extractors.step_bom import step_bom_rows
     from extractors.step_metadata import density_for, extract_step_metadata
 
-    opts = job["options"]
+    opts = job.options
     wanted = opts["outputs"]
     stage("load")
     loaded = open_model(src)
@@ -123,7 +123,7 @@ def _model(src: Path, job: dict, dest: Path, stage: Stage) -> dict:
     bom = step_bom_rows(loaded, density_for(opts["default_material"], opts["densities"]))
     summary["bom_row_count"] = len(bom)
     mesh = (opts["stl_linear_tolerance"], opts["stl_angular_tolerance"], opts["stl_max_bytes"])
-    outputs = []
+    outputs: list[Output] = []
     if not summary.get("n_faces") and not loaded.mesh_only:  # wireframe or points only
         warnings.append("the model has no faces: no STL, GLB or drawing")
         wanted = []
@@ -140,21 +140,18 @@ def _model(src: Path, job: dict, dest: Path, stage: Stage) -> dict:
             warnings.append(
                 f"STL tolerance coarsened to {info['linear_tolerance']:g} mm to stay under {opts['stl_max_bytes']} bytes"
             )
-        outputs.append({"layout": None, "format": "stl", "file": "model.stl", "empty": False})
+        outputs.append(Output(None, "stl", "model.stl"))
     if "glb" in wanted:
         stage("glb")
         write_glb(loaded, dest / "model.glb", *mesh)
-        outputs.append({"layout": None, "format": "glb", "file": "model.glb", "empty": False})
+        outputs.append(Output(None, "glb", "model.glb"))
     views = [fmt for fmt in ("svg", "png") if fmt in wanted]
     if views:
         stage("drawing")
         drawing = render_views(loaded, dest, hidden_lines=opts["hidden_lines"], formats=views, stem="views")
         summary["drawing_scale"] = drawing["scale"]
-        outputs += [
-            {"layout": "views", "format": fmt, "file": path.name, "empty": False}
-            for fmt, path in sorted(drawing["files"].items())
-        ]
-    return {"summary": summary, "tables": {"bom": bom}, "outputs": outputs, "warnings": warnings}
+        outputs += [Output("views", fmt, path.name) for fmt, path in sorted(drawing["files"].items())]
+    return FileResult(summary, {"bom": bom}, outputs, warnings)
 
 
 def _merged_tags(defaults: dict[str, list[str]], extra: dict[str, list[str]]) -> dict[str, list[str]]:
@@ -164,14 +161,14 @@ def _merged_tags(defaults: dict[str, list[str]], extra: dict[str, list[str]]) ->
     return merged
 
 
-def _unknown(src: Path, job: dict, dest: Path, stage: Stage) -> dict:
+def _unknown(src: Path, job: Job, dest: Path, stage: Stage) -> FileResult:
     stage("detect")
     if src.is_file() and src.stat().st_size == 0:
         raise InputError("file is empty (0 bytes)")
     raise InputError(f"content is not a recognised CAD format (extension {src.suffix or 'none'})")
 
 
-HANDLERS: dict[str, Callable[[Path, dict, Path, Stage], dict]] = {
+HANDLERS: dict[str, Callable[[Path, Job, Path, Stage], FileResult]] = {
     "dxf": _dxf,
     "dxf-binary": _dxf,
     "dwg": _dxf,  # the loader converts it to DXF with the configured DWG reader (documents/dwg_readers.py)
@@ -235,16 +232,16 @@ def _family(fmt: str | None) -> str | None:
     return "dxf" if fmt in ("dxf", "dxf-binary", "dwg", "unknown") else ("model" if fmt else None)
 
 
-def process_job(job: dict) -> dict:
-    """Do one file's work. Never raises for a file's own fault: returns a result record.
+def process_job(job: Job) -> FileOutcome:
+    """Do one file's work. Never raises for a file's own fault: returns its outcome.
 
     The worker hashes the file itself and files the work under the hash of the bytes it parsed:
     a file rewritten since discovery is processed as it is now, under its new identity (the
-    result says so), never under the old content's work id."""
+    outcome says so), never under the old content's work id."""
     started = time.monotonic()
-    src = native_path(job["source_root"]) / to_native(job["path"])
-    out = native_path(job["out"])
-    follow = bool(job.get("follow_symlinks"))
+    src = native_path(job.source_root) / to_native(job.path)
+    out = native_path(job.out)
+    follow = job.follow_symlinks
     stage = Stage()
     try:
         snap = snapshot(src, follow)
@@ -255,35 +252,36 @@ def process_job(job: dict) -> dict:
             raise
         error_class, permanent = classify(exc)
         return failure(job, "open", error_class, str(exc) or error_class, permanent)
-    job = _as_read(job, snap)
-    if "changed_format" in job:
-        return failure(job, "open", "TransientError", job["changed_format"], False, **_identity_fields(job, snap))
-    final = work_dir(out, job["work_id"])
+    job, changed_format = _as_read(job, snap)
+    if changed_format:
+        return failure(job, "open", "TransientError", changed_format, False, **_identity_fields(job, snap))
+    final = work_dir(out, job.work_id)
     if (final / RESULT_FILE).is_file():  # done meanwhile by another run or attempt
         return _done(job, final, started, reused=True, snap=snap)
     final.parent.mkdir(parents=True, exist_ok=True)
-    lock = _claim(out, job["work_id"])  # another run on the same content: wait for it, then reuse its result
+    lock = _claim(out, job.work_id)  # another run on the same content: wait for it, then reuse its result
     if (final / RESULT_FILE).is_file():
         os.close(lock)
         return _done(job, final, started, reused=True, snap=snap)
-    tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{job['work_id']}-", dir=final.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{job.work_id}-", dir=final.parent))
     try:
-        handler = HANDLERS.get(job["format"])
+        handler = HANDLERS.get(job.format)
         if handler is None:
-            raise InputError(f"no converter for format {job['format']}")
+            raise InputError(f"no converter for format {job.format}")
         # The drawing's references (xrefs, images) are looked up inside its source root only.
-        with reading_within(ReadScope.of([native_path(job["source_root"])], follow)):
-            record = handler(src, job, tmp, stage)
+        with reading_within(ReadScope.of([native_path(job.source_root)], follow)):
+            result = handler(src, job, tmp, stage)
         stage("write")
         if not unchanged_since(src, snap, follow):
             raise TransientError("changed while it was being processed; tried again")
-        record.update(
-            work_id=job["work_id"],
-            sha256=job["sha256"],
-            format=job["format"],
-            source_name=Path(job["path"]).name,
-            options=job["options"],
-        )
+        record = {
+            **dataclasses.asdict(result),
+            "work_id": job.work_id,
+            "sha256": job.sha256,
+            "format": job.format,
+            "source_name": Path(job.path).name,
+            "options": job.options,
+        }
         _write_json(tmp / RESULT_FILE, record)
         _restrict(tmp, snap.mode)
         try:
@@ -315,29 +313,27 @@ def process_job(job: dict) -> dict:
         os.close(lock)  # releases the lock; a killed worker's lock is released by the kernel
 
 
-def _as_read(job: dict, snap: Snapshot) -> dict:
-    """The job as the bytes read make it: unchanged, or under the new content's identity."""
-    if snap.sha256 == job["sha256"]:
-        return job
+def _as_read(job: Job, snap: Snapshot) -> tuple[Job, str | None]:
+    """The job as the bytes read make it: unchanged, or under the new content's identity; and
+    why it cannot be processed now (None: it can)."""
+    if snap.sha256 == job.sha256:
+        return job, None
     from engine.plan import work_id  # the same identity the plan computes
 
-    fmt = snap.format or ("unknown" if _family(job["format"]) == "dxf" else None)
-    changed = {**job, "sha256": snap.sha256}
-    if _family(fmt) != _family(job["format"]) or fmt is None:
-        changed["changed_format"] = (
-            f"content changed since discovery and is no longer {job['format']}; the next run takes it as it is"
-        )
-        return changed
-    changed.update(format=fmt, work_id=work_id(snap.sha256, job["options_key"], job["version"]))
-    return changed
+    fmt = snap.format or ("unknown" if _family(job.format) == "dxf" else None)
+    if fmt is None or _family(fmt) != _family(job.format):
+        changed = job.as_read(snap.sha256, job.format, job.work_id)
+        why = f"content changed since discovery and is no longer {job.format}; the next run takes it as it is"
+        return changed, why
+    return job.as_read(snap.sha256, fmt, work_id(snap.sha256, job.options_key, job.version)), None
 
 
-def _identity_fields(job: dict, snap: Snapshot) -> dict:
-    """What a result tells the catalog about the input it came from (as read)."""
+def _identity_fields(job: Job, snap: Snapshot) -> dict[str, Any]:
+    """What an outcome tells the catalog about the input it came from (as read)."""
     return {
-        "sha256": job["sha256"],
-        "work_id": job["work_id"],
-        "format": job["format"],
+        "sha256": job.sha256,
+        "work_id": job.work_id,
+        "format": job.format,
         "size": snap.size,
         "mtime_ns": snap.mtime_ns,
     }
@@ -390,25 +386,23 @@ def sweep_abandoned(out: Path | str) -> list[Path]:
     return removed
 
 
-def _done(job: dict, final: Path, started: float, reused: bool = False, snap: Snapshot | None = None) -> dict:
+def _done(job: Job, final: Path, started: float, reused: bool = False, snap: Snapshot | None = None) -> FileOutcome:
     record = json.loads((final / RESULT_FILE).read_text(encoding="utf-8"))
-    return {
-        **(_identity_fields(job, snap) if snap is not None else {}),
-        "status": "ok",
-        "work_id": job["work_id"],
-        "outputs": [f"{OUTPUTS_DIR}/{job['work_id']}/{o['file']}" for o in record.get("outputs", [])],
-        "warnings": record.get("warnings", []),
-        "duration_ms": round((time.monotonic() - started) * 1000),
-        "attempt": job.get("attempt", 1),
-        "reused": reused,
-    }
+    identity = _identity_fields(job, snap) if snap is not None else {"work_id": job.work_id}
+    return FileOutcome(
+        status="ok",
+        outputs=[f"{OUTPUTS_DIR}/{job.work_id}/{o['file']}" for o in record.get("outputs", [])],
+        warnings=record.get("warnings", []),
+        duration_ms=round((time.monotonic() - started) * 1000),
+        attempt=job.attempt,
+        reused=reused,
+        **identity,
+    )
 
 
 def _write_json(path: Path, value: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
     # clean: drawing text ezdxf could not decode reaches us as lone surrogates, which UTF-8 refuses.
-    tmp.write_text(json.dumps(clean(value), default=str, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic.write_json(path, clean(value))
 
 
 def init_worker(memory_mb: int) -> None:
@@ -433,3 +427,7 @@ def init_worker(memory_mb: int) -> None:
     global _memory_mb
     _memory_mb = memory_mb
     cap_memory(memory_mb)
+
+
+# What the batch's worker pool runs (engine/executor.py).
+BATCH_WORK: WorkFunction[Job, FileOutcome] = WorkFunction(process_job, init_worker)

@@ -23,282 +23,81 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import multiprocessing
+import dataclasses
 import os
-import threading
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
-from pebble import ProcessPool
 from prefect import flow, get_run_logger, task
 from prefect.runtime import flow_run
-from prefect.states import Completed, Failed
+from prefect.states import Completed, Failed, State
 
+from documents.contracts import FileOutcome
 from documents.errors import failure
-from documents.names import native_path, printable, to_native, to_text
-from editors.edit_file import edit_job, init_edit_worker, temp_beside
+from documents.names import native_path, printable, to_text
+from editors.edit_file import EditJob, EditOutcome, temp_beside
 from editors.recipe import Recipe, RecipeError, load_recipe
-from editors.selection import FileFacts, TitleSettings, facts_selected, path_selected
-from engine.catalog import Catalog, now_iso
-from engine.config import REVISIONS_DIR, Config, ConfigError, check_roots, load_config
-from engine.discover import InputFile, scan, sha256_file
-from engine.edit_journal import RunJournal, edit_rows, recover
-from engine.executor import FileExecutor, RetryPolicy, default_workers
-from extractors.block_attributes import DEFAULT_TAG_MAP
-from extractors.title_block import DEFAULT_TITLE_BLOCK_PATTERNS, DEFAULT_TITLE_TAG_MAP
+from editors.selection import TitleSettings
+from engine import edits
+from engine.catalog import now_iso
+from engine.config import Config, ConfigError, load_config
+from engine.edit_journal import RunJournal
+from engine.edits import (
+    EDIT_WORK,
+    ApplyError,
+    EditPlan,
+    check_paths,
+    complete_interrupted_edits,
+    plan_edits,
+    revision_dir,
+    title_settings,
+)
+from engine.executor import RunSettings, close_shared_pool, run_settings, shared_pool
 from flows.batch import chunk_size_for, new_run_id
-
-EDIT_COLUMNS = [
-    "run_id",
-    "recipe_name",
-    "recipe_hash",
-    "mode",
-    "source_root",
-    "path",
-    "output",
-    "backup",
-    "sha256_before",
-    "sha256_after",
-    "operation",
-    "target",
-    "before",
-    "after",
-    "edited_at",
-]
-
-
-class ApplyError(ValueError):
-    """Arguments that cannot work together (in place without a backup, a missing library ...)."""
-
-
-def title_settings(cfg: Config) -> TitleSettings:
-    """The catalog's title block rules, so that selection and edits agree with its columns."""
-
-    def merged(defaults: dict[str, list[str]], extra: dict[str, list[str]]) -> dict[str, list[str]]:
-        tags = {column: list(spellings) for column, spellings in defaults.items()}
-        for column, spellings in extra.items():
-            tags.setdefault(column, []).extend(spellings)
-        return tags
-
-    patterns = cfg.raw["title_block"]["block_patterns"] or DEFAULT_TITLE_BLOCK_PATTERNS
-    return TitleSettings(
-        tuple(patterns),
-        merged(DEFAULT_TITLE_TAG_MAP, cfg.raw["title_block"]["tags"]),
-        merged(DEFAULT_TAG_MAP, cfg.raw["bom"]["tags"]),
-    )
-
-
-def revision_dir(out: Path, recipe: Recipe) -> Path:
-    return Path(out) / REVISIONS_DIR / f"{recipe.name}-{recipe.short_hash}"
-
-
-def check_paths(
-    library: str, in_place: bool, backup: str | None, dry_run: bool, out: Path | None = None
-) -> tuple[Path, Path | None]:
-    """The library, and the backup folder (in place only); raises ApplyError for what cannot work.
-    `library` and `backup` in the catalog's text form (documents/names.py)."""
-    root = native_path(library).resolve()
-    if not root.exists():
-        raise ApplyError(f"library not found: {to_text(root)}")
-    if out is not None:
-        try:
-            check_roots([root], out, what="library")
-        except ConfigError as exc:
-            raise ApplyError(str(exc)) from exc
-    if backup and not in_place:
-        raise ApplyError("--backup is only used with --in-place")
-    if in_place and not backup and not dry_run:
-        raise ApplyError("--in-place needs --backup DIR: the originals are copied there first")
-    backup_dir = native_path(backup).resolve() if backup else None
-    if backup_dir is not None and root.is_dir() and backup_dir.is_relative_to(root):
-        raise ApplyError(f"the backup folder {backup_dir} lies inside the library; choose one outside it")
-    return root, backup_dir
-
-
-# Planning.
-
-
-def catalog_facts(catalog: Catalog, root: str, settings: TitleSettings) -> dict[str, tuple[str, FileFacts]]:
-    """path -> (sha256, facts) for the library's drawings the catalog records as ok."""
-    files = catalog.read("files")
-    if files.empty or "dxf_version" not in files.columns:
-        return {}
-    rows = files[(files["source_root"] == root) & (files["status"] == "ok")]
-    layers = catalog.read("layers")
-    names: dict[str, set[str]] = {}
-    if not rows.empty and not layers.empty:
-        wanted = set(rows["sha256"])
-        for sha, name in zip(layers["sha256"], layers["name"]):
-            if sha in wanted:
-                names.setdefault(sha, set()).add(str(name).casefold())
-    fields = [*settings.title_tags, "title_block_name"]
-    facts = {}
-    for row in rows.to_dict("records"):
-        version = row.get("dxf_version")
-        if not isinstance(version, str):  # no stated version: the document decides
-            continue
-        title = {f: row[f] if isinstance(row.get(f), str) else None for f in fields}
-        facts[row["path"]] = (row["sha256"], FileFacts(version.upper(), frozenset(names.get(row["sha256"], ())), title))
-    return facts
-
-
-def applied_edits(catalog: Catalog, recipe: Recipe, mode: str, root: str) -> dict[str, dict]:
-    """path -> the latest `edits` row this recipe wrote for it in this mode."""
-    edits = catalog.read("edits")
-    if edits.empty:
-        return {}
-    mine = edits[(edits["recipe_hash"] == recipe.hash) & (edits["mode"] == mode) & (edits["source_root"] == root)]
-    return {row["path"]: row for row in mine.drop_duplicates("path", keep="last").to_dict("records")}
-
-
-def _up_to_date(record: dict | None, item: InputFile, dest: Path, in_place: bool) -> bool:
-    if record is None:
-        return False
-    if in_place:
-        return item.sha256 == record["sha256_after"]
-    return item.sha256 == record["sha256_before"] and dest.is_file() and sha256_file(dest) == record["sha256_after"]
 
 
 @task(name="plan-edits")
-def plan_edits(
-    cfg: Config,
-    recipe: Recipe,
-    settings: TitleSettings,
-    library: Path,
-    target_root: Path,
-    in_place: bool,
-    backup_root: Path | None,
-    dry_run: bool,
-) -> tuple[list[dict], list[dict]]:
-    """(jobs for the workers, results settled without opening a drawing)."""
-    catalog = Catalog(cfg.out)
-    skip = [cfg.out] + ([backup_root.parent] if backup_root is not None else [])
-    exclude = cfg.raw["inputs"]["exclude"]
-    follow = cfg.raw["inputs"]["follow_symlinks"]
-    found = scan(
-        [library], exclude=exclude, formats=["dxf"], known=catalog.known_files(), skip=skip, follow_symlinks=follow
+def plan_task(apply: ApplyRun) -> EditPlan:
+    return plan_edits(
+        apply.cfg,
+        apply.recipe,
+        apply.settings,
+        apply.root,
+        apply.target_root,
+        apply.in_place,
+        apply.backup_root,
+        apply.dry_run,
     )
-    inputs = found.inputs
-    root = to_text(library if library.is_dir() else library.parent)
-    facts = catalog_facts(catalog, root, settings) if recipe.select.needs_facts else {}
-    records = applied_edits(catalog, recipe, "in-place" if in_place else "revision", root)
-    jobs: list[dict] = []
-    settled: list[dict] = [  # what could not be read fails with its reason, never silently
-        {
-            "path": p.path,
-            "source_root": p.source_root,
-            "changes": [],
-            "status": "failed",
-            "error_message": p.message,
-            "error_class": p.error_class,
-            "stage": "discover",
-            "permanent": p.permanent,
-        }
-        for p in found.problems
-    ]
-    for item in inputs:
-        base = {"path": item.path, "source_root": item.source_root, "changes": []}
-        if not path_selected(recipe.select, item.path, item.format):
-            settled.append({**base, "status": "skipped", "note": "path or format not selected"})
-            continue
-        known = facts.get(item.path)
-        known_facts = known[1] if known is not None and known[0] == item.sha256 else None
-        if known_facts is not None and not facts_selected(recipe.select, known_facts):
-            settled.append({**base, "status": "skipped", "note": "selection conditions not met (catalog)"})
-            continue
-        dest = target_root / to_native(item.path)
-        record = records.get(item.path)
-        if _up_to_date(record, item, dest, in_place):
-            settled.append({**base, "status": "unchanged", "note": f"already applied (run {record['run_id']})"})
-            continue
-        jobs.append(
-            {
-                "path": item.path,
-                "source_root": item.source_root,
-                "format": item.format,
-                "sha256": item.sha256,
-                "work_id": f"{recipe.short_hash}-{item.sha256[:16]}",
-                "recipe_path": str(recipe.path),
-                "recipe_hash": recipe.hash,
-                "title_fields": list(settings.title_tags),
-                "title_patterns": list(settings.patterns),
-                "title_tags": settings.title_tags,
-                "part_tags": settings.part_tags,
-                "facts": known_facts.to_dict() if known_facts is not None else None,
-                "dest": to_text(dest),
-                "backup": to_text(backup_root / to_native(item.path)) if backup_root is not None else None,
-                "dry_run": dry_run,
-                "attempt": 1,
-            }
-        )
-    return jobs, settled
 
 
-# Editing, in worker processes.
-
-
-class EditExecutor(FileExecutor):
-    """The batch's process pool (timeouts, retries, crash isolation), running edit jobs."""
-
-    def _new_pool(self) -> ProcessPool:
-        return ProcessPool(
-            max_workers=self.workers,
-            initializer=init_edit_worker,
-            initargs=(self.memory_mb,),
-            context=multiprocessing.get_context("spawn"),  # the flow process runs threads
-        )
-
-    def _schedule(self, job: dict, timeout_s: float):
-        with self._lock:
-            if not self._pool.active:  # a worker killed mid-message broke the pool: replace it
-                self._pool.stop()
-                self._pool = self._new_pool()
-            return self._pool.schedule(edit_job, args=(job,), timeout=timeout_s)
-
-
-_executor: EditExecutor | None = None
-_executor_lock = threading.Lock()
-
-
-def _edit_executor(workers: int, memory_mb: int) -> EditExecutor:
-    """One pool per flow process, shared by the chunk tasks (threads)."""
-    global _executor
-    with _executor_lock:
-        if _executor is None or (_executor.workers, _executor.memory_mb) != (workers, memory_mb):
-            if _executor is not None:
-                _executor.close()
-            _executor = EditExecutor(workers, memory_mb)
-        return _executor
-
-
-def _close_edit_executor() -> None:
-    global _executor
-    with _executor_lock:
-        if _executor is not None:
-            _executor.close()
-            _executor = None
+@task(name="record-edits")
+def record_edits(out: Path, recipe: Recipe, run_id: str, mode: str, files: list[dict]) -> int:
+    return edits.record_edits(out, recipe, run_id, mode, files)
 
 
 @task(name="edit-chunk", task_run_name="edit-chunk-{index}", retries=2, retry_delay_seconds=[5, 20])
-def edit_chunk(index: int, jobs: list[dict], settings: dict) -> list[dict]:
+def edit_chunk(index: int, jobs: list[EditJob], settings: RunSettings) -> list[EditOutcome | FileOutcome]:
     """A task retry (an infrastructure fault) redoes the whole chunk: edits are idempotent."""
     logger = get_run_logger()
 
-    def report(job: dict, result: dict) -> None:
-        if result["status"] == "failed":
-            logger.warning("%s", result["error_message"])
-        elif result["status"] == "changed":
-            changes = result["changes"]
+    def report(job: EditJob, outcome: EditOutcome | FileOutcome) -> None:
+        if isinstance(outcome, FileOutcome):
+            logger.warning("%s", outcome.error_message)
+        elif outcome.status == "changed":
+            changes = outcome.changes
             lines = "\n".join(f"  {c['operation']}: {c['target']}: {c['before']!r} -> {c['after']!r}" for c in changes)
-            dry = " (dry run)" if job["dry_run"] else ""
-            logger.info("%s: %d changes%s\n%s", job["path"], len(changes), dry, lines)
+            dry = " (dry run)" if job.dry_run else ""
+            logger.info("%s: %d changes%s\n%s", job.path, len(changes), dry, lines)
 
-    executor = _edit_executor(settings["workers"], settings["memory_mb"])
-    return executor.run(jobs, timeout_s=settings["timeout_s"], retry=RetryPolicy(**settings["retry"]), on_result=report)
+    pool = shared_pool(EDIT_WORK, settings.workers, settings.memory_mb)
+    return pool.run(jobs, timeout_s=settings.timeout_s, retry=settings.retry, on_result=report)
 
 
-def _run_chunks(jobs: list[dict], settings: dict) -> list[dict]:
-    size = chunk_size_for(len(jobs), settings["workers"])
+def _run_chunks(jobs: list[EditJob], settings: RunSettings) -> list[dict]:
+    """Every job's outcome as a record (the run's summary lists them), with its path."""
+    size = chunk_size_for(len(jobs), settings.workers)
     chunks = [jobs[i : i + size] for i in range(0, len(jobs), size)]
     futures = [edit_chunk.submit(i, chunk, settings) for i, chunk in enumerate(chunks)]
     results: list[dict] = []
@@ -310,45 +109,45 @@ def _run_chunks(jobs: list[dict], settings: dict) -> list[dict]:
         else:  # the chunk itself failed after its retries: each of its files failed, retryable
             reason = state.message or "chunk task failed"
             chunk_results = [failure(job, "orchestration", "ChunkFailed", reason, False) for job in chunk]
-        for job, result in zip(chunk, chunk_results):
-            results.append({**result, "path": job["path"], "source_root": job["source_root"]})
+        for job, outcome in zip(chunk, chunk_results):
+            results.append({**outcome.record(), "path": job.path, "source_root": job.source_root})
     return results
 
 
 # Recording and re-cataloguing.
 
 
-@task(name="record-edits")
-def record_edits(out: Path, recipe: Recipe, run_id: str, mode: str, files: list[dict]) -> int:
-    edited_at = now_iso()
-    run = {"run_id": run_id, "recipe_name": recipe.name, "recipe_hash": recipe.hash, "mode": mode}
-    rows = [row for result in files if result["status"] == "changed" for row in edit_rows(result, run, edited_at)]
-    Catalog(out).append("edits", rows, EDIT_COLUMNS)
-    return len(rows)
-
-
-def complete_interrupted_edits(out: Path) -> tuple[int, int]:
-    """Record the edits of apply runs killed before they recorded them (engine/edit_journal.py);
-    returns (rows recorded, intents dropped)."""
-    catalog = Catalog(out)
-    with catalog.lock():
-        edits = catalog.read("edits")
-        recorded = set(zip(edits["run_id"], edits["path"])) if not edits.empty else set()
-        rows, dropped = recover(out, recorded)
-    catalog.append("edits", rows, EDIT_COLUMNS)
-    return len(rows), dropped
-
-
 def recatalogue(source: Path, out: Path, config: str | None, workers: int | None) -> dict:
     """The batch flow over the folder the edited drawings are in (a sub-flow run)."""
     from flows.batch import batch
 
-    state = batch(sources=[to_text(source)], out=to_text(out), config=config, workers=workers, return_state=True)
+    state = cast(
+        State, batch(sources=[to_text(source)], out=to_text(out), config=config, workers=workers, return_state=True)
+    )  # a sync flow called with return_state returns its State (the Awaitable in Prefect's type is for async flows)
     summary = state.result(raise_on_failure=False)
     if not isinstance(summary, dict):
         return {"error": state.message}
     keys = ("run_id", "files_seen", "processed", "unchanged", "reused", "failed", "failures")
     return {key: summary[key] for key in keys}
+
+
+@dataclass(frozen=True)
+class ApplyRun:
+    """One apply run: the recipe, where it reads and writes, and how."""
+
+    cfg: Config
+    recipe: Recipe
+    settings: TitleSettings
+    root: Path  # the library (a folder, or one drawing)
+    target_root: Path  # where edited drawings go: the revision folder, or the library itself
+    in_place: bool
+    backup_root: Path | None
+    dry_run: bool
+    run: dict[str, Any]  # run_id, flow_run_id, started_at
+
+    @property
+    def mode(self) -> str:
+        return "in-place" if self.in_place else "revision"
 
 
 @flow(name="cadpipe-apply")
@@ -369,109 +168,102 @@ def apply_recipe(
     `backup` folder); a `dry_run` writes nothing. The run ends Failed when a drawing failed.
     """
     logger = get_run_logger()
-    cfg = load_config(config, out=out, overrides={"run": {"workers": workers}} if workers else None)
-    settings = title_settings(cfg)
-    plan_recipe = load_recipe(recipe, settings.title_tags)
-    root, backup_dir = check_paths(library, in_place, backup, dry_run, cfg.out)
-    run = {"run_id": new_run_id(), "flow_run_id": str(flow_run.id) if flow_run.id else None, "started_at": now_iso()}
-    mode = "in-place" if in_place else "revision"
-    target_root = (root if root.is_dir() else root.parent) if in_place else revision_dir(cfg.out, plan_recipe)
-    backup_root = backup_dir / run["run_id"] if backup_dir is not None else None
-    journal = None
-    if not dry_run:
-        recovered, dropped = complete_interrupted_edits(cfg.out)
-        if recovered or dropped:
-            logger.warning(
-                "%d edit rows of interrupted apply runs recorded now; %d announced edits never happened",
-                recovered,
-                dropped,
-            )
-        journal = RunJournal(
-            cfg.out, {**run, "recipe_name": plan_recipe.name, "recipe_hash": plan_recipe.hash, "mode": mode}
-        )
+    apply = _prepare(recipe, library, out, dry_run, in_place, backup, config, workers)
+    journal = None if dry_run else _open_journal(apply, logger)
     try:
-        return _apply(
-            cfg,
-            plan_recipe,
-            settings,
-            root,
-            target_root,
-            in_place,
-            backup_root,
-            dry_run,
-            run,
-            mode,
-            journal,
-            logger,
-            config,
-            workers,
-            recatalog,
-        )
+        plan = plan_task(apply)
+        files = _edit(apply, plan, journal, logger)
+        rows, catalogued = 0, None
+        if journal is not None:
+            rows = record_edits(apply.cfg.out, apply.recipe, apply.run["run_id"], apply.mode, files)
+            journal.close()
+            # written, or an outdated revision removed: either way the catalog of that folder is stale
+            touched = [r for r in files if r.get("output") or r.get("note") == "outdated revision removed"]
+            if touched and recatalog:
+                folder = apply.root if apply.in_place else apply.target_root
+                catalogued = recatalogue(folder, apply.cfg.out, config, workers)
+        summary = _summary(apply, files, rows, catalogued)
     finally:
         if journal is not None:
             journal.release()  # an unrecorded journal (the run raised) stays for the next apply
+    verb = "would change" if dry_run else "changed"
+    message = (
+        f"{apply.recipe.name}: {summary['files_seen']} drawings, {summary['selected']} selected: "
+        f"{summary['changed']} {verb} ({summary['changes']} changes), {summary['unchanged']} unchanged, "
+        f"{summary['failed']} failed"
+    )
+    logger.info("%s", message)  # the recipe's name is user text, never a format string
+    return Failed(message=message, data=summary) if summary["failed"] else Completed(message=message, data=summary)
 
 
-def _apply(
-    cfg,
-    plan_recipe,
-    settings,
-    root,
-    target_root,
-    in_place,
-    backup_root,
-    dry_run,
-    run,
-    mode,
-    journal,
-    logger,
-    config,
-    workers,
-    recatalog,
-):
-    jobs, settled = plan_edits(cfg, plan_recipe, settings, root, target_root, in_place, backup_root, dry_run)
-    if journal is not None:
-        temporaries = []
-        for job in jobs:
-            job["intent_file"] = journal.intent_file(job["path"])
-            job["temp_tag"] = run["run_id"]
-            temporaries += [
-                to_text(temp_beside(native_path(p), run["run_id"])) for p in (job["dest"], job["backup"]) if p
-            ]
-        journal.plan(temporaries)
-    total = len(jobs) + len(settled)
-    logger.info("%s (%s): %d drawings, %d to open", plan_recipe.name, plan_recipe.short_hash, total, len(jobs))
-    exec_settings = {
-        "workers": cfg.raw["run"]["workers"] or default_workers(),
-        "timeout_s": cfg.raw["limits"]["timeout_s"],
-        "memory_mb": cfg.raw["limits"]["memory_mb"],
-        "retry": dict(cfg.raw["retries"]),
+def _prepare(
+    recipe: str,
+    library: str,
+    out: str | None,
+    dry_run: bool,
+    in_place: bool,
+    backup: str | None,
+    config: str | None,
+    workers: int | None,
+) -> ApplyRun:
+    """Config, recipe and paths, checked: raises before anything is touched."""
+    cfg = load_config(config, out=out, overrides={"run": {"workers": workers}} if workers else None)
+    settings = title_settings(cfg)
+    loaded = load_recipe(recipe, settings.title_tags)
+    root, backup_dir = check_paths(library, in_place, backup, dry_run, cfg.out)
+    run: dict[str, Any] = {
+        "run_id": new_run_id(),
+        "flow_run_id": str(flow_run.id) if flow_run.id else None,
+        "started_at": now_iso(),
     }
+    target_root = (root if root.is_dir() else root.parent) if in_place else revision_dir(cfg.out, loaded)
+    backup_root = backup_dir / run["run_id"] if backup_dir is not None else None
+    return ApplyRun(cfg, loaded, settings, root, target_root, in_place, backup_root, dry_run, run)
+
+
+def _open_journal(apply: ApplyRun, logger: Any) -> RunJournal:
+    """Record what interrupted runs did, then open this run's journal (audit before action)."""
+    recovered, dropped = complete_interrupted_edits(apply.cfg.out)
+    if recovered or dropped:
+        logger.warning(
+            "%d edit rows of interrupted apply runs recorded now; %d announced edits never happened",
+            recovered,
+            dropped,
+        )
+    about = {"recipe_name": apply.recipe.name, "recipe_hash": apply.recipe.hash, "mode": apply.mode}
+    return RunJournal(apply.cfg.out, {**apply.run, **about})
+
+
+def _edit(apply: ApplyRun, plan: EditPlan, journal: RunJournal | None, logger: Any) -> list[dict]:
+    """Edit the planned drawings in the worker pool; every drawing's record, settled ones too."""
+    jobs = plan.jobs
+    if journal is not None:  # each edit announced in the journal before its drawing is replaced
+        run_id = apply.run["run_id"]
+        jobs = [dataclasses.replace(job, intent_file=journal.intent_file(job.path), temp_tag=run_id) for job in jobs]
+        journal.plan(
+            [to_text(temp_beside(native_path(p), run_id)) for job in jobs for p in (job.dest, job.backup) if p]
+        )
+    total = len(jobs) + len(plan.settled)
+    logger.info("%s (%s): %d drawings, %d to open", apply.recipe.name, apply.recipe.short_hash, total, len(jobs))
     try:
-        results = _run_chunks(jobs, exec_settings) if jobs else []
+        results = _run_chunks(jobs, run_settings(apply.cfg)) if jobs else []
     finally:
-        _close_edit_executor()
-    files = sorted(settled + results, key=lambda r: r["path"])
-    rows = 0
-    catalogued = None
-    # written, or an outdated revision removed: either way the catalog of that folder is stale
-    touched = [r for r in files if r.get("output") or r.get("note") == "outdated revision removed"]
-    if not dry_run:
-        rows = record_edits(cfg.out, plan_recipe, run["run_id"], mode, files)
-        journal.close()
-        if touched and recatalog:
-            catalogued = recatalogue(target_root if not in_place else root, cfg.out, config, workers)
+        close_shared_pool(EDIT_WORK)
+    return sorted(plan.settled + results, key=lambda r: r["path"])
+
+
+def _summary(apply: ApplyRun, files: list[dict], rows: int, catalogued: dict | None) -> dict[str, Any]:
     counts = Counter(r["status"] for r in files)
-    summary = {
-        **run,
+    return {
+        **apply.run,
         "finished_at": now_iso(),
-        "recipe": plan_recipe.name,
-        "recipe_hash": plan_recipe.hash,
-        "library": to_text(root),
-        "out": to_text(cfg.out),
-        "mode": "dry-run" if dry_run else mode,
-        "revision_dir": None if in_place else to_text(target_root),
-        "backup_dir": to_text(backup_root) if backup_root is not None and not dry_run else None,
+        "recipe": apply.recipe.name,
+        "recipe_hash": apply.recipe.hash,
+        "library": to_text(apply.root),
+        "out": to_text(apply.cfg.out),
+        "mode": "dry-run" if apply.dry_run else apply.mode,
+        "revision_dir": None if apply.in_place else to_text(apply.target_root),
+        "backup_dir": to_text(apply.backup_root) if apply.backup_root is not None and not apply.dry_run else None,
         "files_seen": len(files),
         "selected": len(files) - counts["skipped"],
         "changed": counts["changed"],
@@ -484,14 +276,6 @@ def _apply(
         "failures": [r["error_message"] for r in files if r["status"] == "failed"],
         "catalog": catalogued,
     }
-    verb = "would change" if dry_run else "changed"
-    message = (
-        f"{plan_recipe.name}: {summary['files_seen']} drawings, {summary['selected']} selected: "
-        f"{summary['changed']} {verb} ({summary['changes']} changes), {summary['unchanged']} unchanged, "
-        f"{summary['failed']} failed"
-    )
-    logger.info("%s", message)  # the recipe's name is user text, never a format string
-    return Failed(message=message, data=summary) if summary["failed"] else Completed(message=message, data=summary)
 
 
 # Command line: `cadpipe apply` (flows/cli.py defines its arguments and calls run).
@@ -526,17 +310,20 @@ def run(args: argparse.Namespace) -> int:
         except RuntimeError as exc:
             err.print(f"[red]apply did not start:[/red] {escape(printable(exc))}")
             return 3
-        state = apply_recipe(
-            recipe=args.recipe,
-            library=library,
-            out=out,
-            dry_run=args.dry_run,
-            in_place=args.in_place,
-            backup=backup,
-            config=args.config,
-            workers=args.workers,
-            recatalog=not args.no_catalog,
-            return_state=True,
+        state = cast(
+            State,
+            apply_recipe(  # sync flow with return_state: its State
+                recipe=args.recipe,
+                library=library,
+                out=out,
+                dry_run=args.dry_run,
+                in_place=args.in_place,
+                backup=backup,
+                config=args.config,
+                workers=args.workers,
+                recatalog=not args.no_catalog,
+                return_state=True,
+            ),
         )
     summary = state.result(raise_on_failure=False)
     if not isinstance(summary, dict):

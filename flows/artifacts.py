@@ -26,6 +26,7 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 
+from documents.contracts import FileOutcome
 from engine.catalog import Catalog, Outcome
 from engine.rollups import WHERE_USED_TABLE
 from flows import prefect_api, progress
@@ -116,7 +117,7 @@ class ProgressReporter:
             )
             self._sender.start()
 
-    def file_done(self, path: str, result: dict) -> None:
+    def file_done(self, path: str, outcome: FileOutcome | None) -> None:
         with self._changes:
             self.done += 1
             self._counted += 1

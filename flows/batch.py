@@ -18,6 +18,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.futures import as_completed
@@ -25,16 +26,17 @@ from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from documents.contracts import FileOutcome, Job
 from documents.errors import failure
 from documents.names import to_text
 from engine.catalog import Catalog, Outcome, maintenance_rule, now_iso
 from engine.config import Config, check_roots, fingerprint, load_config
-from engine.discover import InputFile, scan
+from engine.discover import InputFile, Unreadable, scan
 from engine.docs import publish_docs
-from engine.executor import RetryPolicy, default_workers, shared_executor
+from engine.executor import RunSettings, run_settings, shared_pool
 from engine.plan import Plan, make_plan, work_id
 from engine.version import pipeline_version
-from engine.work import is_complete, sweep_abandoned
+from engine.work import BATCH_WORK, is_complete, sweep_abandoned
 from flows import logs, prefect_api, progress
 from flows.artifacts import create_run_artifacts, track_progress
 from flows.notify import notify_crash, notify_run
@@ -43,7 +45,7 @@ MAX_TASK_RUNS = 200
 
 # Results of the chunks this process ran, by (run_id, chunk index): what a run keeps when the
 # Prefect server goes away under it and the subflow of its chunks cannot report its end.
-_chunk_results: dict[tuple[str, int], list[dict]] = {}
+_chunk_results: dict[tuple[str, int], list[FileOutcome]] = {}
 _finished: dict[str, dict] = {}  # run_id -> summary of the latest run this process published
 _results_lock = threading.Lock()
 
@@ -56,8 +58,9 @@ def chunk_size_for(files: int, workers: int, configured: int = 0) -> int:
 
 
 def completed_work(out: Path, inputs: list[InputFile], cfg: Config, version: str) -> set[str]:
-    keys = {fmt: cfg.options_key(fmt) for fmt in {f.format for f in inputs}}  # a fingerprint each: once per format
-    ids = {work_id(f.sha256, keys[f.format], version) for f in inputs}
+    readable = [f for f in inputs if f.sha256 and f.format]
+    keys = {fmt: cfg.options_key(fmt) for fmt in {f.format for f in readable}}  # a fingerprint each: once per format
+    ids = {work_id(f.sha256, keys[f.format], version) for f in readable}
     return {wid for wid in ids if is_complete(out, wid)}
 
 
@@ -68,15 +71,15 @@ def discover_and_plan(cfg: Config, roots: list[str] | None = None) -> tuple[list
     abandoned = sweep_abandoned(cfg.out)
     if abandoned:
         get_run_logger().info("removed %d unfinished output folders of earlier, interrupted runs", len(abandoned))
-    recorded = catalog.recorded(cfg.raw["limits"]["memory_mb"])  # read once: discovery and the plan
+    recorded = catalog.recorded(cfg.limits.memory_mb)  # read once: discovery and the plan
     found = scan(
         list(cfg.sources),
-        exclude=cfg.raw["inputs"]["exclude"],
-        formats=cfg.raw["inputs"]["formats"],
+        exclude=list(cfg.inputs.exclude),
+        formats=list(cfg.inputs.formats),
         known=recorded,
         skip=[cfg.out],
-        roots=list(roots or []) + catalog.roots(),
-        follow_symlinks=cfg.raw["inputs"]["follow_symlinks"],
+        roots=[*(roots or []), *catalog.roots()],
+        follow_symlinks=cfg.inputs.follow_symlinks,
     )
     inputs = found.inputs
     version = pipeline_version()
@@ -109,14 +112,14 @@ def discover_and_plan(cfg: Config, roots: list[str] | None = None) -> tuple[list
     retry_delay_seconds=[5, 20],
     retry_jitter_factor=0.5,
 )
-def process_chunk(index: int, jobs: list[dict], settings: dict) -> list[dict]:
+def process_chunk(index: int, jobs: list[Job], settings: RunSettings) -> list[FileOutcome]:
     """Run one chunk's files in the worker pool of the process this task runs in.
 
     A task retry (an infrastructure fault) redoes only the files whose output is not complete yet.
     """
     logger = get_run_logger()
-    workers = settings["workers"]
-    if settings["runner"] == "dask":  # size the pool of this Dask worker to its threads
+    workers = settings.workers
+    if settings.runner == "dask":  # size the pool of this Dask worker to its threads
         import multiprocessing
 
         from distributed import get_worker
@@ -127,27 +130,31 @@ def process_chunk(index: int, jobs: list[dict], settings: dict) -> list[dict]:
                 "isolate each file: start the workers with DASK_DISTRIBUTED__WORKER__DAEMON=False"
             )
         workers = get_worker().state.nthreads
-    executor = shared_executor(workers, settings["memory_mb"])
+    pool = shared_pool(BATCH_WORK, workers, settings.memory_mb)
 
-    def report(job: dict, result: dict) -> None:
-        logs.file_event(logger, job, result)  # a warning with the reason when it failed
-        if settings["runner"] != "dask":
-            progress.file_done(job["path"], result)
+    def report(job: Job, outcome: FileOutcome) -> None:
+        logs.file_event(logger, job, outcome)  # a warning with the reason when it failed
+        if settings.local:
+            progress.file_done(job.path, outcome)
 
-    results = executor.run(
-        jobs, timeout_s=settings["timeout_s"], retry=RetryPolicy(**settings["retry"]), on_result=report
-    )
-    if settings.get("run_id") and settings["runner"] != "dask":  # a Dask worker's are its own
-        with _results_lock:
-            _chunk_results[(settings["run_id"], index)] = results
+    results = pool.run(jobs, timeout_s=settings.timeout_s, retry=settings.retry, on_result=report)
+    if settings.run_id and settings.local:  # a Dask worker's are its own
+        _keep_chunk_results(settings.run_id, index, results)
     return results
+
+
+def _keep_chunk_results(run_id: str, index: int, results: list[FileOutcome]) -> None:
+    """Out of the task's own body: Dask pickles that body by value with the globals it names, and
+    a lock cannot be pickled."""
+    with _results_lock:
+        _chunk_results[(run_id, index)] = results
 
 
 @task(name="publish")
 def publish(cfg: Config, run: dict, outcomes: list[Outcome]) -> dict:
     walked = [to_text(os.path.realpath(s)) for s in cfg.sources if s.is_dir()]
-    catalog = Catalog(cfg.out, maintenance_rule(cfg.raw["catalog"]))
-    return catalog.publish(run, outcomes, walked, cfg.raw["inputs"]["follow_symlinks"])
+    catalog = Catalog(cfg.out, maintenance_rule(cfg.catalog))
+    return catalog.publish(run, outcomes, walked, cfg.inputs.follow_symlinks)
 
 
 def _task_runner(runner: str, workers: int, dask_address: str | None):
@@ -160,9 +167,9 @@ def _task_runner(runner: str, workers: int, dask_address: str | None):
 
 
 @flow(name="cadpipe-chunks")
-def run_chunks(chunks: list[list[dict]], settings: dict) -> list[list[dict]]:
+def run_chunks(chunks: list[list[Job]], settings: RunSettings) -> list[list[FileOutcome]]:
     futures = {process_chunk.submit(i, jobs, settings): i for i, jobs in enumerate(chunks)}
-    collected: list[list[dict]] = [[] for _ in chunks]
+    collected: list[list[FileOutcome]] = [[] for _ in chunks]
     for future in as_completed(list(futures)):
         index = futures[future]
         jobs = chunks[index]
@@ -170,14 +177,14 @@ def run_chunks(chunks: list[list[dict]], settings: dict) -> list[list[dict]]:
         state = future.state
         if state.is_completed():
             results = future.result()
-            local = settings["runner"] != "dask"  # local chunks reported each file as it finished
+            local = settings.local  # local chunks reported each file as it finished
         else:  # the chunk itself failed after its retries: each of its files is failed, retryable
             reason = state.message or "chunk task failed"
             results = [failure(job, "orchestration", "ChunkFailed", reason, False) for job in jobs]
             local = False
         if not local:
             for job, result in zip(jobs, results):
-                progress.file_done(job["path"], result)
+                progress.file_done(job.path, result)
                 logs.file_event(logs.local_logger, job, result)
         collected[index] = results
     return collected
@@ -206,8 +213,7 @@ def batch(
     overrides = {"run": {k: v for k, v in (("runner", runner), ("workers", workers), ("chunk_size", chunk_size)) if v}}
     cfg = load_config(config, sources=sources, out=out, overrides=overrides)
     check_roots(cfg.sources, cfg.out)
-    settings = batch_settings(cfg)
-    run = {
+    run: dict[str, Any] = {
         "run_id": new_run_id(),
         "flow_run_id": str(flow_run.id) if flow_run.id else None,
         "started_at": now_iso(),
@@ -215,6 +221,7 @@ def batch(
         "pipeline_version": pipeline_version(),
         "config": fingerprint(cfg.raw),
     }
+    settings = run_settings(cfg, run["run_id"])
     run_log = logs.configure(cfg.out, run["run_id"], stdout=cfg.raw["logs"]["stdout"])
     try:
         return _run_batch(cfg, run, settings, dask_address, logger, roots)
@@ -228,28 +235,26 @@ def batch(
         run_log.close()
 
 
-def _run_batch(cfg: Config, run: dict, settings: dict, dask_address: str | None, logger, roots=None) -> State:
+def _run_batch(cfg: Config, run: dict, settings: RunSettings, dask_address: str | None, logger, roots=None) -> State:
     inputs, plan = discover_and_plan(cfg, roots)
     stop_progress = track_progress()  # the run's progress artifact, until the files are done
     try:
         progress.planned(plan.total, len(plan.todo))
         for item in plan.reuse + plan.unchanged + plan.still_failed:
-            progress.file_done(item.input.path, {"status": "unchanged"})
+            progress.file_done(item.input.path, None)
         for problem in plan.unreadable:  # failed already: said like any other failed file
             result = unreadable_result(problem)
-            where = {"source_root": problem.source_root, "path": problem.path, "sha256": None, "work_id": None}
-            logs.file_event(logger, where, result)
+            logs.file_event(logger, problem, result)
             progress.file_done(problem.path, result)
 
         out_dir = to_text(cfg.out)
-        follow = cfg.raw["inputs"]["follow_symlinks"]
-        jobs = [item.to_job(out_dir, follow_symlinks=follow) for item in plan.todo]
-        size = chunk_size_for(len(jobs), settings["workers"], cfg.raw["run"]["chunk_size"])
+        jobs = [item.to_job(out_dir, follow_symlinks=cfg.inputs.follow_symlinks) for item in plan.todo]
+        size = chunk_size_for(len(jobs), settings.workers, cfg.run.chunk_size)
         chunks = [jobs[i : i + size] for i in range(0, len(jobs), size)]
-        results: list[dict] = []
+        results: list[FileOutcome] = []
         if chunks:
-            task_runner = _task_runner(settings["runner"], settings["workers"], dask_address)
-            for chunk_results in _chunks_despite_the_api(chunks, {**settings, "run_id": run["run_id"]}, task_runner):
+            task_runner = _task_runner(settings.runner, settings.workers, dask_address)
+            for chunk_results in _chunks_despite_the_api(chunks, settings, task_runner):
                 results.extend(chunk_results)
     finally:
         stop_progress()
@@ -258,9 +263,9 @@ def _run_batch(cfg: Config, run: dict, settings: dict, dask_address: str | None,
     outcomes += [Outcome(item.input, item.work_id, "failed", {"unchanged": True}) for item in plan.still_failed]
     outcomes += [Outcome(item.input, item.work_id, "reused") for item in plan.reuse]
     for item, result in zip(plan.todo, results):
-        state = "processed" if result["status"] == "ok" else "failed"
-        outcomes.append(Outcome(as_read(item.input, result), result.get("work_id") or item.work_id, state, result))
-    outcomes += [Outcome(p.as_input(), None, "failed", unreadable_result(p)) for p in plan.unreadable]
+        state = "processed" if result.ok else "failed"
+        outcomes.append(Outcome(as_read(item.input, result), result.work_id or item.work_id, state, result.record()))
+    outcomes += [Outcome(p.as_input(), None, "failed", unreadable_result(p).record()) for p in plan.unreadable]
     row = publish(cfg, run, outcomes)
     summary = {**row, "out": out_dir, "failures": Catalog(cfg.out).failures([o.input.key for o in outcomes])}
     summary["documents"] = publish_docs(cfg, row, outcomes)
@@ -282,7 +287,7 @@ def _run_batch(cfg: Config, run: dict, settings: dict, dask_address: str | None,
     return Completed(message=message, data=summary)
 
 
-def _chunks_despite_the_api(chunks: list[list[dict]], settings: dict, task_runner) -> list[list[dict]]:
+def _chunks_despite_the_api(chunks: list[list[Job]], settings: RunSettings, task_runner) -> list[list[FileOutcome]]:
     """The chunks' results, through the `cadpipe-chunks` subflow. When the Prefect server goes away
     the subflow cannot report its end (or start): the results of the chunks this process ran are
     kept, the others run here without the subflow, and the run goes on to the catalog."""
@@ -293,20 +298,20 @@ def _chunks_despite_the_api(chunks: list[list[dict]], settings: dict, task_runne
             raise
         get_run_logger().error("%s; the files and the catalog go on without it", prefect_api.lost_message(exc))
         with _results_lock:
-            done = {i: _chunk_results.get((settings["run_id"], i)) for i in range(len(chunks))}
+            done = {i: _chunk_results.get((settings.run_id or "", i)) for i in range(len(chunks))}
         missing = [i for i, results in done.items() if results is None]
-        here = {**settings, "runner": "processes"}  # also what a Dask cluster did not report
-        with ThreadPoolExecutor(max_workers=max(2, settings["workers"] * 2)) as pool:
+        here = dataclasses.replace(settings, runner="processes")  # also what a Dask cluster did not report
+        with ThreadPoolExecutor(max_workers=max(2, settings.workers * 2)) as pool:
             futures = {
                 i: pool.submit(contextvars.copy_context().run, process_chunk.fn, i, chunks[i], here) for i in missing
             }
             for i, future in futures.items():
                 done[i] = future.result()
-        return [done[i] for i in range(len(chunks))]
+        return [done[i] or [] for i in range(len(chunks))]  # every chunk ran here or before
     finally:
         with _results_lock:
             for i in range(len(chunks)):
-                _chunk_results.pop((settings["run_id"], i), None)
+                _chunk_results.pop((settings.run_id or "", i), None)
 
 
 def finished_summary(run_id: str | None = None) -> dict | None:
@@ -318,43 +323,32 @@ def finished_summary(run_id: str | None = None) -> dict | None:
         return list(_finished.values())[-1] if _finished else None
 
 
-def unreadable_result(problem) -> dict:
-    """The failure record of something discovery could not take (engine/discover.py: Unreadable)."""
-    return {
-        "status": "failed",
-        "stage": "discover",
-        "error_class": problem.error_class,
-        "error_message": problem.message,
-        "permanent": problem.permanent,
-        "attempt": 1,  # integers, not nulls: the catalog's columns stay integer
-        "duration_ms": 0,
-    }
-
-
-def as_read(item: InputFile, result: dict) -> InputFile:
-    """The input as the worker found it: a file rewritten since discovery is recorded with the
-    content the worker hashed and processed (engine/work.py)."""
-    if not result.get("sha256") or result["sha256"] == item.sha256:
-        return item
-    return dataclasses.replace(
-        item,
-        sha256=result["sha256"],
-        format=result.get("format") or item.format,
-        size=result.get("size", item.size),
-        mtime_ns=result.get("mtime_ns", item.mtime_ns),
+def unreadable_result(problem: Unreadable) -> FileOutcome:
+    """The failure of something discovery could not take (engine/discover.py: Unreadable)."""
+    return FileOutcome(
+        status="failed",
+        work_id=None,
+        stage="discover",
+        error_class=problem.error_class,
+        error_message=problem.message,
+        permanent=problem.permanent,
+        attempt=1,  # integers, not nulls: the catalog's columns stay integer
+        duration_ms=0,
     )
 
 
-def batch_settings(cfg: Config) -> dict:
-    """What the chunk tasks need of the config: runner, pool size, limits, retries."""
-    run = cfg.raw["run"]
-    return {
-        "runner": run["runner"],
-        "workers": run["workers"] or default_workers(),
-        "timeout_s": cfg.raw["limits"]["timeout_s"],
-        "memory_mb": cfg.raw["limits"]["memory_mb"],
-        "retry": dict(cfg.raw["retries"]),
-    }
+def as_read(item: InputFile, result: FileOutcome) -> InputFile:
+    """The input as the worker found it: a file rewritten since discovery is recorded with the
+    content the worker hashed and processed (engine/work.py)."""
+    if not result.sha256 or result.sha256 == item.sha256:
+        return item
+    return dataclasses.replace(
+        item,
+        sha256=result.sha256,
+        format=result.format or item.format,
+        size=result.size if result.size is not None else item.size,
+        mtime_ns=result.mtime_ns if result.mtime_ns is not None else item.mtime_ns,
+    )
 
 
 def new_run_id() -> str:

@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         console.print(Text.assemble(("configuration error:", "red"), " ", str(exc)))
         return 2
-    catalog = Catalog(cfg.out, maintenance_rule(cfg.raw["catalog"]))
+    catalog = Catalog(cfg.out, maintenance_rule(cfg.catalog))
     if not catalog.dir.is_dir():
         console.print(Text.assemble(("no catalog:", "red"), " ", f"{to_text(catalog.dir)} does not exist"))
         return 2

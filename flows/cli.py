@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from documents.contracts import FileOutcome
 from documents.names import to_text
 from engine.config import ConfigError, check_roots, load_config
 from flows import temporary_server
@@ -38,11 +39,11 @@ class ProgressBar:
     def planned(self, total: int, todo: int) -> None:
         self.progress.update(self.task, total=total, description=f"{todo} to process")
 
-    def file_done(self, path: str, result: dict) -> None:
+    def file_done(self, path: str, outcome: FileOutcome | None) -> None:
         with self.lock:
-            if result.get("status") == "failed":
+            if outcome is not None and not outcome.ok:
                 self.failed += 1
-                self.progress.console.print(labelled("failed", "red", result.get("error_message")))
+                self.progress.console.print(labelled("failed", "red", outcome.error_message))
             self.progress.advance(self.task)
 
 
@@ -162,14 +163,15 @@ def run_command(args: argparse.Namespace) -> int:
 def _run_batch(args: argparse.Namespace, params: dict, cfg, server) -> int:
     from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL, temporary_settings
 
-    from engine.executor import shared_executor
+    from engine.executor import run_settings, shared_pool
+    from engine.work import BATCH_WORK
     from flows import progress
-    from flows.batch import batch, batch_settings
+    from flows.batch import batch
 
     server = temporary_server.keep_if_needed(server)
-    settings = batch_settings(cfg)
-    if settings["runner"] == "processes":  # workers load their libraries while the server starts
-        shared_executor(settings["workers"], settings["memory_mb"]).warm_up()
+    settings = run_settings(cfg)
+    if settings.runner == "processes":  # workers load their libraries while the server starts
+        shared_pool(BATCH_WORK, settings.workers, settings.memory_mb).warm_up()
     prefect_settings = contextlib.nullcontext()
     if server is not None:
         try:

@@ -19,7 +19,9 @@ import logging
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+
+from documents.contracts import FileOutcome
 
 LOGS_DIR = "logs"
 FIELDS = (
@@ -151,26 +153,35 @@ def _prefect_ids() -> tuple[str | None, str | None]:
     return (str(flow_run_id) if flow_run_id else None, str(task_run_id) if task_run_id else None)
 
 
-def file_fields(job: dict, result: dict) -> dict[str, Any]:
-    """The structured fields of one file's final result."""
-    failed = result.get("status") == "failed"
+class FileRef(Protocol):
+    """Which file: a worker job, or what discovery could not take."""
+
+    @property
+    def source_root(self) -> str: ...
+    @property
+    def path(self) -> str: ...
+
+
+def file_fields(job: FileRef, outcome: FileOutcome) -> dict[str, Any]:
+    """The structured fields of one file's final outcome."""
+    failed = not outcome.ok
     return {
         "event": "file.failed" if failed else "file.processed",
-        "path": str(Path(job["source_root"]) / job["path"]),
-        "sha256": job.get("sha256"),
-        "work_id": job.get("work_id"),
-        "stage": result.get("stage") if failed else None,
-        "duration_ms": result.get("duration_ms"),
-        "error_class": result.get("error_class") if failed else None,
-        "attempt": result.get("attempt"),
-        "reused": result.get("reused") if not failed else None,
+        "path": str(Path(job.source_root) / job.path),
+        "sha256": getattr(job, "sha256", None),
+        "work_id": getattr(job, "work_id", None),
+        "stage": outcome.stage if failed else None,
+        "duration_ms": outcome.duration_ms,
+        "error_class": outcome.error_class if failed else None,
+        "attempt": outcome.attempt,
+        "reused": outcome.reused if not failed else None,
     }
 
 
-def file_event(logger: logging.Logger | logging.LoggerAdapter, job: dict, result: dict) -> None:
+def file_event(logger: logging.Logger | logging.LoggerAdapter, job: FileRef, outcome: FileOutcome) -> None:
     """Log one finished file through a run logger: a warning with the reason when it failed."""
-    fields = file_fields(job, result)
+    fields = file_fields(job, outcome)
     if fields["event"] == "file.failed":
-        logger.warning("failed: %s", result.get("error_message"), extra=fields)
+        logger.warning("failed: %s", outcome.error_message, extra=fields)
     else:
-        logger.info("processed %s", job["path"], extra=fields)
+        logger.info("processed %s", job.path, extra=fields)

@@ -8,12 +8,14 @@ import threading
 from collections.abc import Callable
 from typing import Protocol
 
+from documents.contracts import FileOutcome
+
 log = logging.getLogger("cadpipe.progress")
 
 
 class Listener(Protocol):
     def planned(self, total: int, todo: int) -> None: ...
-    def file_done(self, path: str, result: dict) -> None: ...
+    def file_done(self, path: str, outcome: FileOutcome | None) -> None: ...  # None: unchanged
 
 
 _listeners: list[Listener] = []
@@ -37,9 +39,10 @@ def planned(total: int, todo: int) -> None:
         _call(listener.planned, total, todo)
 
 
-def file_done(path: str, result: dict) -> None:
+def file_done(path: str, outcome: FileOutcome | None) -> None:
+    """A file reached its final state in this run (`outcome` None: it was unchanged, not run)."""
     for listener in list(_listeners):
-        _call(listener.file_done, path, result)
+        _call(listener.file_done, path, outcome)
 
 
 def _call(method: Callable, *args) -> None:

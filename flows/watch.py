@@ -285,9 +285,9 @@ class Watcher:
     def __init__(self, cfg: Config, settings: WatchSettings, dispatch: Dispatch | None = None) -> None:
         self.cfg = cfg
         self.settings = settings
-        self.exclude = list(cfg.raw["inputs"]["exclude"])
-        self.formats = list(cfg.raw["inputs"]["formats"])
-        self.follow_symlinks = cfg.raw["inputs"]["follow_symlinks"]
+        self.exclude = list(cfg.inputs.exclude)
+        self.formats = list(cfg.inputs.formats)
+        self.follow_symlinks = cfg.inputs.follow_symlinks
         self.out = cfg.out.resolve()
         self.trigger = "custom"
         self.dispatch = dispatch or self._default_dispatch()

@@ -10,7 +10,8 @@ from pathlib import Path
 import ezdxf
 import pytest
 
-from flows.apply import EDIT_COLUMNS, apply_recipe, run
+from engine.edits import EDIT_COLUMNS
+from flows.apply import apply_recipe, run
 from flows.cli import build_parser
 from tests.conftest import catalog_table
 from tests.test_edit_drawings import attribs_of, make_sheet, sha256

@@ -70,22 +70,22 @@ def test_progress_reporter_updates_the_artifact_in_steps(prefect_harness):
         reporter = ProgressReporter("cadpipe-test-progress", clock=lambda: now[0])
         reporter.planned(1000, 1000)
         seen = [artifact_value(reporter.artifact_id)]
-        reporter.file_done("a", {})  # 0.1 %: not worth an update yet
+        reporter.file_done("a", None)  # 0.1 %: not worth an update yet
         reporter.flush()  # updates are sent by the reporter's own thread
         seen.append(artifact_value(reporter.artifact_id))
         for _ in range(49):
-            reporter.file_done("a", {})  # the 50th file: 5 %
+            reporter.file_done("a", None)  # the 50th file: 5 %
         reporter.flush()
         seen.append(artifact_value(reporter.artifact_id))
         now[0] = 2.5
-        reporter.file_done("a", {})  # 5.1 %, 2.5 s later
+        reporter.file_done("a", None)  # 5.1 %, 2.5 s later
         reporter.flush()
         seen.append(artifact_value(reporter.artifact_id))
-        reporter.file_done("a", {})  # 5.2 %, at once: not sent
+        reporter.file_done("a", None)  # 5.2 %, at once: not sent
         reporter.flush()
         seen.append(artifact_value(reporter.artifact_id))
         for _ in range(948):
-            reporter.file_done("a", {})
+            reporter.file_done("a", None)
         reporter.finish()
         seen.append(artifact_value(reporter.artifact_id))
         return seen

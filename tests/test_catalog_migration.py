@@ -75,7 +75,7 @@ def _publish_the_old_way(lib: Path, out: Path, reference: dict[str, pa.Table]) -
     """Every input of `lib` published by the old writer from the outputs on disk, as the old
     batch did; the failed one with the failure the new run recorded."""
     cfg = load_config(None, sources=[str(lib)], out=str(out))
-    found = scan([lib], exclude=cfg.raw["inputs"]["exclude"], formats=cfg.raw["inputs"]["formats"], skip=[out])
+    found = scan([lib], exclude=list(cfg.inputs.exclude), formats=list(cfg.inputs.formats), skip=[out])
     version = pipeline_version()
     plan = make_plan(
         found.inputs,

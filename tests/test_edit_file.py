@@ -12,7 +12,7 @@ import ezdxf
 import pytest
 
 from documents.errors import InputError, TransientError
-from editors.edit_file import edit_file, edit_job
+from editors.edit_file import EditJob, edit_file, edit_job
 from editors.recipe import Recipe, load_recipe
 from editors.selection import TitleSettings
 from extractors.block_attributes import DEFAULT_TAG_MAP
@@ -189,16 +189,17 @@ def test_an_unwritable_destination_is_transient(tmp_path):
         edit_file(src, recipe(tmp_path), SETTINGS, dest=tmp_path / "rev" / "s.dxf")
 
 
-def job(tmp_path: Path, rec: Recipe, path: str, **extra) -> dict:
-    return {
+def job(tmp_path: Path, rec: Recipe, path: str, **extra) -> EditJob:
+    values = {
         "path": path,
         "source_root": str(tmp_path / "lib-dir"),
+        "format": "dxf",
+        "sha256": "0" * 64,
         "work_id": "w1",
-        "attempt": 1,
         "recipe_path": str(rec.path),
         "recipe_hash": rec.hash,
-        "title_fields": list(DEFAULT_TITLE_TAG_MAP),
-        "title_patterns": DEFAULT_TITLE_BLOCK_PATTERNS,
+        "title_fields": tuple(DEFAULT_TITLE_TAG_MAP),
+        "title_patterns": tuple(DEFAULT_TITLE_BLOCK_PATTERNS),
         "title_tags": DEFAULT_TITLE_TAG_MAP,
         "part_tags": DEFAULT_TAG_MAP,
         "facts": None,
@@ -207,6 +208,7 @@ def job(tmp_path: Path, rec: Recipe, path: str, **extra) -> dict:
         "dry_run": False,
         **extra,
     }
+    return EditJob(**values)
 
 
 def test_edit_job_records_success_and_failure_like_the_batch(tmp_path):
@@ -214,18 +216,18 @@ def test_edit_job_records_success_and_failure_like_the_batch(tmp_path):
     make_sheet(tmp_path / "lib-dir" / "good.dxf")
     (tmp_path / "lib-dir" / "bad.dxf").write_text("0\nSECTION\n2\nENTITIES\n0\nLINE\n")
     good = edit_job(job(tmp_path, rec, "good.dxf"))
-    assert good["status"] == "changed" and good["output"] == str(tmp_path / "rev" / "good.dxf")
-    assert good["changes"][0] == {
+    assert good.status == "changed" and good.output == str(tmp_path / "rev" / "good.dxf")
+    assert good.changes[0] == {
         "operation": "set_attributes",
-        "target": good["changes"][0]["target"],
+        "target": good.changes[0]["target"],
         "before": "A",
         "after": "B",
     }
     bad = edit_job(job(tmp_path, rec, "bad.dxf"))
-    assert bad["status"] == "failed" and bad["permanent"] is True and bad["error_class"] == "InputError"
-    assert bad["error_message"].startswith("bad.dxf: load: truncated DXF")
+    assert bad.status == "failed" and bad.permanent is True and bad.error_class == "InputError"
+    assert bad.error_message.startswith("bad.dxf: load: truncated DXF")
     changed = job(tmp_path, rec, "good.dxf", recipe_hash="0" * 64)
-    assert edit_job(changed)["error_message"] == "good.dxf: open: recipe recipe.yaml changed during the run"
+    assert edit_job(changed).error_message == "good.dxf: open: recipe recipe.yaml changed during the run"
 
 
 # Corpus drawings of every version, ASCII and binary, some needing recovery, one with a title-block

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from documents.contracts import Job
 from engine.config import load_config
 from engine.discover import discover
-from engine.executor import FileExecutor, RetryPolicy
+from engine.executor import RetryPolicy, WorkerPool
 from engine.plan import work_id
-from engine.work import process_job, sweep_abandoned
+from engine.work import BATCH_WORK, process_job, sweep_abandoned
 from tests.processes import children
 
 SLOW = "files/ezdxf/examples_dxf__mtext_complex_inline_codes.dxf"  # 3.4 s of work; the fast ones 0.2 s
@@ -23,21 +24,22 @@ FAST = ["files/ezdxf/examples_dxf__text_alignments.dxf", "files/cadquery/tests__
 NO_RETRY_DELAY = dict(backoff_s=0.01, max_backoff_s=0.01, jitter=0.0)
 
 
-def _jobs(src: Path, out: Path) -> dict[str, dict]:
+def _jobs(src: Path, out: Path) -> dict[str, Job]:
     cfg = load_config()
     jobs = {}
     for f in discover([src], exclude=[], formats=["dxf"]):
         wid = work_id(f.sha256, cfg.options_key(f.format), "test")
-        jobs[f.path] = {
-            "source_root": f.source_root,
-            "path": f.path,
-            "format": f.format,
-            "sha256": f.sha256,
-            "work_id": wid,
-            "options": cfg.options_for(f.format),
-            "out": str(out),
-            "attempt": 1,
-        }
+        jobs[f.path] = Job(
+            source_root=f.source_root,
+            path=f.path,
+            format=f.format,
+            sha256=f.sha256,
+            work_id=wid,
+            options=cfg.options_for(f.format),
+            options_key=cfg.options_key(f.format),
+            version="test",
+            out=str(out),
+        )
     return jobs
 
 
@@ -50,22 +52,22 @@ def _children() -> list[int]:
 def test_a_hung_file_times_out_and_the_others_finish(corpus_copy, tmp_path):
     src = corpus_copy(SLOW, *FAST)
     jobs = _jobs(src, tmp_path / "out")
-    with FileExecutor(workers=2) as pool:
+    with WorkerPool(BATCH_WORK, workers=2) as pool:
         results = pool.run(list(jobs.values()), timeout_s=1.0, retry=RetryPolicy(attempts=2, **NO_RETRY_DELAY))
     by_path = dict(zip(jobs, results))
     slow = by_path[Path(SLOW).name]
-    assert slow["status"] == "failed" and slow["error_class"] == "Timeout"
-    assert slow["attempt"] == 2, "a timeout is transient: retried up to the configured attempts"
-    assert "mtext_complex_inline_codes.dxf: process: no result within 1 s" in slow["error_message"]
+    assert slow.status == "failed" and slow.error_class == "Timeout"
+    assert slow.attempt == 2, "a timeout is transient: retried up to the configured attempts"
+    assert "mtext_complex_inline_codes.dxf: process: no result within 1 s" in slow.error_message
     # The fast files ran beside it (in the pool's other worker) or after it.
-    assert [by_path[Path(p).name]["status"] for p in FAST] == ["ok", "ok"]
+    assert [by_path[Path(p).name].status for p in FAST] == ["ok", "ok"]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGSEGV, signal.SIGKILL])
 def test_a_crashed_worker_fails_only_its_file_and_is_retried(corpus_copy, tmp_path, sig):
     src = corpus_copy(SLOW, *FAST)
     jobs = _jobs(src, tmp_path / "out")
-    with FileExecutor(workers=1) as pool:
+    with WorkerPool(BATCH_WORK, workers=1) as pool:
         killed: list[int] = []
 
         def crash_once() -> None:  # what a segfault or the kernel's OOM killer does to a worker
@@ -79,8 +81,8 @@ def test_a_crashed_worker_fails_only_its_file_and_is_retried(corpus_copy, tmp_pa
         threading.Thread(target=crash_once, daemon=True).start()
         results = pool.run(list(jobs.values()), timeout_s=120, retry=RetryPolicy(attempts=2, **NO_RETRY_DELAY))
     assert killed, "no worker process was found to crash"
-    assert all(r["status"] == "ok" for r in results), results
-    assert max(r["attempt"] for r in results) == 2, "the crashed file was retried once"
+    assert all(r.status == "ok" for r in results), results
+    assert max(r.attempt for r in results) == 2, "the crashed file was retried once"
 
 
 def test_without_retries_a_crash_is_a_recorded_failure(corpus_copy, tmp_path):
@@ -95,11 +97,11 @@ def test_without_retries_a_crash_is_a_recorded_failure(corpus_copy, tmp_path):
         for pid in _children():
             os.kill(pid, signal.SIGSEGV)
 
-    with FileExecutor(workers=1) as pool:
+    with WorkerPool(BATCH_WORK, workers=1) as pool:
         threading.Thread(target=crash_mid_file, daemon=True).start()
         [result] = pool.run(list(jobs.values()), timeout_s=120, retry=RetryPolicy(attempts=1))
-    assert result["status"] == "failed" and result["error_class"] == "WorkerCrashed"
-    assert "process: worker" in result["error_message"]  # "worker process died" or "worker pool broke"
+    assert result.status == "failed" and result.error_class == "WorkerCrashed"
+    assert "process: worker" in result.error_message  # "worker process died" or "worker pool broke"
     # The dead worker's half-written folder stays behind until the next run's sweep removes it.
     [leftover] = [p for p in outputs.iterdir() if p.name.startswith(".tmp-")]
     assert sweep_abandoned(tmp_path / "out") == [leftover] and not leftover.exists()
@@ -116,8 +118,8 @@ def test_backoff_grows_exponentially_with_bounded_jitter():
 def test_the_sweep_leaves_work_in_progress_and_finished_work_alone(corpus_copy, tmp_path):
     out = tmp_path / "out"
     [job] = _jobs(corpus_copy(FAST[0]), out).values()
-    assert process_job(job)["status"] == "ok"
-    finished = out / "outputs" / job["work_id"]
+    assert process_job(job).status == "ok"
+    finished = out / "outputs" / job.work_id
     assert finished.stat().st_mode & 0o777 == 0o755, "outputs readable by others, like any written file"
     locks = out / "outputs" / ".locks"
     busy = out / "outputs" / ".tmp-busywork-abc_12"

@@ -152,8 +152,8 @@ plan = make_plan(found.inputs, options_for=cfg.options_for, options_key=cfg.opti
 outcomes = []
 for item in plan.todo:
     result = process_job(item.to_job(str(out)))
-    outcomes.append(Outcome(item.input, item.work_id, "processed" if result["status"] == "ok" else "failed", result))
-outcomes += [Outcome(p.as_input(), None, "failed", unreadable_result(p)) for p in found.problems]
+    outcomes.append(Outcome(item.input, item.work_id, "processed" if result.ok else "failed", result.record()))
+outcomes += [Outcome(p.as_input(), None, "failed", unreadable_result(p).record()) for p in found.problems]
 row = Catalog(out).publish({"run_id": sys.argv[3], "started_at": now_iso(), "pipeline_version": "v"}, outcomes, [str(lib)])
 print(json.dumps({"problems": [p.path for p in found.problems], "failed": row["failed"]}))
 """
@@ -289,10 +289,10 @@ def test_a_file_rewritten_before_its_turn_is_filed_under_the_content_processed(t
     new = drawing(8, entities=9)
     (lib / "part.dxf").write_bytes(new)  # rewritten after discovery, before a worker took it
     result = process_job(job)
-    assert result["status"] == "ok" and result["sha256"] == sha256(new)
-    assert result["work_id"] == work_id(sha256(new), job["options_key"], job["version"]) != job["work_id"]
-    assert not (out / "outputs" / job["work_id"]).exists(), "nothing filed under the old content's identity"
-    record = (out / "outputs" / result["work_id"] / "result.json").read_text(encoding="utf-8")
+    assert result.status == "ok" and result.sha256 == sha256(new)
+    assert result.work_id == work_id(sha256(new), job.options_key, job.version) != job.work_id
+    assert not (out / "outputs" / job.work_id).exists(), "nothing filed under the old content's identity"
+    record = (out / "outputs" / result.work_id / "result.json").read_text(encoding="utf-8")
     assert sha256(new) in record
     recorded = as_read(item.input, result)
     assert (recorded.sha256, recorded.size) == (sha256(new), len(new))
@@ -306,12 +306,12 @@ def test_a_file_that_vanished_before_its_turn_is_retried_when_it_is_back(tmp_pat
     job, item = _job(lib, out, "gone.dxf")
     (lib / "gone.dxf").unlink()
     result = process_job(job)
-    assert result["status"] == "failed" and result["error_class"] == "FileNotFoundError"
-    assert result["permanent"] is False, "its absence may pass"
+    assert result.status == "failed" and result.error_class == "FileNotFoundError"
+    assert result.permanent is False, "its absence may pass"
     catalog = Catalog(out)
     catalog.publish(
         {"run_id": "r1", "started_at": now_iso(), "pipeline_version": "v"},
-        [Outcome(item.input, item.work_id, "failed", result)],
+        [Outcome(item.input, item.work_id, "failed", result.record())],
         [str(lib)],
     )
     (lib / "gone.dxf").write_bytes(data)  # back, unchanged

@@ -6,6 +6,7 @@ multiple of the time a small drawing took here, not a fixed number of seconds.""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -16,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from documents.contracts import Job
 from documents.names import to_text
 from engine.config import load_config
 from engine.plan import work_id
@@ -45,19 +47,20 @@ def calibrated_timeout(tmp: Path) -> float:
     (folder / "small.dxf").write_bytes(drawing(0))
     cfg = load_config(tmp / "cadpipe.toml")
     sha = hashlib.sha256((folder / "small.dxf").read_bytes()).hexdigest()
-    job = {
-        "source_root": str(folder),
-        "path": "small.dxf",
-        "format": "dxf",
-        "sha256": sha,
-        "work_id": work_id(sha, cfg.options_key("dxf"), "calibration"),
-        "options": cfg.options_for("dxf"),
-        "out": str(tmp / "calibration-out"),
-        "attempt": 1,
-    }
+    job = Job(
+        source_root=str(folder),
+        path="small.dxf",
+        format="dxf",
+        sha256=sha,
+        work_id=work_id(sha, cfg.options_key("dxf"), "calibration"),
+        options=cfg.options_for("dxf"),
+        options_key=cfg.options_key("dxf"),
+        version="calibration",
+        out=str(tmp / "calibration-out"),
+    )
     process_job(job)  # the first call pays for imports
     started = time.monotonic()
-    assert process_job({**job, "out": str(tmp / "calibration-out-2")})["status"] == "ok"
+    assert process_job(dataclasses.replace(job, out=str(tmp / "calibration-out-2"))).ok
     return max(10.0, 40 * (time.monotonic() - started))
 
 

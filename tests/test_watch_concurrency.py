@@ -4,6 +4,7 @@ processes; the waiting is observed in the kernel's lock table, not guessed from 
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import hashlib
 import multiprocessing
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from documents.contracts import Job
 from engine.config import load_config
 from engine.work import LOCKS_DIR, OUTPUTS_DIR, RESULT_FILE, process_job
 from tests.conftest import REPO
@@ -22,20 +24,21 @@ SAMPLE = REPO / "data" / "samples" / "gear.dxf"
 
 
 @pytest.fixture
-def job(tmp_path: Path) -> dict:
+def job(tmp_path: Path) -> Job:
     config = tmp_path / "cadpipe.toml"
     config.write_text('[dxf]\noutputs = ["svg"]\n', encoding="utf-8")
     cfg = load_config(config)
-    return {
-        "source_root": str(SAMPLE.parent),
-        "path": SAMPLE.name,
-        "format": "dxf",
-        "sha256": hashlib.sha256(SAMPLE.read_bytes()).hexdigest(),
-        "work_id": "c0ffee" + "0" * 26,
-        "options": cfg.options_for("dxf"),
-        "out": str(tmp_path / "out"),
-        "attempt": 1,
-    }
+    return Job(
+        source_root=str(SAMPLE.parent),
+        path=SAMPLE.name,
+        format="dxf",
+        sha256=hashlib.sha256(SAMPLE.read_bytes()).hexdigest(),
+        work_id="c0ffee" + "0" * 26,
+        options=cfg.options_for("dxf"),
+        options_key=cfg.options_key("dxf"),
+        version="test",
+        out=str(tmp_path / "out"),
+    )
 
 
 def blocked_on(path: Path) -> bool:
@@ -71,34 +74,34 @@ def pool() -> ProcessPoolExecutor:
 def test_a_run_waits_while_another_works_on_the_same_content_then_reuses_its_result(tmp_path, job):
     # The other run's finished work, made beforehand in a scratch output root.
     scratch = tmp_path / "scratch"
-    assert process_job({**job, "out": str(scratch)})["status"] == "ok"
-    out = Path(job["out"])
-    handle = hold(out, job["work_id"])  # the other run is working on it now
+    assert process_job(dataclasses.replace(job, out=str(scratch))).status == "ok"
+    out = Path(job.out)
+    handle = hold(out, job.work_id)  # the other run is working on it now
     with pool() as workers:
         future = workers.submit(process_job, job)
         wait_until_blocked(Path(handle.name), future)
         # The other run finishes: its folder appears complete, then it lets go.
-        os.rename(scratch / OUTPUTS_DIR / job["work_id"], out / OUTPUTS_DIR / job["work_id"])
-        finished = (out / OUTPUTS_DIR / job["work_id"] / RESULT_FILE).stat()
+        os.rename(scratch / OUTPUTS_DIR / job.work_id, out / OUTPUTS_DIR / job.work_id)
+        finished = (out / OUTPUTS_DIR / job.work_id / RESULT_FILE).stat()
         handle.close()
         result = future.result(timeout=120)
-    assert result["status"] == "ok" and result["reused"] is True
-    assert (out / OUTPUTS_DIR / job["work_id"] / RESULT_FILE).stat().st_mtime_ns == finished.st_mtime_ns, (
+    assert result.status == "ok" and result.reused is True
+    assert (out / OUTPUTS_DIR / job.work_id / RESULT_FILE).stat().st_mtime_ns == finished.st_mtime_ns, (
         "the result was reused, not written again"
     )
-    assert sorted(p.name for p in (out / OUTPUTS_DIR).iterdir()) == sorted([LOCKS_DIR, job["work_id"]]), (
+    assert sorted(p.name for p in (out / OUTPUTS_DIR).iterdir()) == sorted([LOCKS_DIR, job.work_id]), (
         "no half-written folder left behind"
     )
 
 
 def test_when_the_other_run_gives_up_the_waiting_run_does_the_work(tmp_path, job):
-    out = Path(job["out"])
-    handle = hold(out, job["work_id"])
+    out = Path(job.out)
+    handle = hold(out, job.work_id)
     with pool() as workers:
         future = workers.submit(process_job, job)
         wait_until_blocked(Path(handle.name), future)
         handle.close()  # e.g. the other worker was killed: the kernel drops its lock
         result = future.result(timeout=120)
-    assert result["status"] == "ok" and result["reused"] is False
-    assert (out / OUTPUTS_DIR / job["work_id"] / RESULT_FILE).is_file()
-    assert sorted(p.name for p in (out / OUTPUTS_DIR).iterdir()) == sorted([LOCKS_DIR, job["work_id"]])
+    assert result.status == "ok" and result.reused is False
+    assert (out / OUTPUTS_DIR / job.work_id / RESULT_FILE).is_file()
+    assert sorted(p.name for p in (out / OUTPUTS_DIR).iterdir()) == sorted([LOCKS_DIR, job.work_id])
