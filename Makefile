@@ -5,16 +5,31 @@ PYTHON ?= python3
 UV_VERSION := 0.13.9
 LIBREDWG := documents/libredwg/node_modules/.installed
 
-.PHONY: run test bench env libredwg
+.PHONY: run test test-unit test-e2e test-tools lint bench env libredwg
 
 run: $(VENV)/.synced          ## convert the sample drawings in data/samples into out/
 	$(VENV)/bin/cadpipe run
 
-test: $(VENV)/.synced         ## run the test suite (installs Debian's chromium, librecad, curl and jq if missing)
+test: test-tools              ## run the whole test suite: tests/unit, then tests/e2e
+	$(VENV)/bin/python -m pytest
+
+test-unit: $(VENV)/.synced    ## the unit tests only (tests/unit: no corpus, no server, no browser; seconds)
+	$(VENV)/bin/python -m pytest tests/unit
+
+test-e2e: test-tools          ## the end-to-end tests only (tests/e2e: corpus, Prefect, browser, CLI, LibreCAD)
+	$(VENV)/bin/python -m pytest tests/e2e
+
+# What the end-to-end tests drive: Debian's chromium, librecad, curl and jq if missing, and the
+# opt-in LibreDWG reader where npm is installed.
+test-tools: $(VENV)/.synced
 	.ci/install-test-tools
 	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory libredwg; \
 	else echo "npm not found: the tests of the opt-in libredwg DWG reader are skipped"; fi
-	$(VENV)/bin/python -m pytest
+
+lint: $(VENV)/.synced         ## ruff (lint, then format as a check) and mypy, configured in pyproject.toml
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 bench: $(VENV)/.synced        ## orchestration overhead over the corpus replicated to 1,000 files
 	$(VENV)/bin/python bench/orchestration.py

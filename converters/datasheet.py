@@ -13,16 +13,20 @@ Plain functions, no Prefect: `build_datasheet` / `render_datasheet` and `BatchRe
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import quote
 
 import jinja2
+
+from converters.spreadsheet import Link, Table
+from documents.names import to_bytes
 
 TEMPLATES = Path(__file__).with_name("templates")
 
@@ -35,6 +39,7 @@ TITLE_FIELDS = [
     ("scale", "Scale"),
     ("sheet", "Sheet"),
     ("material", "Material"),
+    ("project", "Project"),
     ("title_block_name", "Title block"),
     ("title_block_layout", "Title block layout"),
 ]
@@ -82,7 +87,22 @@ _NOT_METADATA = {
     "attempts",
     "duration_ms",
 }
-BOM_VALUE_COLUMNS = ["item_no", "part_number", "description", "qty", "unit", "material", "mass", "revision", "vendor"]
+BOM_VALUE_COLUMNS = [
+    "item_no",
+    "tag",
+    "part_number",
+    "description",
+    "type",
+    "loop_number",
+    "service",
+    "size",
+    "qty",
+    "unit",
+    "material",
+    "mass",
+    "revision",
+    "vendor",
+]
 _BOM_ALWAYS = {"part_number", "description", "qty"}
 _BOM_TAIL = ["block_path", "layout", "insert_count", "source"]
 _BOM_NOT_VALUES = set(_BOM_TAIL) | {"sha256", "block_name", "handle", "level", "attributes"}
@@ -102,6 +122,12 @@ def is_missing(value: Any) -> bool:
 def href(root: str, relative: str) -> str:
     """Link from a page to `relative` (a path under the output root), each segment percent-encoded."""
     return root + "/".join(quote(part, safe="") for part in PurePosixPath(relative).parts)
+
+
+def native_href(root: str, relative: str) -> str:
+    """Link to a file whose name (in the catalog's text form) may not be UTF-8: each segment is
+    percent-encoded from the name's bytes, as the file system holds it."""
+    return root + "/".join(quote(to_bytes(part), safe="") for part in relative.split("/"))
 
 
 @dataclass
@@ -142,11 +168,11 @@ def build_datasheet(
     file_row: Mapping[str, Any],
     *,
     paths: Iterable[str],
-    outputs: list[Mapping[str, Any]],
-    layouts: list[Mapping[str, Any]] = (),
-    layers: list[Mapping[str, Any]] = (),
-    bom: list[Mapping[str, Any]] = (),
-    rollup: list[Mapping[str, Any]] = (),
+    outputs: Sequence[Mapping[str, Any]],
+    layouts: Sequence[Mapping[str, Any]] = (),
+    layers: Sequence[Mapping[str, Any]] = (),
+    bom: Sequence[Mapping[str, Any]] = (),
+    rollup: Sequence[Mapping[str, Any]] = (),
     root: str = "../../",
 ) -> Datasheet:
     """The datasheet of one drawing from its `files` row and its detail rows.
@@ -194,7 +220,7 @@ def preview(outputs: list[LayoutOutputs]) -> OutputLink | None:
     return None
 
 
-def bom_columns(bom: list[Mapping[str, Any]]) -> list[str]:
+def bom_columns(bom: Sequence[Mapping[str, Any]]) -> list[str]:
     """Columns with a value in some row (part number, description, qty always): the BOM values,
     custom tag-map or 3D columns, then where the row comes from."""
     present = {k for row in bom for k, v in row.items() if not is_missing(v)}
@@ -245,6 +271,22 @@ class ReportEntry:
     bom_rows: int | None = None
     datasheet: str | None = None  # href
     error: str | None = None
+    thumbnail: str | None = None  # href of the thumbnail of its main layout
+
+
+@dataclass
+class ReportChange:
+    """A drawing that came back with new content in this run (a `changes` row)."""
+
+    path: str
+    summary: str
+    compared: bool
+    note: str | None = None
+    datasheet: str | None = None  # href
+    title: list[tuple[str, Any, Any]] = field(default_factory=list)  # (field, before, after)
+    counts: list[tuple[str, int]] = field(default_factory=list)  # ("BOM rows added", 2), non-zero only
+    overlays: list[str] = field(default_factory=list)  # hrefs of the overlay images
+    diff: str | None = None  # href of diff.json
 
 
 @dataclass
@@ -298,6 +340,14 @@ class BatchReport:
     where_used_total: int  # rows in the where_used table (the report shows a bounded part)
     runs: list[RunLink] = field(default_factory=list)
     root: str = "../"
+    register: str | None = None  # href of the drawing register page
+    changes: list[ReportChange] = field(default_factory=list)
+    changes_total: int = 0  # revisions of this run (the report shows a bounded part)
+    gallery_href: str | None = None
+
+    @property
+    def changes_href(self) -> str:
+        return href(self.root, "catalog/changes/")  # the Delta table's folder
 
     @property
     def counts(self) -> list[tuple[str, Any]]:
@@ -334,6 +384,8 @@ def _number(value: Any) -> str:
 def _cell(value: Any) -> str:
     if is_missing(value):
         return ""
+    if isinstance(value, dt.datetime):
+        return value.isoformat(sep=" ", timespec="seconds")
     if isinstance(value, (bool, int, float)):
         return _number(value)
     if isinstance(value, (list, tuple)) or type(value).__name__ == "ndarray":
@@ -351,6 +403,14 @@ _env = jinja2.Environment(
 )
 _env.filters["cell"] = _cell
 _env.filters["num"] = _number
+_env.tests["link"] = lambda value: isinstance(value, Link)
+# A relative link's target (catalog text form) as an href: each segment percent-encoded from its bytes.
+_env.filters["href"] = lambda target: "/".join(quote(to_bytes(part), safe="") for part in target.split("/"))
+
+
+def environment() -> jinja2.Environment:
+    """The pages' Jinja2 environment (autoescaping, strict, with the `cell` and `num` filters)."""
+    return _env
 
 
 def render_datasheet(sheet: Datasheet, key: str = "") -> str:
@@ -360,6 +420,22 @@ def render_datasheet(sheet: Datasheet, key: str = "") -> str:
 
 def render_report(report: BatchReport) -> str:
     return _env.get_template("report.html.j2").render(report=report)
+
+
+def render_register(table: Table) -> str:
+    """The drawing register page: `table` as engine/register.py builds it (links relative to
+    the page)."""
+    statuses = [row.get("status") for row in table.rows]
+    counts = [("Drawings", len(statuses)), ("ok", statuses.count("ok")), ("Failed", statuses.count("failed"))]
+    return _env.get_template("register.html.j2").render(table=table, counts=counts)
+
+
+def register_fingerprint() -> str:
+    """Changes when the register page's template or this module changes."""
+    digest = hashlib.sha256(Path(__file__).read_bytes())
+    for name in ("_page.html.j2", "register.html.j2"):
+        digest.update((TEMPLATES / name).read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def templates_fingerprint() -> str:

@@ -15,7 +15,7 @@ What is rendered:
 
 Output names in ``out_dir``:
 
-- ``model.<ext>`` for the modelspace;
+- ``model.<ext>`` for the modelspace (and ``model.thumb.png``, a thumbnail of the same page);
 - ``layout-<slug>.<ext>`` for a paperspace layout, where ``<slug>`` is the layout name in lower
   case with every run of characters outside ``[a-z0-9]`` replaced by ``-`` (and ``-`` trimmed at
   both ends; ``unnamed`` when nothing is left). When two layouts give the same slug, the later one
@@ -64,6 +64,7 @@ from ezdxf.addons.drawing import Frontend, RenderContext
 from ezdxf.addons.drawing import layout as page_layout
 from ezdxf.addons.drawing.config import BackgroundPolicy, ColorPolicy, Configuration, ImagePolicy
 from ezdxf.addons.drawing.frontend import _find_image_path  # the path ezdxf itself would open
+from ezdxf.addons.drawing.pipeline import RenderPipeline2d
 from ezdxf.addons.drawing.properties import (
     BackendProperties,
     Filling,
@@ -74,17 +75,20 @@ from ezdxf.addons.drawing.properties import (
 from ezdxf.addons.drawing.svg import SVGBackend, SVGRenderBackend
 from ezdxf.colors import RGB
 from ezdxf.document import Drawing
-from ezdxf.entities import DXFGraphic, DXFTagStorage
+from ezdxf.entities import DXFGraphic, DXFTagStorage, Image
 from ezdxf.layouts import Layout, Paperspace
 from ezdxf.math import BoundingBox2d
 from ezdxf.tools import pattern as hatch_patterns
+from ezdxf.tools.clipping_portal import ClippingPortal
 
 from converters import svg_paths
+from converters.placement import Placement, thumbnail_png
 from documents import atomic
 from documents.errors import InputError, TransientError
 from documents.file_access import may_read
 
 FORMATS = ("svg", "pdf", "png")
+THUMBNAIL = "thumbnail"  # the files key and output format of a layout's thumbnail (<stem>.thumb.png)
 
 # ISO sizes and the US sizes of the brief, as (short side, long side) in mm.
 _PAGE_SIZES_MM: dict[str, tuple[float, float]] = {
@@ -167,9 +171,10 @@ class RenderedLayout:
     layout: str  # the layout name as in the DXF ("Model" for the modelspace)
     stem: str  # file name without extension, see module docstring
     empty: bool  # nothing to draw: the files hold a blank page
-    files: dict[str, Path]  # format -> written file, only the requested formats
+    files: dict[str, Path]  # format -> written file: the requested formats and THUMBNAIL
     png_size: tuple[int, int] | None  # (width, height) in pixels when a PNG was written
     png_dpi: float | None  # resolution actually used for the PNG (lowered by the pixel cap)
+    placement: Placement | None = None  # where the layout's coordinates are on the page (None: empty)
 
 
 @dataclass
@@ -191,9 +196,11 @@ def render_dxf(doc: Drawing, out_dir: Path, options: RenderOptions = RenderOptio
     reported: set[str] = set()  # handles already named: a viewport shows modelspace entities again
     for layout, stem in _layouts_to_render(doc):
         where = f"{source}: layout {layout.name!r}"
-        svg, empty, notes = _render_svg(doc, layout, options.page, where, reported)
+        svg, empty, notes, placement = _render_svg(doc, layout, options.page, where, reported)
         result.warnings += notes.warnings(where, empty, _entity_total(layout))
-        result.layouts.append(_write_formats(svg, empty, layout.name, stem, out_dir, options, where))
+        rendered = _write_formats(svg, empty, layout.name, stem, out_dir, options, where)
+        rendered.placement = placement
+        result.layouts.append(rendered)
     return result
 
 
@@ -286,9 +293,10 @@ def _has_content(layout: Paperspace) -> bool:
 
 def _render_svg(
     doc: Drawing, layout: Layout, page: PageSpec, where: str, reported: set[str] | None = None
-) -> tuple[str, bool, _DrawNotes]:
-    """The layout as an SVG page; (svg, empty, what was left out or repaired). Entities whose
-    handle is in `reported` are not named again (and are added to it)."""
+) -> tuple[str, bool, _DrawNotes, Placement | None]:
+    """The layout as an SVG page; (svg, empty, what was left out or repaired, where its
+    coordinates are on the page). Entities whose handle is in `reported` are not named again
+    (and are added to it)."""
     config = Configuration(background_policy=BackgroundPolicy.WHITE, color_policy=ColorPolicy.COLOR)
     backend = _InlineStyleSVGBackend()
     notes = _DrawNotes(reported=reported if reported is not None else set())
@@ -308,11 +316,35 @@ def _render_svg(
             # Any box will do: there is nothing in it, and the page size is fixed.
             render_box = BoundingBox2d([(0, 0), (1, 1)])
         svg = backend.get_string(page.to_ezdxf(), settings=settings, render_box=render_box)
+        placement = None if empty else _placement(backend, page, settings, render_box)
     except MemoryError:
         raise
     except Exception as exc:
         raise InputError(f"{where}: ezdxf cannot render it: {exc!r}") from exc
-    return svg, empty, notes
+    return svg, empty, notes, placement
+
+
+def _placement(
+    backend: SVGBackend, page: PageSpec, settings: page_layout.Settings, box: BoundingBox2d
+) -> Placement | None:
+    """The fit ezdxf chose (its placement matrix maps layout units to SVG viewBox units)."""
+    matrix = backend.transformation_matrix
+    if matrix is None:
+        return None
+    per_mm = settings.page_output_scale_factor(page.to_ezdxf())  # viewBox units per mm
+    ox, oy, _ = matrix.transform((0.0, 0.0, 0.0))
+    ux, uy, _ = matrix.transform((1.0, 0.0, 0.0))
+    scale = math.hypot(ux - ox, uy - oy) / per_mm
+    if not (scale > 0 and math.isfinite(scale)):
+        return None
+    return Placement(
+        page.width_mm,
+        page.height_mm,
+        scale,
+        ox / per_mm,
+        oy / per_mm,
+        (box.extmin.x, box.extmin.y, box.extmax.x, box.extmax.y),
+    )
 
 
 class _LayersAsCADProgramsLoadThem(dict):
@@ -391,6 +423,12 @@ class _TolerantFrontend(Frontend):
         self.notes = notes
         self._patterns: dict[str, list] | None = None
 
+    @property
+    def _clipping(self) -> ClippingPortal:
+        pipeline = self.pipeline
+        assert isinstance(pipeline, RenderPipeline2d)  # what Frontend builds; typed as the abstract base
+        return pipeline.clipping_portal
+
     def skip_entity(self, entity, msg: str) -> None:
         handle = entity.dxf.get("handle") if not getattr(entity, "is_virtual", False) else None
         # Invisible is hidden on purpose: a CAD program would not show it either.
@@ -433,7 +471,7 @@ class _TolerantFrontend(Frontend):
             return
         # A failure inside an INSERT leaves its block state and clipping pushed; undo both.
         saved_states = len(self.ctx._saved_states)
-        clipping = self.pipeline.clipping_portal
+        clipping = self._clipping
         clip_depth = clipping.stack_depth
         try:
             super().draw_entity(entity, properties)
@@ -449,7 +487,7 @@ class _TolerantFrontend(Frontend):
     def draw_image_entity(self, entity: DXFGraphic, properties: Properties) -> None:
         # ezdxf opens the image file it finds; only one the read scope allows is opened (outside
         # the drawing's source, or a FIFO, it is drawn as missing: its frame and file name).
-        image_def = entity.image_def
+        image_def = entity.image_def if isinstance(entity, Image) else None  # ezdxf calls this for IMAGE only
         if image_def is not None and self.ctx.document_dir is not None:
             found = _find_image_path(self.ctx.document_dir, image_def.dxf.filename)
             if not may_read(found):
@@ -492,19 +530,26 @@ def _write_formats(
     png_dpi: float | None = None
     if "svg" in options.formats:
         files["svg"] = _write_atomic(out_dir / f"{stem}.svg", svg.encode("utf-8"))
-    if "pdf" in options.formats or "png" in options.formats:
-        try:
-            with _open_svg(svg) as svg_doc:
-                pdf = _pdf_from(svg_doc) if "pdf" in options.formats else None
-                png = _png_from(svg_doc, options.png_dpi, options.png_max_pixels) if "png" in options.formats else None
-        except InputError as exc:
-            raise InputError(f"{where}: {exc}") from exc
-        if pdf is not None:
-            files["pdf"] = _write_atomic(out_dir / f"{stem}.pdf", pdf)
-        if png is not None:
-            data, png_size, png_dpi = png
-            files["png"] = _write_atomic(out_dir / f"{stem}.png", data)
+    try:
+        with _open_svg(svg) as svg_doc:
+            pdf = _pdf_from(svg_doc) if "pdf" in options.formats else None
+            png = _png_from(svg_doc, options.png_dpi, options.png_max_pixels) if "png" in options.formats else None
+            thumbnail = thumbnail_png(svg_doc[0])
+    except InputError as exc:
+        raise InputError(f"{where}: {exc}") from exc
+    if pdf is not None:
+        files["pdf"] = _write_atomic(out_dir / f"{stem}.pdf", pdf)
+    if png is not None:
+        data, png_size, png_dpi = png
+        files["png"] = _write_atomic(out_dir / f"{stem}.png", data)
+    files[THUMBNAIL] = _write_atomic(out_dir / f"{stem}.thumb.png", thumbnail)
     return RenderedLayout(name, stem, empty, files, png_size, png_dpi)
+
+
+def svg_thumbnail(svg: str) -> bytes:
+    """The thumbnail PNG of an SVG page (converters/placement.py: thumbnail_png)."""
+    with _open_svg(svg) as svg_doc:
+        return thumbnail_png(svg_doc[0])
 
 
 @contextlib.contextmanager

@@ -41,7 +41,7 @@ from OCP.TopExp import TopExp_Explorer
 from OCP.TopoDS import TopoDS, TopoDS_Shape
 from OCP.TopTools import TopTools_IndexedMapOfShape
 
-from converters.dxf_render import svg_to_png
+from converters.dxf_render import THUMBNAIL, svg_thumbnail, svg_to_png
 from converters.step_mesh import atomic_target, current_mesh, mesh_model, shape_diagonal
 from documents.errors import InputError
 from documents.step_document import LoadedStep, triangle_arrays
@@ -107,7 +107,8 @@ def render_views(
     options: DrawingOptions = DrawingOptions(),
     stem: str = "views",
 ) -> dict[str, Any]:
-    """Draw the four views of `loaded` into ``out_dir/<stem>.svg`` (and ``.png``).
+    """Draw the four views of `loaded` into ``out_dir/<stem>.svg`` (and ``.png``), with a
+    thumbnail of the same page in ``<stem>.thumb.png``.
 
     Returns ``files`` (format -> path), ``scale`` ("1:2"), ``scale_factor`` (paper mm per
     model mm), ``png_size`` and ``png_dpi`` (None without PNG), ``visible_segments``,
@@ -130,6 +131,7 @@ def render_views(
     if "png" in formats:
         data, png_size, png_dpi = svg_to_png(svg, options.png_dpi, options.png_max_pixels)
         files["png"] = _write(out_dir / f"{stem}.png", data)
+    files[THUMBNAIL] = _write(out_dir / f"{stem}.thumb.png", svg_thumbnail(svg))
     return {
         "files": files,
         "scale": _scale_label(scale),

@@ -96,6 +96,12 @@ class MeshInfo:
             "faces_without_mesh": self.faces_without_mesh,
         }
 
+    def tolerances(self) -> tuple[float, float]:
+        """(linear, angular) of a model meshed here; a mesh-only model has none."""
+        if self.linear_tolerance is None or self.angular_tolerance is None:
+            raise ValueError("a mesh-only model was not meshed: it has no tolerances")
+        return self.linear_tolerance, self.angular_tolerance
+
 
 def stl_bytes(triangles: int) -> int:
     """Exact size of a binary STL with that many triangles."""
@@ -130,7 +136,7 @@ def mesh_model(
         return reused
 
     info = _refine(shape, linear_tolerance, angular_tolerance, max_triangles, count_unique)
-    linear, angular = info.linear_tolerance, info.angular_tolerance
+    linear, angular = info.tolerances()
     for _ in range(_MAX_ATTEMPTS):
         measured = info.unique_triangles if count_unique else info.triangles
         if max_triangles is None or measured <= max_triangles:
@@ -234,7 +240,7 @@ def write_glb(
             return {"path": path, "bytes": size, **info.as_dict(), "adapted": adapted, "scale_check": scale}
         # The estimate was short (more nodes per triangle than assumed): shrink the budget.
         budget = max(int(budget * max_bytes / size / _SAFETY), 1)
-        linear, angular = info.linear_tolerance, info.angular_tolerance
+        linear, angular = info.tolerances()  # remeshable, else raised above
     raise InputError(f"{name}: GLB does not fit the cap of {max_bytes} bytes")
 
 

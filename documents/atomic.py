@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,15 +24,25 @@ def atomic_path(path: Path, temp: Path | None = None) -> Iterator[Path]:
     name that ends in `path`'s own suffix: writers that choose the format by it (OCCT) still can."""
     path = Path(path)
     if temp is None:
-        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
-        os.close(fd)
-        temp = Path(name)
+        temp = _new_temporary(path)
     try:
         yield temp
         os.replace(temp, path)
     finally:
         with contextlib.suppress(OSError):
             temp.unlink()  # gone already after the rename
+
+
+def _new_temporary(path: Path) -> Path:
+    """A new, empty file beside `path`, with the mode any new file gets (0666 less the umask):
+    `tempfile.mkstemp` would make it private (0600), and the rename would keep that."""
+    while True:
+        temp = path.with_name(f".{path.stem}.{secrets.token_hex(6)}.tmp{path.suffix}")
+        try:
+            os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return temp
 
 
 def write_bytes(path: Path, data: bytes) -> Path:

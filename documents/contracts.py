@@ -57,6 +57,9 @@ class FileResult:
     tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # detail rows by table
     outputs: list[Output] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # Drawings: per layout, where its coordinates land on its page (converters/placement.py):
+    # {"layout", "stem", "placement"}; revision overlays align two renders by it.
+    pages: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -218,7 +218,8 @@ def _file_header(path: Path, kind: str) -> dict[str, Any]:
     if kind == "dxf-binary":
         return _header_from_tags(binary_tags_loader(_guard_io(path, path.read_bytes)))
     with _guard_io(path, lambda: open(path, encoding="utf-8-sig", errors="replace")) as fh:
-        return _header_from_tags(ascii_tags_loader(_SkipBlankStart(fh)))
+        # ezdxf annotates a TextIO but only calls readline(), all that _SkipBlankStart offers
+        return _header_from_tags(ascii_tags_loader(_SkipBlankStart(fh)))  # type: ignore[arg-type]
 
 
 def _header_from_tags(tags: Iterator[DXFTag]) -> dict[str, Any]:
@@ -263,8 +264,8 @@ def _ends_cleanly(data: bytes, *, binary: bool) -> bool:
         tail = data.rstrip(b"\x1a")[-16:]
         return tail.endswith((b"EOF\x00", b"ENDSEC\x00"))
     # DOS-era files end with Ctrl-Z; NULs come from preallocated, never-filled files.
-    tail = data.rstrip(b" \t\r\n\x1a\x00")[-16:].splitlines()
-    return bool(tail) and tail[-1].strip().upper() in (b"EOF", b"ENDSEC")
+    last_lines = data.rstrip(b" \t\r\n\x1a\x00")[-16:].splitlines()
+    return bool(last_lines) and last_lines[-1].strip().upper() in (b"EOF", b"ENDSEC")
 
 
 def _guard_io(path: Path, func: Callable[..., Any], *args: Any) -> Any:

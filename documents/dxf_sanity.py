@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ezdxf.document import Drawing
-from ezdxf.entities import DXFGraphic
+from ezdxf.entities import DXFGraphic, LWPolyline, Mesh, Polyline, Spline
 
 
 def _finite(value: Any) -> bool:
@@ -27,17 +27,16 @@ def _finite(value: Any) -> bool:
 
 def _points(entity: DXFGraphic) -> Iterable[Any]:
     """Coordinates an entity keeps outside its DXF attributes."""
-    kind = entity.dxftype()
-    if kind == "LWPOLYLINE":
+    if isinstance(entity, LWPolyline):
         yield from entity.get_points("xyseb")
-    elif kind == "POLYLINE":
+    elif isinstance(entity, Polyline):  # POLYFACE and POLYMESH too: each is a POLYLINE in DXF
         for vertex in entity.vertices:
             yield from vertex.dxfattribs().values()
-    elif kind == "SPLINE":
+    elif isinstance(entity, Spline) and entity.dxftype() == "SPLINE":  # a HELIX is a Spline subclass
         yield from entity.control_points
         yield from entity.fit_points
         yield from entity.knots
-    elif kind == "MESH":
+    elif isinstance(entity, Mesh):
         yield from entity.vertices
 
 

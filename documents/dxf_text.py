@@ -18,7 +18,9 @@ from __future__ import annotations
 import re
 
 from ezdxf.document import Drawing
+from ezdxf.entities.attrib import BaseAttrib
 from ezdxf.lldxf.encoding import decode_dxf_unicode, decode_mif_to_unicode
+from ezdxf.tools.text import plain_mtext
 
 NBSP = "\u00a0"
 _PERCENT_CODE = re.compile(r"%%(%|\d{3})")
@@ -52,9 +54,17 @@ def decode_text_escapes(doc: Drawing) -> int:
             if isinstance(value, str) and _has_escape(value):
                 entity.dxf.set(name, decode_single_line(value, codepage))
                 changed += 1
-        if dxftype in ("ATTRIB", "ATTDEF") and getattr(entity, "has_embedded_mtext_entity", False):
+        if isinstance(entity, BaseAttrib) and entity._embedded_mtext:  # ATTRIB or ATTDEF, multi-line
             changed += _decode_mtext(entity._embedded_mtext, codepage)
     return changed
+
+
+def plain_mtext_text(text: str) -> str:
+    """ezdxf's ``plain_mtext(text)`` as one string: it is annotated ``list[str] | str`` for both
+    values of `split`, and without `split` it always returns a str."""
+    plain = plain_mtext(text, split=False)
+    assert isinstance(plain, str)
+    return plain
 
 
 def decode_single_line(text: str, codepage: str = "cp1252") -> str:
@@ -117,7 +127,7 @@ def _decode_mtext(mtext, codepage: str) -> int:
 def _decode_multileader(leader, codepage: str) -> int:
     mtext = getattr(getattr(leader, "context", None), "mtext", None)
     content = getattr(mtext, "default_content", None)
-    if not isinstance(content, str) or not _has_escape(content):
+    if mtext is None or not isinstance(content, str) or not _has_escape(content):
         return 0
     decoded = decode_mtext(content, codepage)
     if decoded == content:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ezdxf.document import Drawing
+from ezdxf.entities import Insert
 
 from editors.changes import Change, EditContext
 from editors.recipe import SetAttributes
@@ -22,6 +23,8 @@ def set_attributes(doc: Drawing, spec: SetAttributes, context: EditContext) -> l
     for layout_name in doc.layouts.names_in_taborder():
         layout = doc.layouts.get(layout_name)
         for insert in layout.query("INSERT"):
+            if not isinstance(insert, Insert):  # query() is typed by entity name only
+                continue
             name = reader.block_name(insert)
             if names is not None:
                 if not names.fullmatch(name):

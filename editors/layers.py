@@ -7,7 +7,7 @@ Layer names are case-insensitive in DXF, as in CAD programs: ``dim`` and ``DIM``
 from __future__ import annotations
 
 from ezdxf.document import Drawing
-from ezdxf.entities import DXFEntity
+from ezdxf.entities import DXFEntity, Viewport
 from ezdxf.tools.standards import ISO_LTYPE_FACTOR, linetypes
 
 from documents.errors import InputError
@@ -37,6 +37,8 @@ def rename_layer(doc: Drawing, spec: RenameLayer, context: EditContext) -> list[
     for entity in moved:
         entity.dxf.layer = new_name
     for viewport in doc.query("VIEWPORT"):
+        if not isinstance(viewport, Viewport):  # query() is typed by entity name only
+            continue
         frozen = viewport.frozen_layers
         if any(name.casefold() == old_key for name in frozen):
             renamed = [new_name if name.casefold() == old_key else name for name in frozen]
@@ -63,6 +65,8 @@ def set_layer(doc: Drawing, spec: SetLayer, context: EditContext) -> list[Change
     A linetype the drawing lacks is added when it is one of ezdxf's standard linetypes."""
     names = name_matcher(spec.layers)
     changes: list[Change] = []
+    if names is None:  # no globs match no layer (a recipe always gives at least one)
+        return changes
     for layer in list(doc.layers):
         name = layer.dxf.name
         if not names.fullmatch(name):
@@ -103,8 +107,8 @@ def purge_layers(doc: Drawing) -> list[Change]:
     for entity in _live_entities(doc):
         if entity.dxf.hasattr("layer"):
             used.add(entity.dxf.layer.casefold())
-        if entity.dxftype() == "VIEWPORT":
-            used.update(name.casefold() for name in entity.frozen_layers)  # type: ignore[attr-defined]
+        if isinstance(entity, Viewport):
+            used.update(name.casefold() for name in entity.frozen_layers)
     changes = []
     for layer in list(doc.layers):
         name = layer.dxf.name

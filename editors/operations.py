@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import assert_never
 
 from ezdxf.document import Drawing
 
@@ -31,15 +31,26 @@ def purge(doc: Drawing, spec: Purge, context: EditContext) -> list[Change]:
     return changes + (purge_layers(doc) if spec.layers else [])
 
 
-HANDLERS: dict[type, Callable[[Drawing, Operation, EditContext], list[Change]]] = {
-    SetAttributes: set_attributes,
-    ReplaceText: replace_text,
-    RenameLayer: rename_layer,
-    SetLayer: set_layer,
-    Purge: purge,
-    RedefineBlock: redefine_block,
-    ConvertVersion: convert_version,
-}
+def apply_operation(doc: Drawing, op: Operation, context: EditContext) -> list[Change]:
+    """Dispatch on the operation's type (a match, so that mypy checks each handler's spec type and
+    that every operation has one)."""
+    match op:
+        case SetAttributes():
+            return set_attributes(doc, op, context)
+        case ReplaceText():
+            return replace_text(doc, op, context)
+        case RenameLayer():
+            return rename_layer(doc, op, context)
+        case SetLayer():
+            return set_layer(doc, op, context)
+        case Purge():
+            return purge(doc, op, context)
+        case RedefineBlock():
+            return redefine_block(doc, op, context)
+        case ConvertVersion():
+            return convert_version(doc, op, context)
+        case _:
+            assert_never(op)
 
 
 def apply_operations(doc: Drawing, operations: tuple[Operation, ...], context: EditContext) -> list[Change]:
@@ -48,7 +59,7 @@ def apply_operations(doc: Drawing, operations: tuple[Operation, ...], context: E
     changes: list[Change] = []
     for index, op in enumerate(operations):
         try:
-            changes += HANDLERS[type(op)](doc, op, context)
+            changes += apply_operation(doc, op, context)
         except InputError as exc:
             raise InputError(f"operations[{index}] {op.op}: {exc}") from exc
     return changes

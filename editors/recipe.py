@@ -47,6 +47,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from ezdxf.lldxf.const import acad_release, acad_release_to_dxf_version
 from ezdxf.lldxf.validator import is_valid_layer_name
@@ -58,8 +59,8 @@ from extractors.title_block import DEFAULT_TITLE_TAG_MAP
 __all__ = ["RecipeError", "Recipe", "Selection", "VersionTest", "load_recipe", "parse_recipe"]
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
-FORMATS = ("dxf", "dxf-binary")
-TEXT_ENTITIES = ("TEXT", "MTEXT", "ATTRIB")
+FORMATS: tuple[str, ...] = ("dxf", "dxf-binary")
+TEXT_ENTITIES: tuple[str, ...] = ("TEXT", "MTEXT", "ATTRIB")
 # Versions ezdxf writes; R12 is left out: writing it means exploding newer entities.
 WRITABLE_VERSIONS = ("AC1015", "AC1018", "AC1021", "AC1024", "AC1027", "AC1032")
 _OLD_RELEASES = {"AC1001": "R2.2", "AC1002": "R2.5", "AC1003": "R2.6"}
@@ -251,10 +252,10 @@ def _selection(r: NodeReader, node: Node, title_fields: tuple[str, ...]) -> Sele
     title: list[tuple[str, tuple[str, ...]]] = []
     if "title_block" in f:
         allowed = title_fields + TITLE_EXTRA_FIELDS
-        for key, value in r.pairs(f["title_block"], f"{where}.title_block"):
+        for key, patterns in r.pairs(f["title_block"], f"{where}.title_block"):
             if key not in allowed:
-                r.fail(value, f"{where}.title_block", f"unknown title field {key!r} (known: {', '.join(allowed)})")
-            title.append((key, tuple(v for _, v in r.texts(value, f"{where}.title_block.{key}"))))
+                r.fail(patterns, f"{where}.title_block", f"unknown title field {key!r} (known: {', '.join(allowed)})")
+            title.append((key, tuple(v for _, v in r.texts(patterns, f"{where}.title_block.{key}"))))
     return Selection(globs.get("paths", ()), globs.get("exclude", ()), formats, version, layers, tuple(title))
 
 
@@ -263,10 +264,11 @@ def _version_test(r: NodeReader, node: Node, where: str) -> VersionTest:
     if len(items) == 1:
         item, text = items[0]
         match = _VERSION_TEST.fullmatch(text)
-        op = match.group(1) if match else None
+        if match is None:
+            return VersionTest("in", (_version(r, item, where, text),))
+        op, value = match.group(1), match.group(2)
         if op and op not in ("=", "=="):
-            return VersionTest(op, (_version(r, item, where, match.group(2)),))
-        value = match.group(2) if match else text
+            return VersionTest(op, (_version(r, item, where, value),))
         return VersionTest("in", (_version(r, item, where, value),))
     return VersionTest("in", tuple(_version(r, item, where, text) for item, text in items))
 
@@ -278,8 +280,14 @@ def _version(r: NodeReader, node: Node, where: str, text: str) -> str:
     return code
 
 
+class _OperationBuilder(Protocol):
+    def __call__(
+        self, r: NodeReader, node: Node, where: str, *, title_fields: tuple[str, ...], base_dir: Path
+    ) -> Operation: ...
+
+
 def _operation(r: NodeReader, node: Node, where: str, title_fields: tuple[str, ...], base_dir: Path) -> Operation:
-    builders = {
+    builders: dict[str, _OperationBuilder] = {
         "set_attributes": _set_attributes,
         "replace_text": _replace_text,
         "rename_layer": _rename_layer,
@@ -297,11 +305,13 @@ def _operation(r: NodeReader, node: Node, where: str, title_fields: tuple[str, .
     return builders[op](r, body, f"{where}.{op}", title_fields=title_fields, base_dir=base_dir)
 
 
-def _set_attributes(r: NodeReader, node: Node, where: str, *, title_fields, **_) -> SetAttributes:
+def _set_attributes(
+    r: NodeReader, node: Node, where: str, *, title_fields: tuple[str, ...], **_: object
+) -> SetAttributes:
     f = r.mapping(node, where, optional=("tags", "fields", "blocks"))
     if "tags" not in f and "fields" not in f:
         r.fail(node, where, "give 'tags' (attribute tag: value) or 'fields' (title field: value)")
-    tags = ()
+    tags: tuple[tuple[str, str], ...] = ()
     if "tags" in f:
         tags = tuple((k, r.text(v, f"{where}.tags.{k}", empty=True)) for k, v in r.pairs(f["tags"], f"{where}.tags"))
     fields = []
@@ -309,7 +319,7 @@ def _set_attributes(r: NodeReader, node: Node, where: str, *, title_fields, **_)
         if key not in title_fields:
             r.fail(value, f"{where}.fields", f"unknown title field {key!r} (known: {', '.join(title_fields)})")
         fields.append((key, r.text(value, f"{where}.fields.{key}", empty=True)))
-    blocks = None
+    blocks: tuple[str, ...] | None = None
     if "blocks" in f:
         items = r.texts(f["blocks"], f"{where}.blocks")
         if not (len(items) == 1 and items[0][1] == "title_block"):
@@ -317,7 +327,7 @@ def _set_attributes(r: NodeReader, node: Node, where: str, *, title_fields, **_)
     return SetAttributes(tags, tuple(fields), blocks)
 
 
-def _replace_text(r: NodeReader, node: Node, where: str, **_) -> ReplaceText:
+def _replace_text(r: NodeReader, node: Node, where: str, **_: object) -> ReplaceText:
     f = r.mapping(node, where, required=("pattern", "replacement"), optional=("ignore_case", "entities"))
     pattern = r.text(f["pattern"], f"{where}.pattern")
     replacement = r.text(f["replacement"], f"{where}.replacement", empty=True)
@@ -355,7 +365,7 @@ def _layer_name(r: NodeReader, node: Node, where: str) -> str:
     return name
 
 
-def _rename_layer(r: NodeReader, node: Node, where: str, **_) -> RenameLayer:
+def _rename_layer(r: NodeReader, node: Node, where: str, **_: object) -> RenameLayer:
     f = r.mapping(node, where, required=("from", "to"))
     old = _layer_name(r, f["from"], f"{where}.from")
     new = _layer_name(r, f["to"], f"{where}.to")
@@ -368,7 +378,7 @@ def _rename_layer(r: NodeReader, node: Node, where: str, **_) -> RenameLayer:
     return RenameLayer(old, new)
 
 
-def _set_layer(r: NodeReader, node: Node, where: str, **_) -> SetLayer:
+def _set_layer(r: NodeReader, node: Node, where: str, **_: object) -> SetLayer:
     f = r.mapping(node, where, required=("layer",), optional=("color", "linetype"))
     if "color" not in f and "linetype" not in f:
         r.fail(node, where, "give 'color' and/or 'linetype'")
@@ -378,7 +388,7 @@ def _set_layer(r: NodeReader, node: Node, where: str, **_) -> SetLayer:
     return SetLayer(layers, color, linetype)
 
 
-def _purge(r: NodeReader, node: Node, where: str, **_) -> Purge:
+def _purge(r: NodeReader, node: Node, where: str, **_: object) -> Purge:
     if getattr(node, "tag", "").endswith(":null"):  # `- purge:` alone: purge both
         return Purge()
     f = r.mapping(node, where, optional=("layers", "blocks"))
@@ -388,7 +398,7 @@ def _purge(r: NodeReader, node: Node, where: str, **_) -> Purge:
     return spec
 
 
-def _redefine_block(r: NodeReader, node: Node, where: str, *, base_dir: Path, **_) -> RedefineBlock:
+def _redefine_block(r: NodeReader, node: Node, where: str, *, base_dir: Path, **_: object) -> RedefineBlock:
     from editors.source_blocks import SourceBlockError, load_source_block
 
     f = r.mapping(node, where, required=("block", "source"), optional=("source_block",))
@@ -405,7 +415,7 @@ def _redefine_block(r: NodeReader, node: Node, where: str, *, base_dir: Path, **
     return RedefineBlock(block, source, source_block, digest)
 
 
-def _convert_version(r: NodeReader, node: Node, where: str, **_) -> ConvertVersion:
+def _convert_version(r: NodeReader, node: Node, where: str, **_: object) -> ConvertVersion:
     f = r.mapping(node, where, required=("to",))
     code = _version(r, f["to"], f"{where}.to", r.text(f["to"], f"{where}.to"))
     if code not in WRITABLE_VERSIONS:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ezdxf.document import Drawing
-from ezdxf.entities import DXFGraphic
+from ezdxf.entities import DXFGraphic, Insert, MText
+from ezdxf.entities.attrib import BaseAttrib
 from ezdxf.layouts import BlockLayout
 
 from editors.changes import Change, EditContext
@@ -14,20 +15,20 @@ from editors.recipe import ReplaceText
 
 def text_value(entity: DXFGraphic) -> str:
     """The stored value: MTEXT and multi-line attributes with their formatting codes."""
-    if entity.dxftype() == "MTEXT":
-        return entity.text  # type: ignore[attr-defined]
-    if entity.dxftype() in ("ATTRIB", "ATTDEF") and entity.has_embedded_mtext_entity:  # type: ignore[attr-defined]
-        return entity.virtual_mtext_entity().text  # type: ignore[attr-defined]
+    if isinstance(entity, MText):
+        return entity.text
+    if isinstance(entity, BaseAttrib) and entity.has_embedded_mtext_entity:  # ATTRIB or ATTDEF
+        return entity.virtual_mtext_entity().text
     return entity.dxf.get("text", "")
 
 
 def set_text_value(entity: DXFGraphic, value: str) -> None:
-    if entity.dxftype() == "MTEXT":
-        entity.text = value  # type: ignore[attr-defined]
-    elif entity.dxftype() in ("ATTRIB", "ATTDEF") and entity.has_embedded_mtext_entity:  # type: ignore[attr-defined]
-        mtext = entity.virtual_mtext_entity()  # type: ignore[attr-defined]
+    if isinstance(entity, MText):
+        entity.text = value
+    elif isinstance(entity, BaseAttrib) and entity.has_embedded_mtext_entity:  # ATTRIB or ATTDEF
+        mtext = entity.virtual_mtext_entity()
         mtext.text = value
-        entity.set_mtext(mtext, graphic_properties=False)  # type: ignore[attr-defined]
+        entity.set_mtext(mtext, graphic_properties=False)
         # the single-line value CAD programs without multi-line support show: the first line
         lines = mtext.plain_text(split=True)
         entity.dxf.text = lines[0] if lines else ""
@@ -66,8 +67,8 @@ def replace_text(doc: Drawing, spec: ReplaceText, context: EditContext) -> list[
             kind = entity.dxftype()
             if kind in ("TEXT", "MTEXT") and kind in spec.entities:
                 replace(entity, f"{label}: {kind} #{entity.dxf.handle}")
-            elif kind == "INSERT" and "ATTRIB" in spec.entities:
-                for attrib in entity.attribs:  # type: ignore[attr-defined]
+            elif isinstance(entity, Insert) and "ATTRIB" in spec.entities:
+                for attrib in entity.attribs:
                     tag = attrib.dxf.get("tag", "")
                     replace(attrib, f"{label}: {entity.dxf.name} #{attrib.dxf.handle} ATTRIB {tag}")
     return changes

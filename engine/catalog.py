@@ -37,6 +37,7 @@ from engine.catalog_store import (
     DETAIL_TABLES,
     NO_CONTENT,
     PARTITION,
+    TABLES,
     CatalogStore,
     MaintenanceRule,
     Publication,
@@ -51,6 +52,10 @@ CATALOG_DIR = "catalog"
 QUARANTINE_DIR = "quarantine"
 
 log = logging.getLogger(__name__)
+
+# `changes`: one row per new content of a path whose earlier content the catalog knew (a revision),
+# made by engine/revision_diff.py after the publish; the declared schema is catalog_store.CHANGES.
+CHANGE_COLUMNS = list(TABLES["changes"].schema.names)
 
 # Quarantine names: `<sha16>-<name>` and `<sha16>-<name>.error.json` must fit a file name.
 _QUARANTINE_OVERHEAD = len("0123456789abcdef-") + len(".error.json")
@@ -138,10 +143,13 @@ class Catalog:
         """The Delta table's folder (what `delta_scan`, `polars.scan_delta` and `DeltaTable` open)."""
         return self.store.path(name)
 
-    def read(self, name: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    def read(
+        self, name: str, columns: Sequence[str] | None = None, where: list[tuple[str, str, Any]] | None = None
+    ) -> pd.DataFrame:
         """A table in its declared types (pandas' nullable Int64 and boolean where a column is
-        declared integer or flag); every column, also when the table is empty."""
-        return self.store.read_pandas(name, columns=columns)
+        declared integer or flag); every column, also when the table is empty. `where`: as
+        CatalogStore.read's (column, ``=`` or ``in``, value) conditions."""
+        return self.store.read_pandas(name, columns=columns, where=where)
 
     def write(self, name: str, frame: pd.DataFrame) -> None:
         """Replace a derived table (bom_rollup, where_used) in one commit."""
@@ -266,6 +274,7 @@ class Catalog:
         details: dict[str, list[dict]] = {name: [] for name in DETAIL_TABLES}
         kept: list[tuple[Outcome, dict]] = []
         for o in outcomes:
+            previous = records.get(o.input.key)
             base = {
                 "path": o.input.path,
                 "source_root": o.input.source_root,
@@ -274,8 +283,8 @@ class Catalog:
                 "size": o.input.size,
                 "mtime_ns": o.input.mtime_ns,
                 "work_id": o.work_id,
+                **_previous_version(previous, o.input.sha256),
             }
-            previous = records.get(o.input.key)
             if (o.state == "unchanged" or o.result.get("unchanged")) and previous is not None:
                 if any(getattr(previous, k) != base[k] for k in _IDENTITY):
                     kept.append((o, base))
@@ -509,6 +518,16 @@ def _cell(value):
 def _prefix(sha256: str | None) -> str:
     """The `files` partition a content's row is in."""
     return sha256[:1] if sha256 else NO_CONTENT
+
+
+def _previous_version(prior: FileRecord | None, sha256: str | None) -> dict[str, str | None]:
+    """`previous_sha256` and `previous_work_id` of a path now holding `sha256`: the content it
+    held before when that differs, else what its record said (unknown content changes nothing)."""
+    if prior is None:
+        return {"previous_sha256": None, "previous_work_id": None}
+    if prior.sha256 is not None and sha256 and prior.sha256 != sha256:
+        return {"previous_sha256": prior.sha256, "previous_work_id": prior.work_id}
+    return {"previous_sha256": prior.previous_sha256, "previous_work_id": prior.previous_work_id}
 
 
 def quarantine_name(sha256: str, name: str, folder: Path) -> str:

@@ -43,9 +43,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from deltalake import ColumnProperties, CommitProperties, DeltaTable, WriterProperties, write_deltalake
+from deltalake import ColumnProperties, CommitProperties, DeltaTable, Schema, WriterProperties, write_deltalake
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = (
+    2  # 2: files.previous_sha256/previous_work_id/project/bom_symbol_count, bom P&ID columns, bom_symbols, changes
+)
 FORMAT = "delta"
 MARKER = "catalog.json"
 JOURNAL = ".publishing.json"
@@ -91,6 +93,9 @@ FILES = _schema(
     ("run_id", STR),
     ("pipeline_version", STR),
     ("work_id", STR),
+    # the content the path held before its latest one, and that content's work (engine/revision_diff.py)
+    ("previous_sha256", STR),
+    ("previous_work_id", STR),
     ("size", INT),
     ("mtime_ns", INT),
     ("attempts", INT),
@@ -183,9 +188,11 @@ FILES = _schema(
     ("scale", STR),
     ("sheet", STR),
     ("material", STR),
+    ("project", STR),
     ("title_block_name", STR),
     ("title_block_layout", STR),
     ("bom_row_count", INT),
+    ("bom_symbol_count", INT),  # untagged symbols (extractors/dxf_bom.py): counted, not BOM rows
     (PARTITION, STR),
 )
 
@@ -254,6 +261,12 @@ BOM = _schema(
     ("mass", FLOAT),
     ("revision", STR),
     ("vendor", STR),
+    # P&ID and instrument items (ISA-5.1 style): the tag, or the type and loop number it is composed of
+    ("tag", STR),
+    ("type", STR),
+    ("loop_number", STR),
+    ("service", STR),
+    ("size", STR),
     ("block_name", STR),
     ("block_path", STR),
     ("layout", STR),
@@ -263,6 +276,18 @@ BOM = _schema(
     ("source", STR),
     ("attributes", STR),
     ("parent", STR),
+    (PARTITION, STR),
+)
+# Attributed inserts whose attributes are all empty (a P&ID symbol not tagged yet), per
+# (layout, block path): counted here, not BOM rows (extractors/dxf_bom.py).
+BOM_SYMBOLS = _schema(
+    ("sha256", STR),
+    ("layout", STR),
+    ("block_name", STR),
+    ("block_path", STR),
+    ("level", INT),
+    ("insert_count", INT),
+    ("handle", STR),
     (PARTITION, STR),
 )
 ERRORS = _schema(
@@ -308,6 +333,34 @@ EDITS = _schema(
     ("before", STR),
     ("after", STR),
     ("edited_at", TIME),
+)
+# One row per new content of a path whose earlier content the catalog knew (a revision), made by
+# engine/revision_diff.py after the publish; the details in OUT/<diff>.
+CHANGES = _schema(
+    ("run_id", STR),
+    ("source_root", STR),
+    ("path", STR),
+    ("sha256_before", STR),
+    ("sha256_after", STR),
+    ("work_id_before", STR),
+    ("work_id_after", STR),
+    ("compared", BOOL),  # both versions' records were there to compare
+    ("note", STR),  # why not compared, or what could not be (a layout without a vector render)
+    ("summary", STR),  # one sentence of what changed
+    ("title_changes", STR),  # JSON {field: [before, after]} of the title-block fields that changed
+    ("bom_added", INT),
+    ("bom_removed", INT),
+    ("bom_changed", INT),
+    ("layers_added", INT),
+    ("layers_removed", INT),
+    ("layers_changed", INT),
+    ("entity_types_changed", INT),  # (layout, entity type) pairs whose count changed
+    ("layouts_changed", INT),  # layouts whose overlay shows a difference
+    ("pixels_removed", INT),
+    ("pixels_added", INT),
+    ("diff", STR),  # diff.json (every row and field before and after), relative to OUT
+    ("overlays", LIST),  # overlay PNGs, relative to OUT
+    ("detected_at", TIME),
 )
 BOM_ROLLUP = _schema(
     ("sha256", STR),
@@ -389,9 +442,11 @@ TABLES: dict[str, TableSpec] = {
         TableSpec("texts", TEXTS, "content", ("sha256",)),
         TableSpec("refs", REFS, "content", ("sha256",)),
         TableSpec("bom", BOM, "content", ("sha256",), extensible=True),
+        TableSpec("bom_symbols", BOM_SYMBOLS, "content", ("sha256",)),
         TableSpec("errors", ERRORS, "run", ("run_id",)),
         TableSpec("runs", RUNS, "run", ("run_id",)),
         TableSpec("edits", EDITS, "log"),
+        TableSpec("changes", CHANGES, "log"),
         TableSpec("bom_rollup", BOM_ROLLUP, "derived"),
         TableSpec("where_used", WHERE_USED, "derived", extensible=False),
     )
@@ -824,9 +879,25 @@ class CatalogStore:
                     configuration=spec.configuration,
                     commit_properties=self._commit(None, "create"),
                 )
+            elif version is not None and version < SCHEMA_VERSION:
+                self._add_missing_columns(name)
         if version != SCHEMA_VERSION:
             self._write_marker()
         self._finish_journal()
+
+    def _add_missing_columns(self, name: str) -> list[str]:
+        """Add the declared columns a table of an older schema version lacks (null in its rows),
+        in one commit: schema 2 added files' previous_sha256, previous_work_id, project and
+        bom_symbol_count, and bom's P&ID columns (the tables bom_symbols and changes are new)."""
+        dt = DeltaTable(self.path(name))
+        present = set(pa.schema(dt.schema().to_arrow()).names)
+        missing = [f for f in TABLES[name].schema if f.name not in present]
+        if missing:
+            dt.alter.add_columns(
+                list(Schema.from_arrow(pa.schema(missing)).fields),
+                commit_properties=self._commit(None, f"schema {SCHEMA_VERSION}"),
+            )
+        return [f.name for f in missing]
 
     def migrate(self) -> list[str]:
         """Move a catalog of one Parquet file per table (``OUT/catalog/<name>.parquet``, the

@@ -47,11 +47,12 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "densities": {"steel": 7850.0, "aluminium": 2700.0, "abs": 1050.0},
     },
     "dwg": {"readers": ["oda", "pycadkit"], "timeout_s": 120.0},
-    "bom": {"tags": {}},
+    "bom": {"tags": {}, "tag_format": "{type}-{loop_number}"},
     "title_block": {"block_patterns": [], "tags": {}},
     "limits": {"timeout_s": 300.0, "memory_mb": 6144},
     "retries": {"attempts": 3, "backoff_s": 2.0, "max_backoff_s": 60.0, "jitter": 0.5},
     "run": {"runner": "processes", "workers": 0, "chunk_size": 0},
+    "deliverables": {"register": True, "bom_exports": True, "pdf_sets": True, "group_by": "folder"},
     "logs": {"stdout": False},
     "webhooks": {
         "batch_completed": [],
@@ -269,7 +270,7 @@ def _merge(defaults: dict, given: dict, where: str) -> dict:
 def _free_form(value: dict, expected: dict, name: str) -> dict:
     """Densities map names to numbers; tag tables map a column to a list of tag spellings."""
     section_is_numeric = bool(expected) and all(isinstance(v, float) for v in expected.values())
-    out = {}
+    out: dict[str, float | list[str]] = {}
     for key, item in value.items():
         if section_is_numeric:
             if isinstance(item, bool) or not isinstance(item, (int, float)) or not (0 < item < math.inf):
@@ -340,6 +341,36 @@ def _validate(raw: dict, where: str) -> None:
         )
     if raw["dxf"]["orientation"] not in ("landscape", "portrait"):
         raise ConfigError(f"{where}: dxf.orientation must be 'landscape' or 'portrait'")
+    _validate_bom(raw, where)
+    _validate_deliverables(raw, where)
+
+
+def _validate_bom(raw: dict, where: str) -> None:
+    from extractors.dxf_bom import BOM_VALUE_COLUMNS, tag_format_fields
+
+    columns = set(BOM_VALUE_COLUMNS) | set(raw["bom"]["tags"])
+    tag_format = raw["bom"]["tag_format"]
+    try:
+        unknown = sorted(set(tag_format_fields(tag_format)) - columns)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: bom.tag_format {tag_format!r}: {exc}") from None
+    if unknown:
+        raise ConfigError(
+            f"{where}: bom.tag_format {tag_format!r} names {unknown}, which are no BOM columns "
+            f"(known: {sorted(columns)}; add one with [bom] tags)"
+        )
+
+
+def _validate_deliverables(raw: dict, where: str) -> None:
+    from extractors.title_block import DEFAULT_TITLE_TAG_MAP
+
+    group_by = raw["deliverables"]["group_by"]
+    fields = set(DEFAULT_TITLE_TAG_MAP) | set(raw["title_block"]["tags"])
+    if group_by != "folder" and group_by not in fields:
+        raise ConfigError(
+            f"{where}: deliverables.group_by must be 'folder' or a title-block field "
+            f"({', '.join(sorted(fields))}), not {group_by!r}"
+        )
 
 
 # Where `cadpipe apply` writes revised drawings: a library of its own, catalogued from there.

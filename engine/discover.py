@@ -30,7 +30,7 @@ import hashlib
 import os
 import re
 import stat as stat_module
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -310,8 +310,8 @@ def scan(
     exclude: list[str],
     formats: list[str],
     known: Mapping[tuple[str, str], FileRecord] | None = None,
-    skip: list[Path] = (),
-    roots: list[str | Path] = (),
+    skip: Sequence[Path] = (),
+    roots: Sequence[str | Path] = (),
     follow_symlinks: bool = False,
 ) -> Discovery:
     """Every input under `sources` (native paths), each once, sorted; and what could not be read.

@@ -6,8 +6,11 @@ Runs after the catalog publish, from the catalog:
 - `OUT/docs/files/<sha256>.html`: one datasheet per drawing content recorded ok. Content-keyed
   and idempotent: a page is written only when missing or when its key changes (the work id, the
   drawing's paths, the templates); pages of contents no longer recorded are removed;
-- `OUT/docs/runs/<run_id>.html`: the batch report of this run, and `OUT/docs/index.html`, the
-  same report of the latest run.
+- `OUT/docs/runs/<run_id>.html`: the batch report of this run (thumbnails, what changed), and
+  `OUT/docs/index.html`, the same report of the latest run;
+- the search index (engine/search_index.py: `OUT/catalog/search.sqlite`) is brought up to date,
+  and `OUT/docs/gallery.html` shows every drawing of the catalog (engine/gallery.py), with its
+  script `gallery.js` and the drawings' text for its search box, `search-index.js`.
 
 Every page is written atomically and links relatively into OUT (outputs/, quarantine/,
 catalog/), so the folder opens from disk without a server.
@@ -22,12 +25,12 @@ import re
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pandas as pd
 
 from converters.datasheet import (
     BatchReport,
+    ReportChange,
     ReportEntry,
     ReportFailure,
     RunLink,
@@ -36,15 +39,21 @@ from converters.datasheet import (
     build_datasheet,
     href,
     is_missing,
+    native_href,
+    register_fingerprint,
     render_datasheet,
+    render_register,
     render_report,
     templates_fingerprint,
 )
+from converters.gallery_page import gallery_script, render_gallery
+from converters.spreadsheet import Table
 from documents import atomic
 from documents.errors import TransientError
-from documents.names import to_bytes
 from engine.catalog import Catalog, Outcome
+from engine.gallery import build_gallery, empty_models, index_script, thumbnails
 from engine.rollups import write_rollups
+from engine.search_index import update_index
 from engine.work import read_result
 
 DOCS_DIR = "docs"
@@ -52,26 +61,53 @@ WHERE_USED_SHOWN = 200  # rows of the library roll-up in the report; the table h
 USES_SHOWN = 10  # drawings named per part number in the report
 SLOWEST_SHOWN = 10
 RUNS_SHOWN = 20
+CHANGES_SHOWN = 100  # revisions shown in the report, with their overlays; the table has all
 _SHEET_NAME = re.compile(r"^[0-9a-f]{64}\.html$")
 _KEY_META = re.compile(rb'<meta name="cadpipe-datasheet" content="([0-9a-f]+)">')
 
 
 def publish_docs(cfg, run: dict, outcomes: list[Outcome]) -> list[str]:
     """Write the run's HTML documents under OUT; return their paths relative to OUT: the two
-    report pages, then the datasheets written in this run (unchanged ones are kept as they are)."""
+    report pages, the gallery, then the datasheets written in this run (unchanged ones are kept
+    as they are)."""
     out = Path(cfg.out)
     catalog = Catalog(out)
     rollup, used = write_rollups(catalog)
     files = catalog.read("files")
     sheets = write_datasheets(out, catalog, files, rollup)
-    reports = write_report(out, run, outcomes, files, used, catalog.read("runs"))
-    return reports + sheets
+    register = bool(cfg.raw["deliverables"]["register"])
+    layouts, changes = catalog.read("layouts"), catalog.read("changes")
+    update_index(out)
+    reports = write_report(out, run, outcomes, files, used, catalog.read("runs"), register, layouts, changes)
+    return reports + write_gallery(out, run, files, layouts, changes) + sheets
 
 
-def native_href(root: str, relative: str) -> str:
-    """Link to a file whose name (in the catalog's text form) may not be UTF-8: each segment is
-    percent-encoded from the name's bytes, as the file system holds it."""
-    return root + "/".join(quote(to_bytes(part), safe="") for part in relative.split("/"))
+REGISTER_PAGE = f"{DOCS_DIR}/register.html"
+GALLERY_PAGE = f"{DOCS_DIR}/gallery.html"
+GALLERY_SCRIPT = f"{DOCS_DIR}/gallery.js"
+INDEX_SCRIPT = f"{DOCS_DIR}/search-index.js"
+
+
+def write_register_page(out: Path, table: Table) -> str:
+    """The drawing register as a page of the docs (engine/register.py builds its rows, with
+    links relative to the page); returns its path relative to OUT."""
+    write_text(out / REGISTER_PAGE, render_register(table))
+    return REGISTER_PAGE
+
+
+def register_page_fingerprint() -> str:
+    return register_fingerprint()
+
+
+def write_gallery(out: Path, run: dict, files: pd.DataFrame, layouts: pd.DataFrame, changes: pd.DataFrame) -> list[str]:
+    """The gallery page, its script and the search index it loads; returns the page's path
+    relative to OUT (the two scripts are its assets)."""
+    script, note = index_script(out)
+    write_text(out / INDEX_SCRIPT, script)
+    write_text(out / GALLERY_SCRIPT, gallery_script())
+    gallery = build_gallery(files, layouts, changes, run.get("run_id"), "search-index.js", note)
+    write_text(out / GALLERY_PAGE, render_gallery(gallery))
+    return [GALLERY_PAGE]
 
 
 def datasheet_path(sha256: str) -> str:
@@ -105,7 +141,10 @@ def write_datasheets(out: Path, catalog: Catalog, files: pd.DataFrame, rollup: p
                 row,
                 paths=paths,
                 outputs=_outputs(out, row),
-                **{name: rows.get(sha, []) for name, rows in details.items()},
+                layouts=details["layouts"].get(sha, []),
+                layers=details["layers"].get(sha, []),
+                bom=details["bom"].get(sha, []),
+                rollup=details["rollup"].get(sha, []),
             )
             write_text(folder / f"{sha}.html", render_datasheet(sheet, key))
             written.append(datasheet_path(sha))
@@ -165,13 +204,24 @@ def _prune_datasheets(folder: Path, catalog: Catalog) -> None:
 
 
 def write_report(
-    out: Path, run: dict, outcomes: list[Outcome], files: pd.DataFrame, used: pd.DataFrame, runs: pd.DataFrame
+    out: Path,
+    run: dict,
+    outcomes: list[Outcome],
+    files: pd.DataFrame,
+    used: pd.DataFrame,
+    runs: pd.DataFrame,
+    register: bool = False,
+    layouts: pd.DataFrame | None = None,
+    changes: pd.DataFrame | None = None,
 ) -> list[str]:
-    """Write this run's report page and make it the index; return both paths relative to OUT."""
+    """Write this run's report page and make it the index; return both paths relative to OUT.
+    `register`: link the drawing register page (engine/register.py writes it after the docs)."""
     run_page = f"{DOCS_DIR}/runs/{run['run_id']}.html"
     index_page = f"{DOCS_DIR}/index.html"
-    write_text(out / run_page, render_report(batch_report(run, outcomes, files, used, runs, "../../", out)))
-    write_text(out / index_page, render_report(batch_report(run, outcomes, files, used, runs, "../", out)))
+    for page, root in ((run_page, "../../"), (index_page, "../")):
+        report = batch_report(run, outcomes, files, used, runs, root, out, layouts, changes)
+        report.register = href(root, REGISTER_PAGE) if register else None
+        write_text(out / page, render_report(report))
     return [index_page, run_page]
 
 
@@ -183,6 +233,8 @@ def batch_report(
     runs: pd.DataFrame,
     root: str,
     out: Path,
+    layouts: pd.DataFrame | None = None,
+    changes: pd.DataFrame | None = None,
 ) -> BatchReport:
     """The report of one run; `root` leads from the page to OUT."""
     rows = {}
@@ -190,9 +242,10 @@ def batch_report(
         rows = {(r["source_root"], r["path"]): r for r in files.to_dict("records")}
     several_roots = len({o.input.source_root for o in outcomes}) > 1
     shown = {o.input.key: _shown_path(o, several_roots) for o in outcomes}
+    empty = empty_models(layouts if layouts is not None else pd.DataFrame())
 
-    def sheet(sha: str) -> str:
-        return href(root, datasheet_path(sha))
+    def sheet(sha: str | None) -> str | None:
+        return href(root, datasheet_path(sha)) if sha else None  # no page for an unread file
 
     entries, failures, slow = [], [], []
     for o in sorted(outcomes, key=lambda o: shown[o.input.key]):
@@ -209,6 +262,7 @@ def batch_report(
                 bom_rows=_value(row.get("bom_row_count")),
                 datasheet=sheet(o.input.sha256) if status == "ok" else None,
                 error=_value(row.get("error_message")) or o.result.get("error_message"),
+                thumbnail=_main_thumbnail(row, root, empty) if status == "ok" else None,
             )
         )
         if status == "failed":
@@ -240,7 +294,57 @@ def batch_report(
         where_used_total=len(used),
         runs=_run_links(runs, run, root, out),
         root=root,
+        changes=_changes(changes, run, shown, rows, root),
+        changes_total=0 if changes is None or changes.empty else int((changes["run_id"] == run["run_id"]).sum()),
+        gallery_href=href(root, GALLERY_PAGE),
     )
+
+
+def _main_thumbnail(row: dict, root: str, empty_models: set[str]) -> str | None:
+    found = thumbnails(row.get("outputs"), root, row.get("sha256") in empty_models)
+    return found[0].src if found else None
+
+
+_CHANGE_COUNTS = [
+    ("bom_added", "BOM rows added"),
+    ("bom_removed", "BOM rows removed"),
+    ("bom_changed", "BOM rows changed"),
+    ("layers_added", "layers added"),
+    ("layers_removed", "layers removed"),
+    ("layers_changed", "layers changed"),
+    ("entity_types_changed", "entity counts changed"),
+    ("layouts_changed", "layouts that look different"),
+]
+
+
+def _changes(changes: pd.DataFrame | None, run: dict, shown: dict, rows: dict, root: str) -> list[ReportChange]:
+    """This run's `changes` rows, as the report shows them."""
+    if changes is None or changes.empty:
+        return []
+    mine = changes[changes["run_id"] == run["run_id"]]
+    found = []
+    for c in mine.sort_values("path").head(CHANGES_SHOWN).to_dict("records"):
+        key = (c["source_root"], c["path"])
+        try:
+            title = [(k, v[0], v[1]) for k, v in json.loads(c.get("title_changes") or "{}").items()]
+        except (TypeError, ValueError, IndexError):
+            title = []
+        row = rows.get(key, {})
+        overlays = [] if is_missing(c.get("overlays")) else list(c["overlays"])
+        found.append(
+            ReportChange(
+                path=shown.get(key, full_path(*key)),
+                summary=str(c.get("summary") or ""),
+                compared=bool(c.get("compared")),
+                note=_value(c.get("note")),
+                datasheet=href(root, datasheet_path(c["sha256_after"])) if row.get("status") == "ok" else None,
+                title=title,
+                counts=[(label, int(c[k])) for k, label in _CHANGE_COUNTS if not is_missing(c.get(k)) and c.get(k)],
+                overlays=[href(root, o) for o in overlays],
+                diff=href(root, c["diff"]) if _value(c.get("diff")) else None,
+            )
+        )
+    return found
 
 
 def _shown_path(o: Outcome, several_roots: bool) -> str:

@@ -60,7 +60,7 @@ class RunJournal:
     def __init__(self, out: Path, run: dict) -> None:
         self.folder = _root(out) / run["run_id"]
         self.folder.mkdir(parents=True, exist_ok=True)
-        self._lock = os.open(_root(out) / f"{run['run_id']}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        self._lock: int | None = os.open(_root(out) / f"{run['run_id']}.lock", os.O_RDWR | os.O_CREAT, 0o644)
         fcntl.flock(self._lock, fcntl.LOCK_EX)
         self.header = {key: run[key] for key in ("run_id", "recipe_name", "recipe_hash", "mode")}
         write_json(self.folder / "run.json", self.header)

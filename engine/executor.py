@@ -110,14 +110,33 @@ class WorkerPool(Generic[J, R]):
             context=multiprocessing.get_context("spawn"),
         )
 
+    def _working_pool(self) -> ProcessPool:
+        """The pool, replaced when broken: a worker killed mid-message (SIGKILL from the OOM
+        killer) can break pebble's shared channel. Call with the lock held."""
+        if not self._pool.active:
+            self._pool.stop()
+            self._pool = self._new_pool()
+        return self._pool
+
     def _schedule(self, job: J, timeout_s: float) -> Any:
-        """Schedule on a working pool: a worker killed mid-message (SIGKILL from the OOM killer)
-        can break pebble's shared channel, and then the whole pool is replaced."""
         with self._lock:
-            if not self._pool.active:
-                self._pool.stop()
-                self._pool = self._new_pool()
-            return self._pool.schedule(self.function.work, args=(job,), timeout=timeout_s)
+            return self._working_pool().schedule(self.function.work, args=(job,), timeout=timeout_s)
+
+    def call_each(self, function: Callable, arguments: list[tuple], timeout_s: float) -> list:
+        """Run `function(*args)` for each args in the workers, with the per-file time limit and
+        the workers' memory cap; each call's result, or the exception that ended it."""
+        with self._lock:
+            pool = self._working_pool()
+            futures = [pool.schedule(function, args=args, timeout=timeout_s) for args in arguments]
+        results: list = []
+        for future in futures:
+            try:
+                results.append(future.result())
+            except FutureTimeout:
+                results.append(TimeoutError(f"no result within {timeout_s:g} s; worker stopped"))
+            except Exception as exc:  # the function's own error, a crashed worker
+                results.append(exc)
+        return results
 
     def warm_up(self) -> None:
         """Start the worker processes now (each imports the drawing libraries, seconds), for

@@ -33,6 +33,10 @@ class FileRecord:
     quarantine: str | None = None
     processed_at: datetime | None = None  # when the row was last written by a run that processed it
     run_id: str | None = None  # that run
+    # The content the path held before its latest one, and that content's work: what the
+    # revision diff (engine/revision_diff.py) compares; kept as recorded while the content stays.
+    previous_sha256: str | None = None
+    previous_work_id: str | None = None
     # A failure another attempt may pass: not permanent (a timeout, an I/O error), or a
     # MemoryLimit under a cap lower than the one asked about (Catalog.recorded(memory_mb)).
     retryable: bool = False

@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 
-OUTPUT_VERSION = "2"
+OUTPUT_VERSION = "3"
 _LIBRARIES = ("ezdxf", "pymupdf", "cadquery-ocp")
 
 

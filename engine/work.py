@@ -55,7 +55,7 @@ def _dxf(src: Path, job: Job, dest: Path, stage: Stage) -> FileResult:
     from converters.dxf_render import PageSpec, RenderOptions, render_dxf
     from documents.dxf_document import open_dxf
     from documents.dxf_sanity import remove_non_finite
-    from extractors.dxf_bom import DEFAULT_TAG_MAP, bom_rows
+    from extractors.dxf_bom import DEFAULT_TAG_MAP, bom_extract
     from extractors.dxf_metadata import extract_metadata
     from extractors.title_block import DEFAULT_TITLE_BLOCK_PATTERNS, DEFAULT_TITLE_TAG_MAP, title_block
 
@@ -81,9 +81,11 @@ def _dxf(src: Path, job: Job, dest: Path, stage: Stage) -> FileResult:
     tag_map = _merged_tags(DEFAULT_TAG_MAP, opts["bom"]["tags"])
     title_tags = _merged_tags(DEFAULT_TITLE_TAG_MAP, opts["title_block"]["tags"])
     patterns = opts["title_block"]["block_patterns"] or DEFAULT_TITLE_BLOCK_PATTERNS
-    tables["bom"] = bom_rows(loaded.doc, tag_map, patterns, title_tags)
+    bom = bom_extract(loaded.doc, tag_map, patterns, title_tags, opts["bom"]["tag_format"])
+    tables["bom"], tables["bom_symbols"] = bom.rows, bom.symbols
     summary = {**meta.summary, **title_block(loaded.doc, patterns, title_tags, tag_map)}
-    summary["bom_row_count"] = len(tables["bom"])
+    summary["bom_row_count"] = len(bom.rows)
+    summary["bom_symbol_count"] = bom.symbol_count
     stage("render")
     page = PageSpec.named(opts["page_size"], opts["orientation"], opts["margin_mm"])
     render = render_dxf(
@@ -101,7 +103,12 @@ def _dxf(src: Path, job: Job, dest: Path, stage: Stage) -> FileResult:
         for lay in render.layouts
         for fmt, path in sorted(lay.files.items())
     ]
-    return FileResult(summary, tables, outputs, meta.warnings + render.warnings)
+    # Where each layout's coordinates are on its page: revision overlays align two renders by it.
+    pages = [
+        {"layout": lay.layout, "stem": lay.stem, "placement": lay.placement.as_dict() if lay.placement else None}
+        for lay in render.layouts
+    ]
+    return FileResult(summary, tables, outputs, meta.warnings + render.warnings, pages)
 
 
 def _model(src: Path, job: Job, dest: Path, stage: Stage) -> FileResult:

@@ -4,7 +4,8 @@ Shared by :mod:`extractors.dxf_bom` and :mod:`extractors.title_block`. A *tag ma
 column to the tag spellings that fill it. Spellings are compared after :func:`normalize_tag`:
 case-insensitive, ``#`` read as ``NO``, and every character that is not a letter or digit
 dropped, so ``Part-No``, ``PART NO.``, ``part_no`` and ``PART#`` are all ``PARTNO`` and ``p/n`` is
-``PN``.
+``PN``. A field expression as P&ID programs name their attributes (``#(TargetObject.Tag)``,
+``#(TargetObject.LoopNumber)``) is read as the property it names: ``TAG``, ``LOOPNUMBER``.
 """
 
 from __future__ import annotations
@@ -45,13 +46,50 @@ DEFAULT_TAG_MAP: dict[str, list[str]] = {
     "mass": ["MASS", "WEIGHT", "WT", "GEWICHT", "MASSE", "POIDS"],
     "revision": ["REV", "REVISION", "REV_NO"],
     "vendor": ["VENDOR", "SUPPLIER", "MANUFACTURER", "MFR", "MFG", "LIEFERANT", "HERSTELLER"],
+    # P&ID and instrument symbols (ISA-5.1 style): the item's tag, or its type (function letters
+    # such as FT, or a valve type) and loop number, from which the tag is composed when no tag
+    # attribute is given (see dxf_bom: [bom] tag_format); the line's service and size.
+    "tag": [
+        "TAG",
+        "TAG_NO",
+        "TAG_NUMBER",
+        "TAGNAME",
+        "TAG_NAME",
+        "TAG_ID",
+        "EQUIPMENT_TAG",
+        "INSTRUMENT_TAG",
+        "VALVE_TAG",
+        "EQUIPMENT_NO",
+        "INSTRUMENT_NO",
+        "VALVE_NO",
+    ],
+    "type": ["TYPE", "INSTRUMENT_TYPE", "INST_TYPE", "VALVE_TYPE", "EQUIPMENT_TYPE", "FUNCTION", "TYP"],
+    "loop_number": ["LOOPNUMBER", "LOOP_NUMBER", "LOOP_NO", "LOOPNO", "LOOP", "LOOP_NUM"],
+    "service": ["SERVICE", "SERVICE_DESCRIPTION", "SERVICE_DESC", "FLUID", "FLUID_SERVICE", "MEDIUM", "MEDIA"],
+    "size": [
+        "SIZE",
+        "NOMINAL_SIZE",
+        "NOMINAL_DIAMETER",
+        "NPS",
+        "DN",
+        "LINE_SIZE",
+        "PIPE_SIZE",
+        "VALVE_SIZE",
+        "CONNECTION_SIZE",
+    ],
 }
 
 _NOT_ALNUM = re.compile(r"[\W_]+")
+# AutoCAD P&ID / Plant 3D annotation fields: #(TargetObject.Tag), #(Project.General.Number).
+_FIELD_EXPRESSION = re.compile(r"^\s*#\((?:[^().]*\.)*([^().]+)\)\s*$")
 
 
 def normalize_tag(tag: str) -> str:
-    """The spelling-independent form of an attribute tag or table header: ``Part-No`` -> ``PARTNO``."""
+    """The spelling-independent form of an attribute tag or table header: ``Part-No`` -> ``PARTNO``,
+    ``#(TargetObject.LoopNumber)`` -> ``LOOPNUMBER``."""
+    field = _FIELD_EXPRESSION.match(tag)
+    if field is not None:
+        tag = field.group(1)
     return _NOT_ALNUM.sub("", tag.replace("#", "NO")).upper()
 
 

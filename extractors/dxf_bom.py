@@ -1,7 +1,7 @@
 """Bill of materials of a DXF drawing: attributed block references and parts-list tables.
 
 Rows from block attributes (``source`` = ``attributes``)
-    Every INSERT (MINSERT included) carrying attributes, in modelspace and every paperspace
+    Every INSERT (MINSERT included) carrying an attribute with a value, in modelspace and every paperspace
     layout, and every attributed INSERT nested inside the block definitions they reference, at
     any depth. Constant ATTDEFs of the block count as its attributes (see
     :class:`extractors.block_attributes.AttributeReader`). Title blocks
@@ -22,6 +22,20 @@ Rows from block attributes (``source`` = ``attributes``)
     the raw value stays in ``attributes``. See :func:`parse_quantity` for what parses; a unit
     written with the quantity (``2 pcs``) fills ``unit`` when no UNIT attribute does.
 
+Symbols (:attr:`BomExtract.symbols`, not rows)
+    An attributed INSERT whose attributes are all empty (a P&ID valve or instrument symbol not
+    tagged yet, a bubble left blank) names no item: it is counted as a symbol instead, per
+    (layout, block path), multiplied through the nesting like a row: layout (str), block_name,
+    block_path (str), level (int), insert_count (int), handle (str|None, the first such INSERT).
+
+P&ID and instrument tags
+    The default tag map fills ``tag`` (``TAG``, ``#(TargetObject.Tag)`` ...), ``type``
+    (``TYPE``, function letters such as ``FT``), ``loop_number`` (``LOOPNUMBER``), ``service`` and
+    ``size``. An item with no tag but a type and a loop number gets its tag composed by
+    `tag_format` (default ``{type}-{loop_number}``: ``FT`` and ``101`` give ``FT-101``; any BOM
+    column may be named; empty: never composed). Each tagged item is its own row, since its
+    attributes differ from every other item's.
+
 Rows from ACAD_TABLE entities (``source`` = ``table``)
     A table in a layout is a parts list when one of its rows is a header naming at least two
     BOM columns (through the same tag map), one of them ``item_no``, ``part_number`` or
@@ -34,7 +48,8 @@ Rows from ACAD_TABLE entities (``source`` = ``table``)
 
 Columns (every value a plain scalar; every row has the same keys, in this order)
     item_no, part_number, description (str|None), qty (float|None), unit, material (str|None),
-    mass (float|None, see :func:`parse_mass`), revision, vendor (str|None), then any further
+    mass (float|None, see :func:`parse_mass`), revision, vendor, tag, type, loop_number, service,
+    size (str|None), then any further
     columns a custom tag map names (str|None), block_name (str|None, a dynamic block's own name),
     block_path (str|None), layout (str), handle (str|None), level (int: 0 for inserts placed in
     a layout, 1+ for nested ones), insert_count (int|None), source (str),
@@ -48,18 +63,29 @@ from __future__ import annotations
 
 import json
 import re
+import string
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from ezdxf.document import Drawing
 from ezdxf.entities import DXFTagStorage, read_acad_table_content
-from ezdxf.tools.text import plain_mtext
 
+from documents.dxf_text import plain_mtext_text
 from extractors.block_attributes import DEFAULT_TAG_MAP, Attribute, AttributeReader, TagLookup, insert_count
 from extractors.title_block import DEFAULT_TITLE_BLOCK_PATTERNS, DEFAULT_TITLE_TAG_MAP, TitleBlockRules
 
-__all__ = ["DEFAULT_TAG_MAP", "BOM_VALUE_COLUMNS", "bom_rows", "parse_quantity", "parse_mass"]
+__all__ = [
+    "DEFAULT_TAG_MAP",
+    "DEFAULT_TAG_FORMAT",
+    "BOM_VALUE_COLUMNS",
+    "SYMBOL_COLUMNS",
+    "BomExtract",
+    "bom_extract",
+    "bom_rows",
+    "parse_quantity",
+    "parse_mass",
+]
 
 # Canonical BOM columns, in row order; a custom tag map may add more after them.
 BOM_VALUE_COLUMNS = (
@@ -72,7 +98,14 @@ BOM_VALUE_COLUMNS = (
     "mass",
     "revision",
     "vendor",
+    "tag",
+    "type",
+    "loop_number",
+    "service",
+    "size",
 )
+SYMBOL_COLUMNS = ("layout", "block_name", "block_path", "level", "insert_count", "handle")
+DEFAULT_TAG_FORMAT = "{type}-{loop_number}"
 _TAIL_COLUMNS = ("block_name", "block_path", "layout", "handle", "level", "insert_count", "source", "attributes")
 _IDENTITY_COLUMNS = frozenset(("item_no", "part_number", "description"))
 
@@ -97,26 +130,80 @@ _KG_PER_UNIT = {
 }
 
 
+@dataclass(frozen=True)
+class BomExtract:
+    """What a drawing's bill of materials yields: its rows, and the untagged symbols counted."""
+
+    rows: list[dict[str, Any]]
+    symbols: list[dict[str, Any]]
+
+    @property
+    def symbol_count(self) -> int:
+        return sum(s["insert_count"] for s in self.symbols)
+
+
+def bom_extract(
+    doc: Drawing,
+    tag_map: Mapping[str, Iterable[str]] = DEFAULT_TAG_MAP,
+    title_block_patterns: Iterable[str] = DEFAULT_TITLE_BLOCK_PATTERNS,
+    title_tag_map: Mapping[str, Iterable[str]] = DEFAULT_TITLE_TAG_MAP,
+    tag_format: str = DEFAULT_TAG_FORMAT,
+) -> BomExtract:
+    """BOM rows of `doc` (see module doc): attribute rows, then table rows, layouts in tab order;
+    and the symbols (attributed inserts with nothing in their attributes)."""
+    lookup = TagLookup.from_map(tag_map)
+    rules = TitleBlockRules.build(title_block_patterns, title_tag_map, tag_map)
+    columns = list(BOM_VALUE_COLUMNS) + [c for c in lookup.columns if c not in BOM_VALUE_COLUMNS]
+    compose = _TagComposer(tag_format)
+    walker = _Walker(doc, rules, AttributeReader())
+    layouts = [doc.layouts.get(name) for name in doc.layouts.names_in_taborder()]
+    rows, symbols = [], []
+    for layout in layouts:
+        for item in walker.items(layout).values():
+            if item.symbol:
+                symbols.append(_symbol_row(item, layout.name))
+            else:
+                rows.append(_attribute_row(item, layout.name, lookup, columns, compose))
+    for layout in layouts:
+        rows += _table_rows(layout, lookup, columns, compose)
+    return BomExtract(rows, symbols)
+
+
 def bom_rows(
     doc: Drawing,
     tag_map: Mapping[str, Iterable[str]] = DEFAULT_TAG_MAP,
     title_block_patterns: Iterable[str] = DEFAULT_TITLE_BLOCK_PATTERNS,
     title_tag_map: Mapping[str, Iterable[str]] = DEFAULT_TITLE_TAG_MAP,
+    tag_format: str = DEFAULT_TAG_FORMAT,
 ) -> list[dict[str, Any]]:
-    """BOM rows of `doc` (see module doc): attribute rows, then table rows, layouts in tab order."""
-    lookup = TagLookup.from_map(tag_map)
-    rules = TitleBlockRules.build(title_block_patterns, title_tag_map, tag_map)
-    columns = list(BOM_VALUE_COLUMNS) + [c for c in lookup.columns if c not in BOM_VALUE_COLUMNS]
-    walker = _Walker(doc, rules, AttributeReader())
-    layouts = [doc.layouts.get(name) for name in doc.layouts.names_in_taborder()]
-    rows = [
-        _attribute_row(item, layout.name, lookup, columns)
-        for layout in layouts
-        for item in walker.items(layout).values()
-    ]
-    for layout in layouts:
-        rows += _table_rows(layout, lookup, columns)
-    return rows
+    """The rows of :func:`bom_extract`."""
+    return bom_extract(doc, tag_map, title_block_patterns, title_tag_map, tag_format).rows
+
+
+def tag_format_fields(tag_format: str) -> list[str]:
+    """The column names a tag format uses; ValueError when it is not a plain format string."""
+    fields = []
+    for _, name, spec, conversion in string.Formatter().parse(tag_format):
+        if name is None:
+            continue
+        if not name.isidentifier() or spec or conversion:
+            raise ValueError(f"{{{name}}} must be a plain column name such as {{type}}")
+        fields.append(name)
+    return fields
+
+
+@dataclass(frozen=True)
+class _TagComposer:
+    """Fills ``tag`` from other columns (type and loop number) when no attribute states one."""
+
+    tag_format: str
+
+    def __call__(self, values: dict[str, Any]) -> None:
+        if not self.tag_format or values.get("tag"):
+            return
+        fields = tag_format_fields(self.tag_format)
+        if fields and all(values.get(name) for name in fields):
+            values["tag"] = self.tag_format.format(**{name: values[name] for name in fields})
 
 
 def parse_quantity(text: str | None) -> tuple[float | None, str | None]:
@@ -131,10 +218,11 @@ def parse_quantity(text: str | None) -> tuple[float | None, str | None]:
     match = _QUANTITY.match(text.strip())
     if match is None:
         return None, None
-    number = _to_float(match["number"])
+    numerator = _to_float(match["number"])
+    number: float | None = numerator
     if match["denominator"] is not None:
         denominator = int(match["denominator"])
-        number = number / denominator if denominator else None
+        number = numerator / denominator if denominator else None
     unit = (match["unit"] or "").strip().rstrip(".").strip() or None
     return number, unit
 
@@ -170,6 +258,7 @@ class _Item:
     # Occurrences of the block (or layout) that directly holds the insert; an explicit QTY is
     # per such occurrence, so identical siblings share it instead of adding up.
     holders: int = 0
+    symbol: bool = False  # attributes all empty: counted, not a BOM row
 
 
 _Key = tuple[tuple[str, ...], tuple[tuple[str, str], ...]]
@@ -197,12 +286,15 @@ class _Walker:
                 continue  # a title block, and whatever it holds, is not a part
             count = insert_count(insert)
             if attributes:
-                key = ((name,), tuple((a.tag, a.value) for a in attributes))
-                item = items.setdefault(key, _Item((name,), attributes, insert.dxf.get("handle"), holders=1))
+                symbol = not any(a.text.strip() for a in attributes)
+                # Symbols of one path are one count, whichever empty tags they carry.
+                key: _Key = ((name,), () if symbol else tuple((a.tag, a.value) for a in attributes))
+                handle = insert.dxf.get("handle")
+                item = items.setdefault(key, _Item((name,), attributes, handle, holders=1, symbol=symbol))
                 item.count += count
             for (path, values), child in self._block_items(insert.dxf.get("name", "")).items():
                 key = ((name, *path), values)
-                item = items.setdefault(key, _Item((name, *path), child.attributes, child.handle))
+                item = items.setdefault(key, _Item((name, *path), child.attributes, child.handle, symbol=child.symbol))
                 item.count += count * child.count
                 item.holders += count * child.holders
         return items
@@ -221,8 +313,22 @@ class _Walker:
         return self._blocks[name]
 
 
-def _attribute_row(item: _Item, layout: str, lookup: TagLookup, columns: list[str]) -> dict[str, Any]:
+def _symbol_row(item: _Item, layout: str) -> dict[str, Any]:
+    return {
+        "layout": layout,
+        "block_name": item.path[-1],
+        "block_path": "/".join(item.path),
+        "level": len(item.path) - 1,
+        "insert_count": item.count,
+        "handle": item.handle,
+    }
+
+
+def _attribute_row(
+    item: _Item, layout: str, lookup: TagLookup, columns: list[str], compose: _TagComposer
+) -> dict[str, Any]:
     values: dict[str, Any] = lookup.values(item.attributes)
+    compose(values)
     if "qty" in values:
         stated, unit = parse_quantity(values["qty"])
         values["qty"] = stated * item.holders if stated is not None else None
@@ -243,14 +349,14 @@ def _attribute_row(item: _Item, layout: str, lookup: TagLookup, columns: list[st
     )
 
 
-def _table_rows(layout: Any, lookup: TagLookup, columns: list[str]) -> list[dict[str, Any]]:
+def _table_rows(layout: Any, lookup: TagLookup, columns: list[str], compose: _TagComposer) -> list[dict[str, Any]]:
     rows = []
     for table in layout.query("ACAD_TABLE"):
         # Only ezdxf's tag-storing ACAD_TABLE keeps the table data; a table without its AcDbTable
         # subclass has no content to read.
         if not isinstance(table, DXFTagStorage) or not table.xtags.has_subclass("AcDbTable"):
             continue
-        cells = [[plain_mtext(cell, split=False).strip() for cell in row] for row in read_acad_table_content(table)]
+        cells = [[plain_mtext_text(cell).strip() for cell in row] for row in read_acad_table_content(table)]
         header = _header_index(cells, lookup)
         if header is None:
             continue
@@ -263,6 +369,7 @@ def _table_rows(layout: Any, lookup: TagLookup, columns: list[str]) -> list[dict
                 continue
             pairs = [(heading or f"COLUMN_{i + 1}", cell) for i, (heading, cell) in enumerate(zip(headings, row))]
             values: dict[str, Any] = lookup.values(Attribute(tag, cell, cell) for tag, cell in pairs)
+            compose(values)
             if "qty" in values:
                 values["qty"], unit = parse_quantity(values["qty"])
                 values.setdefault("unit", unit)

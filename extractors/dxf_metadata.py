@@ -113,15 +113,14 @@ from ezdxf import bbox
 from ezdxf import units as ezdxf_units
 from ezdxf.colors import int2rgb
 from ezdxf.document import Drawing
-from ezdxf.entities import DXFEntity, DXFGraphic, DXFTagStorage
+from ezdxf.entities import Dictionary, DXFEntity, DXFGraphic, DXFTagStorage
 from ezdxf.layouts import BlockLayout
 from ezdxf.lldxf.const import DXFAttributeError, acad_release
 from ezdxf.math import BoundingBox
 from ezdxf.tools.juliandate import calendardate
-from ezdxf.tools.text import plain_mtext
 
 from documents.dxf_document import LoadedDxf
-from documents.dxf_text import readable
+from documents.dxf_text import plain_mtext_text, readable
 from documents.file_access import may_read
 
 # Releases ezdxf does not name: pre-R9 files still turn up in old archives.
@@ -341,7 +340,7 @@ def _plain_text(entity: Any, dxftype: str) -> str:
             if entity.has_columns
             else [entity.text]
         )
-        return readable("".join(plain_mtext(text) for text in texts))
+        return readable("".join(plain_mtext_text(text) for text in texts))
     return readable(entity.plain_text())
 
 
@@ -452,7 +451,8 @@ def _definition_names(doc: Drawing, dict_names: tuple[str, ...]) -> dict[str, st
     rootdict = doc.rootdict
     for dict_name in dict_names:
         definitions = rootdict.get(dict_name) if rootdict is not None else None
-        if definitions is None or definitions.dxftype() != "DICTIONARY":
+        # a DICTIONARY, not its ACDBDICTIONARYWDFLT subclass
+        if not isinstance(definitions, Dictionary) or definitions.dxftype() != "DICTIONARY":
             continue
         for name, entity in definitions.items():
             handle = entity if isinstance(entity, str) else entity.dxf.handle

@@ -87,6 +87,21 @@ DEFAULT_TITLE_TAG_MAP: dict[str, list[str]] = {
     "scale": ["SCALE", "DWG_SCALE", "MASSSTAB", "ECHELLE"],
     "sheet": ["SHEET", "SHEET_NO", "SHT", "SHEET_NUMBER", "BLATT", "FOLIO", "FEUILLE"],
     "material": ["MATERIAL", "MAT", "MATL", "WERKSTOFF", "MATIERE"],
+    "project": [
+        "PROJECT",
+        "PROJECT_NO",
+        "PROJECT_NUMBER",
+        "PROJECT_NAME",
+        "PROJECT_TITLE",
+        "PROJ",
+        "PROJ_NO",
+        "JOB",
+        "JOB_NO",
+        "JOB_NUMBER",
+        "PROJEKT",
+        "PROJEKTNUMMER",
+        "PROJET",
+    ],
 }
 
 _NAME_TIER, _TAG_TIER, _WEAK_NAME_TIER = 2, 1, 0
@@ -131,7 +146,7 @@ def title_block(
     """Title columns of the drawing's title block, for the catalog's ``files`` table.
 
     Keys: the columns of `tag_map` in its order (by default ``title, drawing_number, revision,
-    date, drawn_by, scale, sheet, material``), then ``title_block_name`` (block name) and
+    date, drawn_by, scale, sheet, material, project``), then ``title_block_name`` (block name) and
     ``title_block_layout`` (layout name). Values are the attributes' plain text, stripped; None
     when the drawing has no title block, or its title block has no (or an empty) such attribute.
     `part_tag_map` (the BOM columns) tells part blocks from title blocks.

@@ -105,7 +105,9 @@ class ProgressReporter:
             log.warning("progress artifact %s not created: %s", self.key, prefect_api.lost_message())
             return
         try:
-            self.artifact_id = create_progress_artifact(self.percent, key=self.key, description=self.description())
+            self.artifact_id = prefect_api.synchronous(
+                create_progress_artifact(self.percent, key=self.key, description=self.description())
+            )
         except Exception as exc:
             log.warning("progress artifact %s not created: %s", self.key, exc)
             return
@@ -126,8 +128,9 @@ class ProgressReporter:
     def flush(self) -> None:
         """Wait until the sender has dealt with every file counted so far."""
         with self._changes:
-            if self._sender is not None:
-                self._changes.wait_for(lambda: self._handled == self._counted or not self._sender.is_alive())
+            sender = self._sender
+            if sender is not None:
+                self._changes.wait_for(lambda: self._handled == self._counted or not sender.is_alive())
 
     def finish(self) -> None:
         """Send the final value, whatever the throttle says; wait for it at most FINISH_WAIT_S."""
@@ -153,6 +156,8 @@ class ProgressReporter:
                 return
 
     def _send(self, value: float, description: str, now: float) -> None:
+        if self.artifact_id is None:  # not created: nothing to update (the sender starts after it is)
+            return
         try:
             update_progress_artifact(self.artifact_id, value, description=description)
         except Exception as exc:
@@ -210,7 +215,7 @@ def create_run_artifacts(out: Path | str, summary: dict, outcomes: list[Outcome]
             description=_bounded("part numbers of the library by drawings using them", len(rollup), ROLLUP_ROWS),
         ),
     }
-    return ids
+    return {key: prefect_api.synchronous(created) for key, created in ids.items()}
 
 
 def failure_rows(files: pd.DataFrame, outcomes: list[Outcome]) -> list[dict[str, Any]]:
@@ -254,8 +259,15 @@ def summary_markdown(summary: dict, failures: list[dict], part_numbers: int) -> 
         "",
         f"- Output root: {md(str(out))}",
         f"- Batch report: {md(str(out / 'docs' / 'index.html'))}",
+        f"- Gallery of every drawing: {md(str(out / 'docs' / 'gallery.html'))}",
         f"- Part numbers in the library: {part_numbers} (table artifact `{ROLLUP_KEY}`)",
     ]
+    changes = summary.get("changes") or []
+    if changes:
+        lines += ["", f"## {len(changes)} changed since their last version", ""]
+        lines += [f"- {md(c['path'])}: {md(str(c['summary']))}" for c in changes[:SUMMARY_FAILURES]]
+        if len(changes) > SUMMARY_FAILURES:
+            lines.append(f"- and {len(changes) - SUMMARY_FAILURES} more")
     if failures:
         lines += ["", f"## {len(failures)} failed (table artifact `{FAILURES_KEY}`)", ""]
         lines += [f"- {md(f['path'])}: {md(str(f['reason']))}" for f in failures[:SUMMARY_FAILURES]]

@@ -31,10 +31,12 @@ from documents.errors import failure
 from documents.names import to_text
 from engine.catalog import Catalog, Outcome, maintenance_rule, now_iso
 from engine.config import Config, check_roots, fingerprint, load_config
+from engine.deliverables import publish_deliverables
 from engine.discover import InputFile, Unreadable, scan
 from engine.docs import publish_docs
 from engine.executor import RunSettings, run_settings, shared_pool
 from engine.plan import Plan, make_plan, work_id
+from engine.revision_diff import record_changes
 from engine.version import pipeline_version
 from engine.work import BATCH_WORK, is_complete, sweep_abandoned
 from flows import logs, prefect_api, progress
@@ -58,9 +60,9 @@ def chunk_size_for(files: int, workers: int, configured: int = 0) -> int:
 
 
 def completed_work(out: Path, inputs: list[InputFile], cfg: Config, version: str) -> set[str]:
-    readable = [f for f in inputs if f.sha256 and f.format]
-    keys = {fmt: cfg.options_key(fmt) for fmt in {f.format for f in readable}}  # a fingerprint each: once per format
-    ids = {work_id(f.sha256, keys[f.format], version) for f in readable}
+    readable = [(f.sha256, f.format) for f in inputs if f.sha256 and f.format]
+    keys = {fmt: cfg.options_key(fmt) for fmt in {fmt for _, fmt in readable}}  # a fingerprint each: once per format
+    ids = {work_id(sha, keys[fmt], version) for sha, fmt in readable}
     return {wid for wid in ids if is_complete(out, wid)}
 
 
@@ -155,6 +157,21 @@ def publish(cfg: Config, run: dict, outcomes: list[Outcome]) -> dict:
     walked = [to_text(os.path.realpath(s)) for s in cfg.sources if s.is_dir()]
     catalog = Catalog(cfg.out, maintenance_rule(cfg.catalog))
     return catalog.publish(run, outcomes, walked, cfg.inputs.follow_symlinks)
+
+
+@task(name="revision-diff")
+def diff_revisions(cfg: Config, run_id: str, settings: RunSettings) -> list[dict]:
+    """Compare every drawing that came back with new content with its version before (the
+    `changes` table); the diffs and overlays run in the batch's worker pool, under the file limits."""
+    pool = shared_pool(BATCH_WORK, settings.workers, settings.memory_mb)
+
+    def call(function, arguments):
+        return pool.call_each(function, list(arguments), settings.timeout_s)
+
+    rows = record_changes(cfg.out, run_id, call)
+    if rows:
+        get_run_logger().info("%d drawings changed since their last version", len(rows))
+    return rows
 
 
 def _task_runner(runner: str, workers: int, dask_address: str | None):
@@ -268,7 +285,9 @@ def _run_batch(cfg: Config, run: dict, settings: RunSettings, dask_address: str 
     outcomes += [Outcome(p.as_input(), None, "failed", unreadable_result(p).record()) for p in plan.unreadable]
     row = publish(cfg, run, outcomes)
     summary = {**row, "out": out_dir, "failures": Catalog(cfg.out).failures([o.input.key for o in outcomes])}
+    summary["changes"] = diff_revisions(cfg, run["run_id"], settings)
     summary["documents"] = publish_docs(cfg, row, outcomes)
+    summary["deliverables"] = _publish_deliverables(cfg, logger)
     with _results_lock:
         _finished.clear()  # the latest only: a watcher runs batch after batch in one process
         _finished[run["run_id"]] = summary
@@ -285,6 +304,27 @@ def _run_batch(cfg: Config, run: dict, settings: RunSettings, dask_address: str 
     if row["failed"]:
         return Failed(message=message, data=summary)
     return Completed(message=message, data=summary)
+
+
+def _publish_deliverables(cfg: Config, logger) -> dict:
+    """The register, BOM exports and PDF sets (engine/deliverables.py), after the docs. A fault
+    here is the output root's, not a file's: it is said, and the run's record stands."""
+    try:
+        built = publish_deliverables(cfg)
+    except Exception as exc:
+        logger.error("deliverables not built: %s: %s", type(exc).__name__, exc, extra={"event": "deliverables.failed"})
+        return {"written": [], "removed": [], "unchanged": 0, "problems": [f"{type(exc).__name__}: {exc}"]}
+    for problem in built.problems:
+        logger.warning("deliverables: %s", problem, extra={"event": "deliverables.problem"})
+    if built.written or built.removed:
+        logger.info(
+            "deliverables: %d files written, %d removed, %d up to date",
+            len(built.written),
+            len(built.removed),
+            built.unchanged,
+            extra={"event": "deliverables.built"},
+        )
+    return dataclasses.asdict(built)
 
 
 def _chunks_despite_the_api(chunks: list[list[Job]], settings: RunSettings, task_runner) -> list[list[FileOutcome]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import posixpath
 import sys
 import threading
 
@@ -19,6 +20,7 @@ from engine.config import ConfigError, check_roots, load_config
 from flows import temporary_server
 
 console = Console(stderr=True)
+CHANGES_SHOWN = 20  # changed drawings named in the summary; the report has every one
 
 
 def labelled(label: str, style: str, message: object) -> Text:
@@ -98,6 +100,25 @@ def build_parser() -> argparse.ArgumentParser:
     apply.add_argument("--no-catalog", action="store_true", help="do not re-catalogue the edited drawings")
     apply.add_argument("--quiet", action="store_true", help="only failures and the summary, not each change")
 
+    search = sub.add_parser(
+        "search",
+        help="find words in the catalogued drawings: texts, attributes, BOM rows, title blocks",
+        description="Search the catalog's full-text index (OUT/catalog/search.sqlite, built by every run). "
+        'Every word must occur in one entry, as a word or the start of one; "quoted words" as a phrase.',
+    )
+    search.add_argument("query", metavar="QUERY", help='words to find, e.g. "M6 bolt"')
+    search.add_argument(
+        "--in",
+        dest="scopes",
+        action="append",
+        choices=["texts", "attributes", "bom", "title"],
+        help="search only there (repeat for several; default: everywhere)",
+    )
+    search.add_argument("--json", action="store_true", help="print the hits as a JSON list")
+    search.add_argument("--limit", type=positive_int, default=50, help="at most this many hits (default 50)")
+    search.add_argument("--out", help="output root holding the catalog (default: the config's output.root)")
+    search.add_argument("--config", help="config file (default: cadpipe.toml of the repository)")
+
     from flows import catalog_command  # light: no Prefect
 
     catalog_command.add_parser(sub)
@@ -126,7 +147,51 @@ def main(argv: list[str] | None = None) -> int:
         from flows import catalog_command
 
         return catalog_command.run(args)
+    if args.command == "search":
+        return search_command(args)
     return 2
+
+
+def search_command(args: argparse.Namespace) -> int:
+    """Print the hits, best first; exit 0 with hits, 1 without, 2 when there is no index to ask."""
+    import json
+
+    from engine.search_index import SearchError, search
+
+    try:
+        cfg = load_config(args.config, out=to_text(args.out) if args.out else None)
+        hits = search(cfg.out, args.query, args.scopes or (), args.limit)
+    except (ConfigError, SearchError) as exc:
+        console.print(labelled("search:", "red", exc))
+        return 2
+    if args.json:
+        print(json.dumps([h.as_dict() for h in hits], ensure_ascii=False, indent=1))
+        return 0 if hits else 1
+    if not hits:
+        console.print(Text(f"nothing found for {args.query!r}"))
+        return 1
+    table = Table(title=f"{len(hits)} hits for {args.query!r}", show_lines=False)
+    for column in ("drawing", "layout", "handle", "what", "text", "output"):
+        table.add_column(column, overflow="fold")
+    for h in hits:
+        table.add_row(
+            Text(posixpath.join(h.source_root, h.path)),
+            Text(h.layout or ""),
+            Text(h.handle or ""),
+            Text(h.label),
+            marked(h.snippet),
+            Text(h.output or h.datasheet),
+        )
+    Console().print(table)
+    return 0
+
+
+def marked(snippet: str) -> Text:
+    """A snippet with its «matched» words highlighted (drawing text: never markup)."""
+    text = Text()
+    for i, part in enumerate(snippet.replace("»", "«").split("«")):
+        text.append(part, style="bold yellow" if i % 2 else "")
+    return text
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -165,14 +230,14 @@ def _run_batch(args: argparse.Namespace, params: dict, cfg, server) -> int:
 
     from engine.executor import run_settings, shared_pool
     from engine.work import BATCH_WORK
-    from flows import progress
+    from flows import prefect_api, progress
     from flows.batch import batch
 
     server = temporary_server.keep_if_needed(server)
     settings = run_settings(cfg)
     if settings.runner == "processes":  # workers load their libraries while the server starts
         shared_pool(BATCH_WORK, settings.workers, settings.memory_mb).warm_up()
-    prefect_settings = contextlib.nullcontext()
+    prefect_settings: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
     if server is not None:
         try:
             server.wait_ready(float(os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"]))
@@ -196,7 +261,7 @@ def _run_batch(args: argparse.Namespace, params: dict, cfg, server) -> int:
         with prefect_settings:
             try:
                 with bar:
-                    state = batch(**params, return_state=True)
+                    state = prefect_api.synchronous(batch(**params, return_state=True))
             except Exception as exc:  # the flow run could not even report its end
                 return _lost(exc)
     finally:
@@ -246,9 +311,21 @@ def print_summary(summary: dict) -> None:
     out.print(table)
     for message in summary["failures"]:
         out.print(Text("  ").append(labelled("failed", "red", message)))
+    changes = summary.get("changes") or []
+    for change in changes[:CHANGES_SHOWN]:
+        out.print(Text("  ").append(labelled("changed", "yellow", f"{change['path']}: {change['summary']}")))
+    if len(changes) > CHANGES_SHOWN:
+        out.print(Text(f"  and {len(changes) - CHANGES_SHOWN} more changed drawings (the report lists them)"))
     out.print(Text(f"catalog: {os.path.join(summary['out'], 'catalog')}"))
     if summary.get("documents"):
         out.print(Text(f"report:  {os.path.join(summary['out'], summary['documents'][0])}"))
+        out.print(Text(f"gallery: {os.path.join(summary['out'], 'docs', 'gallery.html')}"))
+    deliverables = summary.get("deliverables") or {}
+    register = os.path.join(summary["out"], "register.xlsx")
+    if os.path.isfile(register):
+        out.print(Text(f"register: {register}"))
+    for problem in deliverables.get("problems", []):
+        out.print(Text("  ").append(labelled("deliverables", "yellow", problem)))
 
 
 if __name__ == "__main__":

@@ -21,16 +21,29 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
-from engine.catalog import CATALOG_DIR, QUARANTINE_DIR, Catalog
+from engine.catalog import CATALOG_DIR, CHANGE_COLUMNS, QUARANTINE_DIR, Catalog
 from engine.version import OUTPUT_VERSION
 from flows.logs import log_path
 
 EVENTS = {"batch.completed": "batch_completed", "batch.failed": "batch_failed", "file.failed": "file_failed"}
 RETRY_STATUS = {408, 429}
+# A `changes` row as a receiver gets it: the counts and sentence; the paths and the title
+# changes are made readable by _change; the work ids and times stay in the catalog.
+_CHANGE_KEPT_IN_CATALOG = (
+    "run_id",
+    "work_id_before",
+    "work_id_after",
+    "title_changes",
+    "diff",
+    "overlays",
+    "detected_at",
+)
+CHANGE_FIELDS = tuple(c for c in CHANGE_COLUMNS if c not in _CHANGE_KEPT_IN_CATALOG)
 FAILURE_FIELDS = ("path", "source_root", "sha256", "stage", "error_class", "error_message", "permanent", "quarantine")
 
 
@@ -71,7 +84,7 @@ class WebhookSettings:
             if not prefect_api.reachable():  # a Secret block lives on the server (a minute of retries)
                 raise SecretMissing(f"Secret block {self.secret_block!r} not read: {prefect_api.lost_message()}")
 
-            value = Secret.load(self.secret_block).get()
+            value = prefect_api.synchronous(Secret.load(self.secret_block)).get()
             if value:
                 return str(value)
         where = " or ".join(
@@ -133,8 +146,9 @@ def payloads(out: Path | str, summary: dict) -> list[tuple[str, dict]]:
     }
     counts = {k: summary.get(k, 0) for k in ("files_seen", "processed", "reused", "unchanged", "failed")}
     event = "batch.failed" if summary.get("failed") else "batch.completed"
+    changes = [_change(out, row) for row in summary.get("changes") or []]
     messages = [
-        {"event": event, **run, "counts": counts, "failures": failures, "outputs": outputs},
+        {"event": event, **run, "counts": counts, "failures": failures, "changes": changes, "outputs": outputs},
     ]
     messages += [{"event": "file.failed", **run, "file": failure, "outputs": outputs} for failure in failures]
     return [(m["event"], m) for m in messages]
@@ -149,6 +163,19 @@ def _failures(out: Path, summary: dict) -> list[dict]:
         return [{"error_message": message} for message in summary.get("failures", [])]
     rows = errors[errors["run_id"] == summary["run_id"]]
     return [{k: (None if _isna(row.get(k)) else row.get(k)) for k in FAILURE_FIELDS} for row in rows.to_dict("records")]
+
+
+def _change(out: Path, row: dict) -> dict:
+    """A drawing that came back with new content (a `changes` row), for a receiver: the title
+    fields before and after as an object, the diff and overlays as paths."""
+    entry = {k: (None if _isna(row.get(k)) else row.get(k)) for k in CHANGE_FIELDS}
+    try:
+        entry["title_changes"] = json.loads(row.get("title_changes") or "{}")
+    except (TypeError, ValueError):
+        entry["title_changes"] = {}
+    entry["diff"] = str(out / row["diff"]) if row.get("diff") else None
+    entry["overlays"] = [str(out / path) for path in row.get("overlays") or []]
+    return entry
 
 
 def _isna(value) -> bool:
@@ -220,7 +247,7 @@ def notify_run(cfg, summary: dict) -> None:
 def notify_crash(cfg, run: dict, error: BaseException) -> None:
     """`batch.failed` for a run that could not finish (its files' states are unknown): the error
     instead of counts, so a receiver hears about it as it would about failed files."""
-    message = {
+    message: dict[str, Any] = {
         "event": "batch.failed",
         **{k: run.get(k) for k in ("run_id", "flow_run_id", "started_at", "sources", "pipeline_version")},
         "finished_at": None,

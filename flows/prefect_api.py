@@ -8,7 +8,28 @@ before each optional call, and does the file work and the catalog without it.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+from typing import TypeVar, overload
+
 import httpx
+
+T = TypeVar("T")
+
+
+# Prefect's dual sync/async functions (artifacts, Block.load, run_deployment) are annotated
+# `T | Coroutine[Any, Any, T]`, and a flow called with return_state=True, when Prefect cannot tell
+# its return type, `Awaitable[State]`: the awaitable is what an async caller gets. Called from sync
+# code, as cadpipe calls them, they return the value itself; `synchronous` says so to mypy, and
+# checks it.
+@overload
+def synchronous(value: Awaitable[T]) -> T: ...
+@overload
+def synchronous(value: T | Awaitable[T]) -> T: ...
+def synchronous(value: T | Awaitable[T]) -> T:
+    """The result of a Prefect call made from sync code (never an awaitable)."""
+    if isinstance(value, Awaitable):
+        raise TypeError(f"a Prefect call from sync code returned an awaitable ({type(value).__name__})")
+    return value
 
 
 def api_url() -> str | None:

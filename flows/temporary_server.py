@@ -38,7 +38,10 @@ class TemporaryServer:
             listener.bind(("127.0.0.1", 0))
             listener.listen(128)
             self.port = listener.getsockname()[1]
-            prefect_dir = Path(importlib.util.find_spec("prefect").origin).parent
+            spec = importlib.util.find_spec("prefect")  # found, not imported: that takes seconds
+            if spec is None or spec.origin is None:
+                raise RuntimeError("cannot start a Prefect server: the prefect package is not installed")
+            prefect_dir = Path(spec.origin).parent
             self.process: subprocess.Popen | None = subprocess.Popen(
                 [
                     sys.executable,

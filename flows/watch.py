@@ -43,6 +43,7 @@ from pathlib import Path
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
 from documents.errors import InputError
@@ -53,6 +54,7 @@ from engine.catalog import Catalog
 from engine.config import Config, ConfigError, check_roots, load_config
 from engine.discover import format_family, inside
 from engine.records import FileRecord
+from flows import prefect_api
 
 PROCESSED_DIR = "processed"
 TRIGGERS = ("auto", "deployment", "local")
@@ -60,10 +62,11 @@ MAX_RETRY_S = 3600.0
 
 log = logging.getLogger("cadpipe.watch")
 
+_INOTIFY: type[BaseObserver] | None
 try:  # Linux: inotify reports a close after writing (IN_CLOSE_WRITE)
-    from watchdog.observers.inotify import InotifyObserver
+    from watchdog.observers.inotify import InotifyObserver as _INOTIFY
 except ImportError:  # pragma: no cover - other platforms
-    InotifyObserver = None  # type: ignore[assignment,misc]
+    _INOTIFY = None
 
 
 @dataclass(frozen=True)
@@ -160,7 +163,7 @@ def run_in_process(cfg: Config) -> Dispatch:
     def dispatch(paths: list[Path], roots: list[Path]) -> dict:
         from flows.batch import batch
 
-        state = batch(**run_parameters(cfg, paths, roots), return_state=True)
+        state = prefect_api.synchronous(batch(**run_parameters(cfg, paths, roots), return_state=True))
         summary = state.result(raise_on_failure=False)
         if not isinstance(summary, dict):
             raise RuntimeError(f"batch did not complete: {state.message}")
@@ -180,13 +183,15 @@ def run_deployment_flow(cfg: Config, deployment: str, poll_interval_s: float = 2
     def dispatch(paths: list[Path], roots: list[Path]) -> dict:
         from prefect.deployments import run_deployment
 
-        flow_run = run_deployment(
-            name=deployment,
-            parameters=run_parameters(cfg, paths, roots),
-            timeout=None,
-            poll_interval=poll_interval_s,
-            tags=["drop-folder"],
-            as_subflow=False,
+        flow_run = prefect_api.synchronous(
+            run_deployment(
+                name=deployment,
+                parameters=run_parameters(cfg, paths, roots),
+                timeout=None,
+                poll_interval=poll_interval_s,
+                tags=["drop-folder"],
+                as_subflow=False,
+            )
         )
         state = flow_run.state
         return {
@@ -298,7 +303,7 @@ class Watcher:
         self._running = False
         self._last_activity = 0.0
         self._failed_runs = 0
-        self._observer = None
+        self._observer: BaseObserver | None = None
         self._thread: threading.Thread | None = None
         self._reports_close = False
 
@@ -319,14 +324,12 @@ class Watcher:
         missing = [str(f) for f in self.settings.folders if not f.is_dir()]
         if missing:
             raise FileNotFoundError(f"drop folder does not exist: {', '.join(missing)}")
-        if self.settings.poll:
-            self._observer = PollingObserver(timeout=self.settings.poll_interval_s)
-        else:
-            self._observer = Observer()
-        self._reports_close = InotifyObserver is not None and isinstance(self._observer, InotifyObserver)
+        observer = PollingObserver(timeout=self.settings.poll_interval_s) if self.settings.poll else Observer()
+        self._observer = observer
+        self._reports_close = _INOTIFY is not None and isinstance(observer, _INOTIFY)
         for folder in self.settings.folders:
-            self._observer.schedule(_Events(self, folder), str(folder), recursive=True)
-        self._observer.start()
+            observer.schedule(_Events(self, folder), str(folder), recursive=True)
+        observer.start()
         for folder in self.settings.folders:  # after the observer: nothing falls in between
             self.sweep(folder, folder)
         context = contextvars.copy_context()
@@ -456,7 +459,8 @@ class Watcher:
     def _take_ready(self) -> list[Arrival]:
         now = time.monotonic()
         with self._lock:
-            ready = []
+            ready: list[Arrival] = []
+            ready_since: list[float] = []
             for path, arrival in list(self._pending.items()):
                 if now < arrival.not_before:
                     continue
@@ -478,10 +482,11 @@ class Watcher:
                 if stable and closed:
                     arrival.ready_at = arrival.ready_at or now
                     ready.append(arrival)
+                    ready_since.append(arrival.ready_at)
             if not ready:
                 return []
             quiet = now - self._last_activity >= self.settings.batch_window_s
-            waited = now - min(a.ready_at for a in ready) >= self.settings.max_wait_s
+            waited = now - min(ready_since) >= self.settings.max_wait_s
             if not (quiet or waited):
                 return []
             for arrival in ready:

@@ -1,4 +1,4 @@
-"""Real processes for the catalog store's concurrency and crash tests (tests/test_catalog_store.py).
+"""Real processes for the catalog store's concurrency and crash tests (tests/e2e/test_catalog_store_processes.py).
 
 python -m tests.catalog_store_proc write ROOT NAME BATCHES [READY_FILE]
     publish BATCHES runs, each recording BATCH files named NAME-<run>-<i> and replacing the

@@ -1,4 +1,4 @@
-"""Real processes writing one catalog through engine/catalog.py, for tests/test_catalog_writers.py.
+"""Real processes writing one catalog through engine/catalog.py, for tests/e2e/test_catalog_writers.py.
 The conversion is left out (each input's result.json is written as a worker would leave it); the
 discovery, the publish and the catalog are the real ones.
 

@@ -1,10 +1,15 @@
-"""Shared fixtures: the real corpus beside the repository, copied before anything touches it."""
+"""What both layers share: where the repository and the corpus are, and the layer of each test.
+
+Tests live in `tests/unit` (no corpus, no Prefect server, no browser, no LibreCAD: seconds) or
+`tests/e2e` (the real corpus, Prefect's test harness or a real server, a browser, the command line
+in subprocesses, LibreCAD); the folder gives a test its marker, so `pytest -m unit` and
+`pytest tests/unit` select the same tests. The e2e fixtures are in tests/e2e/conftest.py.
+"""
 
 from __future__ import annotations
 
 import csv
 import os
-import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -12,6 +17,18 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = Path(os.environ.get("CADPIPE_CORPUS", REPO.parent / "shared" / "corpus")).resolve()
+TESTS = Path(__file__).resolve().parent
+LAYERS = ("unit", "e2e")
+_SKIPPED = pytest.StashKey[int]()  # how many e2e tests the missing corpus skipped
+NO_CORPUS = f"corpus not found at {CORPUS} (set CADPIPE_CORPUS): the end-to-end tests are skipped"
+
+# Prefect: no telemetry from a machine without a route out; a generous start-up for 2 cores.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+
+
+def corpus_available() -> bool:
+    return (CORPUS / "manifest.csv").is_file()
 
 
 def catalog_table(out: Path | str, name: str) -> pd.DataFrame:
@@ -43,57 +60,35 @@ def corpus_manifest() -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
-@pytest.fixture(scope="session")
-def corpus_dir() -> Path:
-    if not (CORPUS / "manifest.csv").exists():
-        pytest.fail(f"corpus not found at {CORPUS}; set CADPIPE_CORPUS")
-    return CORPUS
+def layer_of(path: Path) -> str | None:
+    """`unit` or `e2e` for a test file below that folder, None for one anywhere else."""
+    try:
+        first = Path(path).resolve().relative_to(TESTS).parts[0]
+    except (ValueError, IndexError):
+        return None
+    return first if first in LAYERS else None
 
 
-@pytest.fixture(scope="session")
-def manifest() -> list[dict[str, str]]:
-    return corpus_manifest()
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    outside = sorted({str(item.path.relative_to(REPO)) for item in items if layer_of(item.path) is None})
+    if outside:
+        raise pytest.UsageError(
+            f"tests outside tests/unit and tests/e2e: {', '.join(outside)}; move each into the layer it "
+            "belongs to (README, Development)"
+        )
+    items.sort(key=lambda item: layer_of(item.path) != "unit")  # the fast layer first; stable within each
+    skip = None if corpus_available() else pytest.mark.skip(reason=NO_CORPUS)
+    skipped = 0
+    for item in items:
+        layer = layer_of(item.path)
+        item.add_marker(layer)
+        if layer == "e2e" and skip is not None:
+            item.add_marker(skip)
+            skipped += 1
+    config.stash[_SKIPPED] = skipped
 
 
-@pytest.fixture
-def corpus_copy(tmp_path: Path, corpus_dir: Path):
-    """Copy selected corpus files (paths relative to the corpus root) into a temporary folder."""
-
-    def copy(*relative: str, dest: Path | None = None) -> Path:
-        target = dest or tmp_path / "corpus"
-        for rel in relative:
-            out = target / Path(rel).name
-            out.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(corpus_dir / rel, out)
-        return target
-
-    return copy
-
-
-# Prefect: no telemetry from a machine without a route out; a generous start-up for 2 cores.
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
-
-
-@pytest.fixture(scope="session")
-def prefect_harness():
-    """One real (temporary) Prefect server for the whole session: flows run against it."""
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=180):
-        yield
-
-
-@pytest.fixture(scope="session")
-def corpus_batch(tmp_path_factory, corpus_dir, manifest, prefect_harness):
-    """Every DXF and DWG of the corpus, in one library, processed once by the batch flow and
-    shared by the tests that read its catalog and outputs (none of them changes the library)."""
-    from flows.batch import batch
-
-    lib = tmp_path_factory.mktemp("library")
-    rows = [r for r in manifest if r["format"] in ("dxf", "dxf-binary", "dwg")]
-    for row in rows:
-        shutil.copy2(corpus_dir / row["path"], lib / Path(row["path"]).name)
-    out = tmp_path_factory.mktemp("out")
-    state = batch(sources=[str(lib)], out=str(out), workers=2, return_state=True)
-    return {"lib": lib, "out": out, "rows": rows, "state": state, "summary": state.result(raise_on_failure=False)}
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    skipped = config.stash.get(_SKIPPED, 0)
+    if skipped:
+        terminalreporter.write_line(f"{skipped} e2e tests skipped: {NO_CORPUS}", yellow=True, bold=True)

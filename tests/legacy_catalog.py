@@ -1,6 +1,6 @@
 """cadpipe's catalog writer before issue 14, frozen: one Parquet file per table, every table
 rewritten by every publish. Kept to write catalogs as cadpipe wrote them, for the tests of their
-migration (tests/test_catalog_migration.py) and for bench/catalog_scale.py's comparison.
+migration (tests/e2e/test_catalog_migration.py) and for bench/catalog_scale.py's comparison.
 
 This is engine/catalog.py as of commit a3e8487 (branch house), with the engine helpers it used
 copied in (read_result, mode_no_wider, inside, KnownFile), so that it keeps doing what it did
