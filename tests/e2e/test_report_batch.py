@@ -13,6 +13,7 @@ from urllib.parse import unquote, urlsplit
 
 import ezdxf
 import numpy as np
+import pandas as pd
 import pymupdf
 import pytest
 
@@ -83,7 +84,7 @@ def test_a_new_revision_gives_one_changes_row_and_nothing_else(revised):
     assert json.loads(row["title_changes"]) == {"revision": ["B", "C"]}
     counts = {k: row[k] for k in CHANGE_COLUMNS if k.startswith(("bom_", "layers_", "entity_"))}
     assert set(counts.values()) == {0}, f"flagged beyond the revision and the line: {counts}"
-    assert row["compared"] and row["layouts_changed"] == 1 and row["note"] is None
+    assert row["compared"] and row["layouts_changed"] == 1 and pd.isna(row["note"])  # pandas: missing text is NaN
     assert row["summary"] == "revision 'B' -> 'C'; drawing changed in Model"
     assert files.loc[["gear.dxf", "sub/viewports_vp4.dxf"], "previous_sha256"].isna().all()
     assert (second["processed"], second["unchanged"]) == (1, 2)
