@@ -2,9 +2,12 @@
 rewritten by every publish. Kept to write catalogs as cadpipe wrote them, for the tests of their
 migration (tests/e2e/test_catalog_migration.py) and for bench/catalog_scale.py's comparison.
 
-This is engine/catalog.py as of commit a3e8487 (branch house), with the engine helpers it used
-copied in (read_result, mode_no_wider, inside, KnownFile), so that it keeps doing what it did
-while the engine changes. Do not change what it writes.
+This is engine/catalog.py as of commit a3e8487 (branch house) with main's changes up to commit
+4a55531 (branch integrate: the `bom_symbols` table, the `files` columns previous_sha256 and
+previous_work_id, CHANGE_COLUMNS of the `changes` table engine/revision_diff.py wrote through
+Catalog.write), with the engine helpers it used copied in (read_result, mode_no_wider, inside,
+KnownFile), so that it keeps doing what it did while the engine changes. Do not change what it
+writes.
 
 The original docstring:
 
@@ -64,7 +67,7 @@ def inside(path: str, root: str) -> bool:
 
 
 QUARANTINE_DIR = "quarantine"
-DETAIL_TABLES = ("layouts", "layers", "entities", "blocks", "texts", "refs", "bom")
+DETAIL_TABLES = ("layouts", "layers", "entities", "blocks", "texts", "refs", "bom", "bom_symbols")
 
 FILE_COLUMNS = [
     "path",
@@ -84,6 +87,8 @@ FILE_COLUMNS = [
     "run_id",
     "pipeline_version",
     "work_id",
+    "previous_sha256",  # the content this path held before its latest content (engine/revision_diff.py)
+    "previous_work_id",  # and that content's work, whose outputs the revision diff compares
     "size",
     "mtime_ns",
     "attempts",
@@ -115,6 +120,35 @@ ERROR_COLUMNS = [
     "permanent",
     "quarantine",
     "failed_at",
+]
+
+# `changes`: one row per new content of a path whose earlier content the catalog knew (a revision),
+# made by engine/revision_diff.py after the publish; details in OUT/<diff>.
+CHANGE_COLUMNS = [
+    "run_id",
+    "source_root",
+    "path",
+    "sha256_before",
+    "sha256_after",
+    "work_id_before",
+    "work_id_after",
+    "compared",  # bool: both versions' records were there to compare
+    "note",  # why not compared, or what could not be (a layout without a vector render)
+    "summary",  # one sentence of what changed
+    "title_changes",  # JSON {field: [before, after]} of the title-block fields that changed
+    "bom_added",
+    "bom_removed",
+    "bom_changed",
+    "layers_added",
+    "layers_removed",
+    "layers_changed",
+    "entity_types_changed",  # (layout, entity type) pairs whose count changed
+    "layouts_changed",  # layouts whose overlay shows a difference
+    "pixels_removed",
+    "pixels_added",
+    "diff",  # diff.json (every row and field before and after), relative to OUT
+    "overlays",  # list of overlay PNGs, relative to OUT
+    "detected_at",
 ]
 
 
@@ -318,6 +352,7 @@ class Catalog:
                 "size": o.input.size,
                 "mtime_ns": o.input.mtime_ns,
                 "work_id": o.work_id,
+                **_previous_version(previous.get(o.input.key), o.input.sha256),
             }
             if (o.state == "unchanged" or o.result.get("unchanged")) and o.input.key in previous:
                 rows[o.input.key] = {**previous[o.input.key], **base}
@@ -461,6 +496,24 @@ class Catalog:
                 base = to_text(entry.name.removesuffix(".error.json"))
                 if not entry.name.startswith(".") and f"{QUARANTINE_DIR}/{base}" not in kept:
                     entry.unlink()
+
+
+def _previous_version(prior: dict | None, sha256: str | None) -> dict:
+    """`previous_sha256` and `previous_work_id` of a path now holding `sha256`: the content it
+    held before when that differs, else what its row said (unknown content changes nothing)."""
+    if prior is None:
+        return {"previous_sha256": None, "previous_work_id": None}
+    before = _text_or_none(prior.get("sha256"))
+    if before is not None and sha256 and before != sha256:
+        return {"previous_sha256": before, "previous_work_id": _text_or_none(prior.get("work_id"))}
+    return {
+        "previous_sha256": _text_or_none(prior.get("previous_sha256")),
+        "previous_work_id": _text_or_none(prior.get("previous_work_id")),
+    }
+
+
+def _text_or_none(value) -> str | None:
+    return value if isinstance(value, str) else None  # NaN and None of a missing cell
 
 
 def quarantine_name(sha256: str, name: str, folder: Path) -> str:

@@ -4,8 +4,8 @@ processed again, and the lookups of the plan read it right.
 
 The old catalog is made the way the old cadpipe made it: a real batch leaves its outputs (each
 work's result.json) on disk; the STEP summaries are put back into the old extractor's form (lists
-joined with "; "); the old writer publishes every input from them, and writes the roll-ups and an
-apply's edit row as the old code did."""
+joined with "; "); the old writer publishes every input from them, and writes the roll-ups, an
+apply's edit row and a revision's `changes` row as the old code did."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -27,6 +28,7 @@ from engine.rollups import _typed, bom_rollup, where_used
 from engine.version import pipeline_version
 from tests.conftest import REPO, delta_duckdb
 from tests.docs_drawings import broken_drawing, frame_drawing, pump_drawing
+from tests.legacy_catalog import CHANGE_COLUMNS as OLD_CHANGE_COLUMNS
 from tests.legacy_catalog import Catalog as ParquetCatalog
 from tests.legacy_catalog import now_iso
 
@@ -51,6 +53,33 @@ EDIT = {
     "before": "PUMP",
     "after": "PUMP HOUSING",
     "edited_at": "2026-11-29T21:00:01.250+00:00",
+}
+# A row as engine/revision_diff.py wrote it to changes.parquet (through the old Catalog.write).
+CHANGE = {
+    "run_id": "20261130T220000Z-0ldrun00",
+    "source_root": "/library",
+    "path": "pump.dxf",
+    "sha256_before": "0" * 64,
+    "sha256_after": "1" * 64,
+    "work_id_before": "a" * 64,
+    "work_id_after": "b" * 64,
+    "compared": True,
+    "note": None,
+    "summary": "revision 'B' -> 'C'; drawing changed in Model",
+    "title_changes": '{"revision": ["B", "C"]}',
+    "bom_added": 0,
+    "bom_removed": 0,
+    "bom_changed": 1,
+    "layers_added": 0,
+    "layers_removed": 0,
+    "layers_changed": 0,
+    "entity_types_changed": 1,
+    "layouts_changed": 1,
+    "pixels_removed": 12,
+    "pixels_added": 30,
+    "diff": "changes/aaaaaaaaaaaaaaaa-bbbbbbbbbbbbbbbb/diff.json",
+    "overlays": ["changes/aaaaaaaaaaaaaaaa-bbbbbbbbbbbbbbbb/overlay-model.png"],
+    "detected_at": "2026-11-30T22:00:05.500+00:00",
 }
 
 
@@ -112,6 +141,7 @@ def _publish_the_old_way(lib: Path, out: Path, reference: dict[str, pa.Table]) -
     old.write("bom_rollup", _typed(rollup))
     old.write("where_used", _typed(where_used(rollup, old.read("files"))))
     old.append("edits", [EDIT], list(EDIT))
+    old.write("changes", pd.DataFrame([CHANGE], columns=OLD_CHANGE_COLUMNS))
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +197,7 @@ def test_every_table_is_migrated_in_its_declared_types_with_every_row(migrated):
         table = store.read(name)
         assert table.schema.names[: len(spec.schema)] == spec.schema.names, name
         assert [f.type for f in table.schema][: len(spec.schema)] == list(spec.schema.types), name
-        if name in ("files", "runs", "errors", "edits"):
+        if name in ("files", "runs", "errors", "edits", "changes"):
             continue
         assert _rows(table) == _rows(reference[name]), f"{name}: rows differ from the first run's"
 
@@ -191,7 +221,7 @@ def test_the_files_rows_keep_their_values(migrated):
     assert now["broken.dxf"]["status"] == "failed" and now["broken.dxf"]["error_permanent"] is True
 
 
-def test_runs_and_edits_keep_the_old_rows_typed(migrated):
+def test_runs_edits_and_changes_keep_the_old_rows_typed(migrated):
     store = CatalogStore(migrated["out"] / "catalog")
     runs = store.read("runs").to_pylist()
     assert [r["run_id"] for r in sorted(runs, key=lambda r: r["started_at"])][0] == "20261130T220000Z-0ldrun00"
@@ -199,6 +229,11 @@ def test_runs_and_edits_keep_the_old_rows_typed(migrated):
     [edit] = store.read("edits").to_pylist()
     assert edit["edited_at"].isoformat() == "2026-11-29T21:00:01.250000+00:00"
     assert {k: v for k, v in edit.items() if k != "edited_at"} == {k: v for k, v in EDIT.items() if k != "edited_at"}
+    [change] = store.read("changes").to_pylist()
+    assert change["detected_at"].isoformat() == "2026-11-30T22:00:05.500000+00:00"
+    assert {k: v for k, v in change.items() if k != "detected_at"} == {
+        k: v for k, v in CHANGE.items() if k != "detected_at"
+    }
 
 
 def test_duckdb_reads_the_migrated_tables_with_the_declared_types(migrated):
