@@ -28,6 +28,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "follow_symlinks": False,
     },
     "output": {"root": "out"},
+    "catalog": {"keep_history_days": 7.0, "maintain_every_hours": 24.0, "maintain_after_commits": 50},
     "dxf": {
         "outputs": ["svg", "pdf", "png"],
         "page_size": "A3",
@@ -133,6 +134,8 @@ def _ranges() -> dict[tuple[str, str], Range]:
         ("webhooks", "attempts"): Range(1, 100),
         ("watch", "poll_interval_s"): Range(0, 3600, note=" (0 = 1 s)"),
         ("watch", "retry_s"): positive,
+        ("catalog", "maintain_every_hours"): positive,
+        ("catalog", "maintain_after_commits"): Range(1),
     }
 
 
@@ -167,6 +170,15 @@ class RunOptions:
 
 
 @dataclass(frozen=True)
+class CatalogSettings:
+    """`[catalog]`: how long its history is kept and when it is compacted and vacuumed."""
+
+    keep_history_days: float
+    maintain_every_hours: float
+    maintain_after_commits: int
+
+
+@dataclass(frozen=True)
 class Config:
     """Validated settings; `raw` keeps the merged tables for the option fingerprints."""
 
@@ -188,6 +200,13 @@ class Config:
     def limits(self) -> Limits:
         raw = self.raw["limits"]
         return Limits(float(raw["timeout_s"]), int(raw["memory_mb"]))
+
+    @property
+    def catalog(self) -> CatalogSettings:
+        raw = self.raw["catalog"]
+        return CatalogSettings(
+            float(raw["keep_history_days"]), float(raw["maintain_every_hours"]), int(raw["maintain_after_commits"])
+        )
 
     @property
     def run(self) -> RunOptions:

@@ -118,6 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--limit", type=positive_int, default=50, help="at most this many hits (default 50)")
     search.add_argument("--out", help="output root holding the catalog (default: the config's output.root)")
     search.add_argument("--config", help="config file (default: cadpipe.toml of the repository)")
+
+    from flows import catalog_command  # light: no Prefect
+
+    catalog_command.add_parser(sub)
     return parser
 
 
@@ -139,6 +143,10 @@ def main(argv: list[str] | None = None) -> int:
         from flows import apply
 
         return apply.run(args)
+    if args.command == "catalog":
+        from flows import catalog_command
+
+        return catalog_command.run(args)
     if args.command == "search":
         return search_command(args)
     return 2

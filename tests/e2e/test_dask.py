@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import dask
-import pandas as pd
 import pytest
 from distributed import LocalCluster
 
 from flows.batch import batch
+from tests.conftest import catalog_table
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -40,6 +40,6 @@ def test_a_batch_runs_on_a_dask_cluster_of_worker_processes(corpus_copy, tmp_pat
     summary = state.result(raise_on_failure=False)
     assert len(worker_pids) == 2
     assert (summary["processed"], summary["failed"]) == (4, 1)
-    files = pd.read_parquet(out / "catalog" / "files.parquet")
+    files = catalog_table(out, "files")
     assert sorted(files["status"]) == ["failed", "ok", "ok", "ok", "ok"]
     assert files.loc[files["path"] == "broken.dxf", "error_message"].item().startswith("broken.dxf: load:")

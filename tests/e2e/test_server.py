@@ -21,10 +21,9 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
-import pandas as pd
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, catalog_table
 
 PREFECT = str(Path(sys.executable).with_name("prefect"))
 TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "CRASHED"}
@@ -245,13 +244,13 @@ def test_rerunning_a_failed_flow_run_processes_only_the_fixed_file(server, deplo
     run = server.wait_run(run_id)
     assert run["state_type"] == "COMPLETED" and run["run_count"] == 2, "the same flow run, run again"
 
-    runs = pd.read_parquet(out / "catalog" / "runs.parquet")
+    runs = catalog_table(out, "runs")
     assert list(runs["flow_run_id"]) == [run_id, run_id]
     assert list(zip(runs["processed"], runs["unchanged"], runs["failed"])) == [(2, 0, 1), (1, 2, 0)]
     second = runs.iloc[1]["run_id"]
     processed = [e["path"] for e in json_events(out) if e["run_id"] == second and e["event"] == "file.processed"]
     assert processed == [str(library / "part.dxf")], "only the fixed file was processed again"
-    files = pd.read_parquet(out / "catalog" / "files.parquet")
+    files = catalog_table(out, "files")
     assert set(files["status"]) == {"ok"}
 
 
@@ -346,12 +345,12 @@ def test_the_nightly_batch_and_the_watcher_at_once_never_process_content_twice(
     assert set(worked.values()) == {1}, "every piece of content was worked on exactly once"
     assert len(worked) == len(picked)
 
-    files = pd.read_parquet(out / "catalog" / "files.parquet")
+    files = catalog_table(out, "files")
     assert len(files) == 2 * len(picked) and not files.duplicated(["source_root", "path"]).any()
     assert set(files["status"]) == {"ok"} and set(files["source_root"]) == {str(library), str(drop)}
-    runs = pd.read_parquet(out / "catalog" / "runs.parquet")
+    runs = catalog_table(out, "runs")
     assert len(runs) == 1 + len(watched)
-    layers = pd.read_parquet(out / "catalog" / "layers.parquet")
+    layers = catalog_table(out, "layers")
     for sha, work_id in files[["sha256", "work_id"]].drop_duplicates().itertuples(index=False):
         expected = json.loads((out / "outputs" / work_id / "result.json").read_text())["tables"]["layers"]
         assert (layers["sha256"] == sha).sum() == len(expected), "detail rows once per content"
