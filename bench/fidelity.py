@@ -144,12 +144,12 @@ def run_cadpipe(folder: Path, out: Path) -> int:
 
 def compare(folder: Path, out: Path, jobs: int = 2, timeout_s: float = 60.0) -> list[FileFidelity]:
     """Compare every ``ok`` DXF of a finished cadpipe run over `folder` (its output root `out`)."""
-    import pandas as pd
+    from deltalake import DeltaTable
 
-    files = pd.read_parquet(out / "catalog" / "files.parquet")
+    files = DeltaTable(out / "catalog" / "files").to_pandas()  # the catalog's Delta tables
     drawings = files[(files["status"] == "ok") & files["format"].isin(["dxf", "dxf-binary"])]
     rows = list(drawings.itertuples())
-    layouts = pd.read_parquet(out / "catalog" / "layouts.parquet")
+    layouts = DeltaTable(out / "catalog" / "layouts").to_pandas()
     model_entities = dict(zip(layouts[layouts["is_model"]]["sha256"], layouts[layouts["is_model"]]["entity_count"]))
     with tempfile.TemporaryDirectory(prefix="fidelity-") as tmp, ThreadPoolExecutor(jobs) as pool:
         references = list(

@@ -7,6 +7,9 @@ comment, so content hashing cannot skip it), then times, --repeat times, in alte
   2. `cadpipe run` on the same inputs into a fresh output root (process start, discovery, hashing,
      planning, Prefect server, flow and task runs, retries, catalog, documents included),
 and prints every time, each pair's ratio and the ratio of the totals; then one unchanged rerun.
+Beside wall time it counts CPU seconds (user + system of each side's finished child processes:
+workers, and for cadpipe its own process and its temporary server): cadpipe's CPU beyond the
+floor's is what orchestration costs, a figure a loaded machine stretches far less than wall time.
 Usage:
     .venv/bin/python bench/orchestration.py [--files 1000] [--repeat 2] [--workers N] [--corpus DIR]
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -30,7 +34,7 @@ sys.path.insert(0, str(REPO))
 from engine.config import load_config
 from engine.discover import discover
 from engine.executor import default_workers
-from engine.plan import work_id
+from engine.plan import WorkItem, work_id
 from engine.version import pipeline_version
 from engine.work import init_worker, process_job
 
@@ -52,35 +56,32 @@ def replicate(corpus: Path, dest: Path, count: int) -> int:
     return made
 
 
-def floor(inputs: Path, out: Path, workers: int) -> float:
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def floor(inputs: Path, out: Path, workers: int) -> tuple[float, float]:
     cfg = load_config(out=str(out))
     files = discover([inputs], exclude=[], formats=["dxf"])
     version = pipeline_version()
-    jobs = [
-        {
-            "source_root": f.source_root,
-            "path": f.path,
-            "format": f.format,
-            "sha256": f.sha256,
-            "work_id": work_id(f.sha256, cfg.options_key(f.format), version),
-            "options": cfg.options_for(f.format),
-            "out": str(out),
-            "attempt": 1,
-        }
-        for f in files
-    ]
-    started = time.perf_counter()
+    jobs = []
+    for f in files:
+        key = cfg.options_key(f.format)
+        item = WorkItem(f, work_id(f.sha256, key, version), cfg.options_for(f.format), key, version)
+        jobs.append(item.to_job(str(out)))
+    started, cpu = time.perf_counter(), children_cpu()
     # The same worker set-up as cadpipe's pool (libraries loaded once, ezdxf's loader chatter off), no memory cap.
     with ProcessPoolExecutor(max_workers=workers, initializer=init_worker, initargs=(0,)) as pool:
         results = list(pool.map(process_job, jobs, chunksize=1))
-    elapsed = time.perf_counter() - started
-    failed = sum(r["status"] != "ok" for r in results)
-    print(f"floor: {len(jobs)} files, {failed} failed, {elapsed:.1f} s (hashing excluded)", flush=True)
-    return elapsed
+    elapsed, cpu = time.perf_counter() - started, children_cpu() - cpu
+    failed = sum(not r.ok for r in results)
+    print(f"floor: {len(jobs)} files, {failed} failed, {elapsed:.1f} s, CPU {cpu:.1f} s (hashing excluded)", flush=True)
+    return elapsed, cpu
 
 
-def cadpipe(inputs: Path, out: Path, workers: int) -> float:
-    started = time.perf_counter()
+def cadpipe(inputs: Path, out: Path, workers: int) -> tuple[float, float]:
+    started, cpu = time.perf_counter(), children_cpu()
     proc = subprocess.run(
         [
             str(REPO / ".venv" / "bin" / "cadpipe"),
@@ -95,13 +96,14 @@ def cadpipe(inputs: Path, out: Path, workers: int) -> float:
         capture_output=True,
         text=True,
     )
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, children_cpu() - cpu
     print(proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else proc.stderr[-2000:])
     print(
-        f"cadpipe run: exit {proc.returncode}, {elapsed:.1f} s (process start, Prefect, hashing, catalog included)",
+        f"cadpipe run: exit {proc.returncode}, {elapsed:.1f} s, CPU {cpu:.1f} s "
+        "(process start, Prefect, hashing, catalog included)",
         flush=True,
     )
-    return elapsed
+    return elapsed, cpu
 
 
 def main() -> None:
@@ -133,15 +135,25 @@ def main() -> None:
                 base = floor(inputs, floor_out, args.workers)
             floors.append(base)
             fulls.append(full)
-            print(f"pair {i + 1}: ratio cadpipe/floor {full / base:.3f}", flush=True)
+            print(
+                f"pair {i + 1}: ratio cadpipe/floor {full[0] / base[0]:.3f} wall, {full[1] / base[1]:.3f} CPU",
+                flush=True,
+            )
             shutil.rmtree(floor_out, ignore_errors=True)
             if i + 1 < args.repeat:
                 shutil.rmtree(cadpipe_out, ignore_errors=True)
-        ratio = sum(fulls) / sum(floors)
-        print(f"floor total {sum(floors):.1f} s, cadpipe total {sum(fulls):.1f} s over {args.repeat} pairs")
-        print(f"ratio cadpipe/floor: {ratio:.3f} (overhead {100 * (ratio - 1):.1f} %)")
+        wall_floor, wall_full = sum(b[0] for b in floors), sum(f[0] for f in fulls)
+        cpu_floor, cpu_full = sum(b[1] for b in floors), sum(f[1] for f in fulls)
+        print(f"floor total {wall_floor:.1f} s, cadpipe total {wall_full:.1f} s over {args.repeat} pairs")
+        print(
+            f"ratio cadpipe/floor: {wall_full / wall_floor:.3f} wall (overhead {100 * (wall_full / wall_floor - 1):.1f} %)"
+        )
+        print(
+            f"CPU: floor {cpu_floor:.1f} s, cadpipe {cpu_full:.1f} s: orchestration "
+            f"{(cpu_full - cpu_floor) / args.repeat:.1f} CPU s per run ({100 * (cpu_full / cpu_floor - 1):.1f} %)"
+        )
         rerun = cadpipe(inputs, cadpipe_out, args.workers)
-        print(f"unchanged rerun: {rerun:.1f} s = {100 * rerun / full:.1f} % of the first run")
+        print(f"unchanged rerun: {rerun[0]:.1f} s wall, {rerun[1]:.1f} CPU s")
     finally:
         if args.keep:
             print(f"kept {work}")

@@ -78,14 +78,14 @@ def run_librecad(files: list[Path], jobs: int, timeout_s: float, work: Path) -> 
 
 
 def run_cadpipe(library: Path, jobs: int, out: Path) -> PeerRun:
-    import pandas as pd
+    from deltalake import DeltaTable
 
     command = [str(REPO / ".venv" / "bin" / "cadpipe"), "run", str(library), "--out", str(out)]
     command += ["--workers", str(jobs), "--quiet"]
     started = time.monotonic()
     subprocess.run(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
     wall = time.monotonic() - started
-    files = pd.read_parquet(out / "catalog" / "files.parquet")
+    files = DeltaTable(out / "catalog" / "files").to_pandas()  # the catalog's Delta table
     finished = files[files["error_class"].fillna("") != "Timeout"]
     hangs = int((files["error_class"] == "Timeout").sum())
     failed = int((files["status"] == "failed").sum()) - hangs

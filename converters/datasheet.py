@@ -347,7 +347,7 @@ class BatchReport:
 
     @property
     def changes_href(self) -> str:
-        return href(self.root, "catalog/changes.parquet")
+        return href(self.root, "catalog/changes/")  # the Delta table's folder
 
     @property
     def counts(self) -> list[tuple[str, Any]]:
@@ -362,7 +362,7 @@ class BatchReport:
 
     @property
     def catalog_href(self) -> str:
-        return href(self.root, "catalog/where_used.parquet")
+        return href(self.root, "catalog/where_used/")  # the Delta table's folder
 
 
 # Rendering.

@@ -51,6 +51,7 @@ Errors: ``InputError`` when ezdxf or MuPDF cannot render a layout of this docume
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import re
 from collections.abc import Iterator
@@ -196,10 +197,10 @@ def render_dxf(doc: Drawing, out_dir: Path, options: RenderOptions = RenderOptio
     reported: set[str] = set()  # handles already named: a viewport shows modelspace entities again
     for layout, stem in _layouts_to_render(doc):
         where = f"{source}: layout {layout.name!r}"
-        svg, empty, notes, placement = _render_svg(doc, layout, options.page, where, reported)
-        result.warnings += notes.warnings(where, empty, _entity_total(layout))
-        rendered = _write_formats(svg, empty, layout.name, stem, out_dir, options, where)
-        rendered.placement = placement
+        drawn = _render_svg(doc, layout, options.page, where, reported)
+        result.warnings += drawn.notes.warnings(where, drawn.empty, _entity_total(layout))
+        rendered = _write_formats(drawn, layout.name, stem, out_dir, options, where)
+        rendered.placement = drawn.placement
         result.layouts.append(rendered)
     return result
 
@@ -291,11 +292,19 @@ def _has_content(layout: Paperspace) -> bool:
     return any(entity is not main for entity in layout)
 
 
-def _render_svg(
-    doc: Drawing, layout: Layout, page: PageSpec, where: str, reported: set[str] | None = None
-) -> tuple[str, bool, _DrawNotes, Placement | None]:
-    """The layout as an SVG page; (svg, empty, what was left out or repaired, where its
-    coordinates are on the page). Entities whose handle is in `reported` are not named again
+@dataclass
+class _SvgPage:
+    """One layout drawn as an SVG page."""
+
+    svg: str
+    empty: bool
+    notes: _DrawNotes  # what was left out or repaired
+    placement: Placement | None  # where the layout's coordinates are on the page
+    grey: bool  # drawn in greys only: rasterised in grey
+
+
+def _render_svg(doc: Drawing, layout: Layout, page: PageSpec, where: str, reported: set[str] | None = None) -> _SvgPage:
+    """The layout as an SVG page. Entities whose handle is in `reported` are not named again
     (and are added to it)."""
     config = Configuration(background_policy=BackgroundPolicy.WHITE, color_policy=ColorPolicy.COLOR)
     backend = _InlineStyleSVGBackend()
@@ -317,11 +326,12 @@ def _render_svg(
             render_box = BoundingBox2d([(0, 0), (1, 1)])
         svg = backend.get_string(page.to_ezdxf(), settings=settings, render_box=render_box)
         placement = None if empty else _placement(backend, page, settings, render_box)
+        grey = backend.page_backend is not None and backend.page_backend.grey_only
     except MemoryError:
         raise
     except Exception as exc:
         raise InputError(f"{where}: ezdxf cannot render it: {exc!r}") from exc
-    return svg, empty, notes, placement
+    return _SvgPage(svg, empty, notes, placement, grey)
 
 
 def _placement(
@@ -367,9 +377,12 @@ _UNDEFINED_LAYER = _undefined_layer()
 
 
 class _InlineStyleSVGBackend(SVGBackend):
-    @staticmethod
-    def make_backend(page: page_layout.Page, settings: page_layout.Settings) -> SVGRenderBackend:
-        return _InlineStyleRenderBackend(page, settings)
+    page_backend: _InlineStyleRenderBackend | None = None  # the one that wrote the last page
+
+    # An instance method where ezdxf has a static one: the page backend is kept for its colours.
+    def make_backend(self, page: page_layout.Page, settings: page_layout.Settings) -> SVGRenderBackend:  # type: ignore[override]
+        self.page_backend = _InlineStyleRenderBackend(page, settings)
+        return self.page_backend
 
 
 class _InlineStyleRenderBackend(SVGRenderBackend):
@@ -378,7 +391,29 @@ class _InlineStyleRenderBackend(SVGRenderBackend):
 
     MuPDF's SVG reader ignores CSS class rules: with ezdxf's classes every line vanished and
     every circle came out as a filled black disc.
+
+    It also notes every colour it writes: a page drawn in greys only is rasterised in grey
+    directly (a third of the pixels to clear, draw and encode, and no colour check after).
     """
+
+    def __init__(self, page: page_layout.Page, settings: page_layout.Settings) -> None:
+        super().__init__(page, settings)
+        self.colours: set[str] = {"#ffffff"}  # the white background (BackgroundPolicy.WHITE)
+
+    @property
+    def grey_only(self) -> bool:
+        """True when every colour on the page is a grey that MuPDF rasterises in grey exactly as
+        in RGB (#rrggbb with r == g == b, of the values in `_exact_greys`)."""
+        exact = _exact_greys()
+        for colour in self.colours:
+            c = colour.lower()
+            if not (len(c) == 7 and c[1:3] == c[3:5] == c[5:7]) or int(c[1:3], 16) not in exact:
+                return False
+        return True
+
+    def set_background(self, color: str) -> None:
+        super().set_background(color)
+        self.colours.add(color[:7])
 
     @staticmethod
     def make_path_str(path, close=False) -> str:
@@ -396,6 +431,7 @@ class _InlineStyleRenderBackend(SVGRenderBackend):
         if not d:
             return
         color, opacity = self.resolve_color(properties.color)
+        self.colours.add(color)
         width = self.resolve_stroke_width(properties.lineweight)
         path = ET.SubElement(self.entities, "path", d=d, fill="none", stroke=color)
         path.set("stroke-width", str(width))
@@ -406,9 +442,24 @@ class _InlineStyleRenderBackend(SVGRenderBackend):
         if not d:
             return
         color, opacity = self.resolve_color(properties.color)
+        self.colours.add(color)
         path = ET.SubElement(self.entities, "path", d=d, fill=color)
         if opacity < 1.0:
             path.set("fill-opacity", f"{opacity:.3f}")
+
+
+@functools.cache
+def _exact_greys() -> frozenset[int]:
+    """The grey levels v that MuPDF draws as v in a grey raster as in an RGB one. (It converts a
+    grey fill to its grey colour space rounding down for some levels: 0x60 comes out 0x5f. Only
+    pages of these levels take the grey raster; the others keep the RGB raster and its check.)"""
+    bars = "".join(f'<rect x="{v}" y="0" width="1" height="3" fill="#{v:02x}{v:02x}{v:02x}"/>' for v in range(256))
+    svg = f'<svg xmlns="http://www.w3.org/2000/svg" width="256" height="3" viewBox="0 0 256 3">{bars}</svg>'
+    with pymupdf.open(stream=svg.encode("ascii"), filetype="svg") as doc:
+        grey = doc[0].get_pixmap(alpha=False, colorspace=pymupdf.csGRAY)
+        rgb = doc[0].get_pixmap(alpha=False)
+        row = grey.width  # the middle row: no edge of the page
+        return frozenset(v for v in range(256) if grey.samples[row + v] == v and rgb.samples[3 * (row + v)] == v)
 
 
 class _TolerantFrontend(Frontend):
@@ -523,8 +574,9 @@ def darken_for_white_paper(color: str) -> str:
 
 
 def _write_formats(
-    svg: str, empty: bool, name: str, stem: str, out_dir: Path, options: RenderOptions, where: str
+    drawn: _SvgPage, name: str, stem: str, out_dir: Path, options: RenderOptions, where: str
 ) -> RenderedLayout:
+    svg = drawn.svg
     files: dict[str, Path] = {}
     png_size: tuple[int, int] | None = None
     png_dpi: float | None = None
@@ -533,8 +585,12 @@ def _write_formats(
     try:
         with _open_svg(svg) as svg_doc:
             pdf = _pdf_from(svg_doc) if "pdf" in options.formats else None
-            png = _png_from(svg_doc, options.png_dpi, options.png_max_pixels) if "png" in options.formats else None
-            thumbnail = thumbnail_png(svg_doc[0])
+            png = (
+                _png_from(svg_doc, options.png_dpi, options.png_max_pixels, drawn.grey)
+                if "png" in options.formats
+                else None
+            )
+            thumbnail = thumbnail_png(svg_doc[0], grey=drawn.grey)
     except InputError as exc:
         raise InputError(f"{where}: {exc}") from exc
     if pdf is not None:
@@ -543,7 +599,7 @@ def _write_formats(
         data, png_size, png_dpi = png
         files["png"] = _write_atomic(out_dir / f"{stem}.png", data)
     files[THUMBNAIL] = _write_atomic(out_dir / f"{stem}.thumb.png", thumbnail)
-    return RenderedLayout(name, stem, empty, files, png_size, png_dpi)
+    return RenderedLayout(name, stem, drawn.empty, files, png_size, png_dpi)
 
 
 def svg_thumbnail(svg: str) -> bytes:
@@ -570,7 +626,10 @@ def _pdf_from(svg_doc: pymupdf.Document) -> bytes:
     return svg_doc.convert_to_pdf()
 
 
-def _png_from(svg_doc: pymupdf.Document, dpi: int, max_pixels: int) -> tuple[bytes, tuple[int, int], float]:
+def _png_from(
+    svg_doc: pymupdf.Document, dpi: int, max_pixels: int, grey: bool = False
+) -> tuple[bytes, tuple[int, int], float]:
+    """The page as a PNG; `grey`: the page is known to hold greys only, rasterised in grey."""
     if dpi <= 0 or max_pixels <= 0:
         raise ValueError(f"dpi and max_pixels must be positive, got {dpi}, {max_pixels}")
     page = svg_doc[0]
@@ -579,6 +638,9 @@ def _png_from(svg_doc: pymupdf.Document, dpi: int, max_pixels: int) -> tuple[byt
     # MuPDF rounds the pixel box outwards; shrink until the rounded box is within the cap too.
     while _pixel_count(rect, zoom) > max_pixels:
         zoom *= 0.999
+    if grey:  # the same pixels as an RGB raster converted, without the colour pass
+        pix = page.get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), alpha=False, colorspace=pymupdf.csGRAY)
+        return pix.tobytes("png"), (pix.width, pix.height), zoom * 72
     pix = page.get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), alpha=False)
     if _all_grey(pix):
         # Black-on-white drawings are most of a library: a grey PNG holds the very same pixels

@@ -70,12 +70,14 @@ def _min_line_width(pixels: float) -> Iterator[None]:
         pymupdf.TOOLS.set_graphics_min_line_width(before)
 
 
-def thumbnail_png(page: pymupdf.Page, size_px: int = THUMBNAIL_PX) -> bytes:
-    """A PNG of `page` whose long side is `size_px`: grey when the page has no colour."""
+def thumbnail_png(page: pymupdf.Page, size_px: int = THUMBNAIL_PX, grey: bool = False) -> bytes:
+    """A PNG of `page` whose long side is `size_px`: grey when the page has no colour (`grey`:
+    known to have none, rasterised in grey directly)."""
     rect = page.rect
     zoom = size_px / max(rect.width, rect.height, 1e-9)
+    colorspace = pymupdf.csGRAY if grey else pymupdf.csRGB
     with _min_line_width(_THUMBNAIL_MIN_LINE_PX):
-        pix = page.get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), alpha=False)
+        pix = page.get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), alpha=False, colorspace=colorspace)
     rgb = np.frombuffer(pix.samples, dtype=np.uint8).reshape(-1, pix.n)
     if pix.n == 3 and (rgb[:, 0] == rgb[:, 1]).all() and (rgb[:, 1] == rgb[:, 2]).all():
         pix = pymupdf.Pixmap(pymupdf.csGRAY, pix)

@@ -33,8 +33,13 @@ def _hidden(char: str) -> bool:
 def to_text(path: str | bytes | os.PathLike) -> str:
     """The text form of a native path (a `str` from the OS, bytes, or a Path)."""
     raw = path if isinstance(path, bytes) else os.fsencode(path)
+    decoded = raw.decode("utf-8", "surrogateescape")
+    # The common case, fast (a rerun turns 100,000 paths into text): nothing to escape. Lone
+    # surrogates, control and bidirectional-override characters are all not printable.
+    if "\\" not in decoded and decoded.isprintable():
+        return decoded
     out = []
-    for char in raw.decode("utf-8", "surrogateescape"):
+    for char in decoded:
         code = ord(char)
         if char == "\\":
             out.append("\\\\")

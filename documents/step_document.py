@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -87,8 +87,8 @@ class ModelHeader:
     time_stamp: str | None = None
     originating_system: str | None = None  # the CAD system the data came from
     preprocessor_version: str | None = None  # the exporter
-    authors: str | None = None  # joined with "; "
-    organizations: str | None = None
+    authors: list[str] = field(default_factory=list)
+    organizations: list[str] = field(default_factory=list)
     description: str | None = None
 
 
@@ -191,8 +191,8 @@ def open_iges(path: Path) -> LoadedStep:
         time_stamp=_text(section.Date()),
         originating_system=_text(section.SystemId()),
         preprocessor_version=_text(section.InterfaceVersion()),
-        authors=_text(section.AuthorName()),
-        organizations=_text(section.CompanyName()),
+        authors=_texts([section.AuthorName()]),
+        organizations=_texts([section.CompanyName()]),
         description=_text(section.SendName()),
     )
     doc = _new_document()
@@ -457,8 +457,8 @@ def _step_header(model) -> ModelHeader:
         time_stamp=_text(header.TimeStamp()),
         originating_system=_text(header.OriginatingSystem()),
         preprocessor_version=_text(header.PreprocessorVersion()),
-        authors=_joined(header.AuthorValue(i) for i in range(1, header.NbAuthor() + 1)),
-        organizations=_joined(header.OrganizationValue(i) for i in range(1, header.NbOrganization() + 1)),
+        authors=_texts(header.AuthorValue(i) for i in range(1, header.NbAuthor() + 1)),
+        organizations=_texts(header.OrganizationValue(i) for i in range(1, header.NbOrganization() + 1)),
         description=_joined(header.DescriptionValue(i) for i in range(1, header.NbDescription() + 1)),
     )
 
@@ -509,9 +509,13 @@ def _text(value) -> str | None:
     return text or None
 
 
-def _joined(values: Iterator) -> str | None:
-    texts = [text for text in (_text(v) for v in values) if text and text.lower() != "none"]
-    return "; ".join(texts) or None
+def _texts(values: Iterable) -> list[str]:
+    """The values given, as text: empty ones and exporters' placeholder "none" left out."""
+    return [text for text in (_text(v) for v in values) if text and text.lower() != "none"]
+
+
+def _joined(values: Iterable) -> str | None:
+    return "; ".join(_texts(values)) or None
 
 
 def _read_stl(path: Path):

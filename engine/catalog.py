@@ -1,129 +1,67 @@
-"""The catalog: Parquet tables under `OUT/catalog/`, the record of every input's latest state.
+"""The catalog: the record of every input's latest state, as Delta Lake tables under `OUT/catalog/`.
 
-Each table is one Parquet file that `pandas.read_parquet` and DuckDB read directly. Publishing runs
-under an exclusive lock (a nightly batch and a drop-folder run may share an output root), rewrites
-each table into a temporary file and renames it into place, detail tables first and `files` last:
-a crash between two renames leaves detail rows the next run replaces, never a `files` row that
-points at missing details. Detail tables are keyed by content (`sha256`), so a file present under
-two paths, or moved, has its details once.
+The tables, their declared types and how they are written are engine/catalog_store.py's; this
+module turns a run's outcomes into rows. A publish writes only what changed: the rows of new and
+changed files (and the detail rows of their contents), removals of files gone from a folder the
+run walked, the run's errors and its `runs` row. Files a run found unchanged are not written at
+all. Publishing holds the catalog's exclusive lock (a nightly batch and a drop-folder run may share
+an output root) and commits table by table in an order that keeps every join through `files`
+complete (CatalogStore.publish). Detail tables are keyed by content (`sha256`), so a file present
+under two paths, or moved, has its details once.
+
+A catalog of one Parquet file per table, as cadpipe wrote before, is migrated on first use
+(CatalogStore.migrate); `catalog.json` records the schema version.
 """
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
+import logging
 import os
 import posixpath
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from documents.file_access import open_regular
 from documents.names import clean, to_native, to_text
-from engine.discover import InputFile, KnownFile, inside
-from engine.failures import known_keys
+from engine.catalog_store import (
+    DETAIL_TABLES,
+    NO_CONTENT,
+    PARTITION,
+    TABLES,
+    CatalogStore,
+    MaintenanceRule,
+    Publication,
+    Version,
+)
+from engine.config import CatalogSettings
+from engine.discover import InputFile, inside
+from engine.failures import Failure, failures, known_keys
+from engine.records import RECORD_COLUMNS, FileRecord
 from engine.work import mode_no_wider, read_result
 
 CATALOG_DIR = "catalog"
 QUARANTINE_DIR = "quarantine"
-DETAIL_TABLES = ("layouts", "layers", "entities", "blocks", "texts", "refs", "bom", "bom_symbols")
 
-FILE_COLUMNS = [
-    "path",
-    "source_root",
-    "sha256",
-    "format",
-    "status",
-    "error_class",
-    "error_message",
-    "error_stage",
-    "error_permanent",
-    "error_limit",
-    "outputs",
-    "warnings",
-    "quarantine",
-    "processed_at",
-    "run_id",
-    "flow_run_id",
-    "pipeline_version",
-    "work_id",
-    "previous_sha256",  # the content this path held before its latest content (engine/revision_diff.py)
-    "previous_work_id",  # and that content's work, whose outputs the revision diff compares
-    "size",
-    "mtime_ns",
-    "attempts",
-    "duration_ms",
-]
-RUN_COLUMNS = [
-    "run_id",
-    "flow_run_id",
-    "started_at",
-    "finished_at",
-    "sources",
-    "files_seen",
-    "processed",
-    "unchanged",
-    "failed",
-    "reused",
-    "new_failures",
-    "known_failures",
-    "deferred",
-    "attempt",
-    "pipeline_version",
-    "config",
-]
-ERROR_COLUMNS = [
-    "run_id",
-    "flow_run_id",
-    "path",
-    "source_root",
-    "sha256",
-    "stage",
-    "error_class",
-    "error_message",
-    "attempts",
-    "permanent",
-    "quarantine",
-    "failed_at",
-]
+log = logging.getLogger(__name__)
 
 # `changes`: one row per new content of a path whose earlier content the catalog knew (a revision),
-# made by engine/revision_diff.py after the publish; details in OUT/<diff>.
-CHANGE_COLUMNS = [
-    "run_id",
-    "source_root",
-    "path",
-    "sha256_before",
-    "sha256_after",
-    "work_id_before",
-    "work_id_after",
-    "compared",  # bool: both versions' records were there to compare
-    "note",  # why not compared, or what could not be (a layout without a vector render)
-    "summary",  # one sentence of what changed
-    "title_changes",  # JSON {field: [before, after]} of the title-block fields that changed
-    "bom_added",
-    "bom_removed",
-    "bom_changed",
-    "layers_added",
-    "layers_removed",
-    "layers_changed",
-    "entity_types_changed",  # (layout, entity type) pairs whose count changed
-    "layouts_changed",  # layouts whose overlay shows a difference
-    "pixels_removed",
-    "pixels_added",
-    "diff",  # diff.json (every row and field before and after), relative to OUT
-    "overlays",  # list of overlay PNGs, relative to OUT
-    "detected_at",
-]
-
+# made by engine/revision_diff.py after the publish; the declared schema is catalog_store.CHANGES.
+CHANGE_COLUMNS = list(TABLES["changes"].schema.names)
 
 # Quarantine names: `<sha16>-<name>` and `<sha16>-<name>.error.json` must fit a file name.
 _QUARANTINE_OVERHEAD = len("0123456789abcdef-") + len(".error.json")
+# What an unchanged input's row takes from the run's discovery: written only when it differs.
+_IDENTITY = ("sha256", "format", "size", "mtime_ns", "work_id")
 
 
 def now_iso() -> str:
@@ -142,108 +80,187 @@ class Outcome:
     result: dict = field(default_factory=dict)
 
 
+class Recorded(Mapping[tuple[str, str], FileRecord]):
+    """(source_root, path) -> FileRecord over the `files` columns read: a record is made when it
+    is looked up, so a publish of one file into a catalog of 100,000 makes a few, not 100,000."""
+
+    def __init__(self, files: pa.Table, memory_mb: int | None = None) -> None:
+        self._columns: dict[str, list[Any]] = {
+            c: _times(files[c]) if c == "processed_at" else files[c].to_pylist() for c in RECORD_COLUMNS
+        }
+        self._at = {key: i for i, key in enumerate(zip(self._columns["source_root"], self._columns["path"]))}
+        self._memory_mb = memory_mb
+        self._made: dict[int, FileRecord] = {}
+
+    def __getitem__(self, key: tuple[str, str]) -> FileRecord:
+        i = self._at[key]
+        record = self._made.get(i)
+        if record is None:
+            record = self._made[i] = self._record(i)
+        return record
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._at
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self._at)
+
+    def __len__(self) -> int:
+        return len(self._at)
+
+    def _record(self, i: int) -> FileRecord:
+        values = {c: column[i] for c, column in self._columns.items()}
+        permanent = bool(values["error_permanent"])
+        failed = values["status"] == "failed"
+        retryable = failed and not permanent
+        if self._memory_mb is not None and failed and values["error_class"] == "MemoryLimit":
+            limit, cap = values["error_limit"], self._memory_mb
+            retryable = retryable or cap == 0 or (limit is not None and limit < cap)
+        return FileRecord(**{**values, "error_permanent": permanent}, retryable=retryable)
+
+    def quarantines(self) -> Iterator[tuple[tuple[str, str], str]]:
+        """(key, quarantine copy) of the records that have one."""
+        for key, i in self._at.items():
+            copy = self._columns["quarantine"][i]
+            if copy:
+                yield key, copy
+
+
+def maintenance_rule(settings: CatalogSettings) -> MaintenanceRule:
+    """The config's `[catalog]` section as the store's maintenance rule."""
+    return MaintenanceRule(
+        keep_hours=settings.keep_history_days * 24,
+        every_hours=settings.maintain_every_hours,
+        after_commits=settings.maintain_after_commits,
+    )
+
+
 class Catalog:
-    def __init__(self, out: Path | str) -> None:
+    def __init__(self, out: Path | str, maintenance: MaintenanceRule | None = None) -> None:
         self.out = Path(out)
         self.dir = self.out / CATALOG_DIR
+        self.store = CatalogStore(self.dir)
+        self.maintenance = maintenance or MaintenanceRule()
 
     def table_path(self, name: str) -> Path:
-        return self.dir / f"{name}.parquet"
+        """The Delta table's folder (what `delta_scan`, `polars.scan_delta` and `DeltaTable` open)."""
+        return self.store.path(name)
 
-    def read(self, name: str) -> pd.DataFrame:
-        path = self.table_path(name)
-        return pd.read_parquet(path) if path.exists() else pd.DataFrame()
+    def read(
+        self, name: str, columns: Sequence[str] | None = None, where: list[tuple[str, str, Any]] | None = None
+    ) -> pd.DataFrame:
+        """A table in its declared types (pandas' nullable Int64 and boolean where a column is
+        declared integer or flag); every column, also when the table is empty. `where`: as
+        CatalogStore.read's (column, ``=`` or ``in``, value) conditions."""
+        return self.store.read_pandas(name, columns=columns, where=where)
 
     def write(self, name: str, frame: pd.DataFrame) -> None:
-        """Replace one table atomically; hold `lock()` around read-modify-write."""
-        self._write(name, frame)
-
-    def _write(self, name: str, frame: pd.DataFrame) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.dir / f".{name}.parquet.tmp-{os.getpid()}"
-        frame.reset_index(drop=True).to_parquet(tmp, index=False)
-        os.replace(tmp, self.table_path(name))
+        """Replace a derived table (bom_rollup, where_used) in one commit."""
+        self.store.overwrite(name, _frame_rows(frame))
 
     @contextmanager
     def lock(self) -> Iterator[None]:
-        """Exclusive across processes on this machine and on shares with POSIX locks."""
-        self.dir.mkdir(parents=True, exist_ok=True)
-        with open(self.dir / ".lock", "a+") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        """Exclusive across processes on this machine and on shares with POSIX locks; re-entrant
+        within the thread that holds it."""
+        with self.store.lock():
+            yield
 
-    def append(self, name: str, rows: list[dict], columns: list[str]) -> None:
-        """Add rows to a history table (such as `edits`) under the lock, rewritten atomically."""
-        if not rows:
-            return
-        with self.lock():
-            current = self.read(name)
-            added = pd.DataFrame(rows, columns=columns)
-            self._write(name, pd.concat([current, added], ignore_index=True) if not current.empty else added)
+    def append(self, name: str, rows: list[dict], columns: list[str] | None = None) -> None:
+        """Add rows to a history table (such as `edits`) in one commit. `columns` is accepted for
+        the callers that name them; the table's declared schema decides."""
+        if rows:
+            self.store.append(name, rows)
 
     # What a run needs to know before it starts.
 
-    def known_files(self) -> dict[tuple[str, str], KnownFile]:
-        files = self.read("files")
-        if files.empty:
-            return {}
-        files = files[files["sha256"].notna() & files["size"].notna() & files["format"].notna()]
-        return {
-            (r.source_root, r.path): KnownFile(int(r.size), int(r.mtime_ns), r.sha256, r.format)
-            for r in files[["source_root", "path", "size", "mtime_ns", "sha256", "format"]].itertuples()
-        }
+    def records(self, memory_mb: int | None = None) -> Recorded:
+        """(source_root, path) -> what the catalog records of the file (only the columns a
+        run decides by are read). `retryable`: failed for a passing reason, or for lack of
+        memory under a cap below `memory_mb` (the cap now in force; 0 = none)."""
+        return Recorded(self.store.read("files", columns=list(RECORD_COLUMNS)), memory_mb)
+
+    def known_files(self) -> Recorded:
+        """What discovery compares a file's stat with (it trusts only records that name the
+        content and format: FileRecord.readable_as_recorded)."""
+        return self.records()
 
     def roots(self) -> list[str]:
         """The source roots the catalog knows files under (text form): they name identities."""
-        files = self.read("files")
-        return sorted(set(files["source_root"])) if not files.empty else []
+        roots = self.store.read("files", columns=["source_root"])["source_root"]
+        return sorted(set(roots.to_pylist()))
 
-    def by_location(self) -> dict[str, dict]:
-        """Absolute path (text form) -> the file's row: how the watcher finds a file's record
+    def by_location(self) -> dict[str, FileRecord]:
+        """Absolute path (text form) -> the file's record: how the watcher finds a file's record
         whatever root it is known under."""
-        files = self.read("files")
-        if files.empty:
-            return {}
-        return {posixpath.join(r["source_root"], r["path"]): r for r in files.to_dict("records")}
+        return {r.location: r for r in self.records().values()}
 
-    def recorded(self, memory_mb: int | None = None) -> dict[tuple[str, str], tuple[str, str, bool]]:
-        """(source_root, path) -> (work_id, status, retryable).
+    def recorded(self, memory_mb: int | None = None) -> Recorded:
+        """As :meth:`records`: what the plan compares discovery with (engine/plan.py)."""
+        return self.records(memory_mb)
 
-        A file that failed for lack of memory is retryable once `memory_mb` (the cap now in
-        force) is above the cap it failed under, or no cap (0)."""
-        files = self.read("files")
-        if files.empty:
-            return {}
-        retryable = (files["status"] == "failed") & ~files["error_permanent"].fillna(False).astype(bool)
-        if memory_mb is not None and "error_limit" in files.columns:
-            limit = pd.to_numeric(files["error_limit"], errors="coerce")
-            raised = (files["error_class"] == "MemoryLimit") & ((memory_mb == 0) | (limit < memory_mb))
-            retryable |= raised.fillna(False).astype(bool)
-        return {
-            (r.source_root, r.path): (r.work_id, r.status, bool(flag))
-            for r, flag in zip(files[["source_root", "path", "work_id", "status"]].itertuples(), retryable)
-        }
-
-    def failures(self, keys: list[tuple[str, str]]) -> list[str]:
-        """Error messages of the given inputs that are recorded as failed."""
-        files = self.read("files")
-        if files.empty:
+    def failures(
+        self,
+        keys: Iterable[tuple[str, str]] | None = None,
+        known: set[tuple[str, str]] = frozenset(),  # type: ignore[assignment]
+    ) -> list[Failure]:
+        """The files recorded as failed (those of `keys` only, if given), sorted by path, with
+        when each first failed this way (engine/failures.py); `known`: the keys of known failures."""
+        wanted = None if keys is None else set(keys)
+        columns = [
+            "path",
+            "source_root",
+            "sha256",
+            "status",
+            "error_stage",
+            "error_class",
+            "error_message",
+            "error_permanent",
+            "quarantine",
+            "processed_at",
+            "run_id",
+        ]
+        files = self.store.read("files", columns=columns, where=[("status", "=", "failed")]).to_pylist()
+        files = [r for r in files if wanted is None or (r["source_root"], r["path"]) in wanted]
+        if not files:
             return []
-        wanted = set(keys)
-        failed = files[files["status"] == "failed"]
-        return [r.error_message for r in failed.itertuples() if (r.source_root, r.path) in wanted]
+        where = [("path", "in", sorted({r["path"] for r in files}))]
+        errors = self.store.read(
+            "errors", columns=["source_root", "path", "sha256", "error_class", "failed_at"], where=where
+        ).to_pylist()
+        return failures(files, errors, known=known)
+
+    def known_failures(self, outcomes: Sequence[Outcome], run_id: str) -> set[tuple[str, str]]:
+        """(source_root, path) of a run's known failures, as the catalog now records them."""
+        return known_keys(self.records(), outcomes, run_id)
 
     def run_of_flow_run(self, flow_run_id: str | None) -> str | None:
         """The run id recorded for a Prefect flow run: a Retry of that flow run is the same run,
         run again, and updates its row instead of adding one."""
-        runs = self.read("runs")
-        if not flow_run_id or runs.empty:
+        if not flow_run_id:
             return None
-        found = runs.loc[runs["flow_run_id"] == flow_run_id, "run_id"]
-        return str(found.iloc[-1]) if len(found) else None
+        found = self.store.read("runs", columns=["run_id"], where=[("flow_run_id", "=", flow_run_id)])
+        return str(found["run_id"][-1]) if found.num_rows else None
+
+    # History, plain files, housekeeping.
+
+    def history(self, name: str = "files", limit: int | None = None) -> list[Version]:
+        return self.store.history(name, limit)
+
+    def export(self, folder: Path | str, fmt: str = "parquet", as_of: datetime | None = None) -> list[Path]:
+        return self.store.export(folder, fmt, as_of)
+
+    def maintain(self) -> dict[str, dict]:
+        return self.store.maintain(self.maintenance)
+
+    def maintain_if_due(self) -> dict[str, dict] | None:
+        """Compaction and vacuum when the rule's schedule or size says so (engine/catalog_store.py)."""
+        if not self.store.maintenance_due(self.maintenance):
+            return None
+        report = self.maintain()
+        compacted = [name for name, entry in report.items() if "compacted" in entry]
+        vacuumed = sum(entry["vacuumed"] for entry in report.values())
+        log.info("catalog maintained: %s compacted, %d old files vacuumed", ", ".join(compacted) or "nothing", vacuumed)
+        return report
 
     # Publishing a run.
 
@@ -255,78 +272,51 @@ class Catalog:
         `walked_roots` are the folders (text form) this run walked: rows of files below them
         that the run did not see are removed (the files are gone)."""
         with self.lock():
+            self.store.open_for_write()  # migrates an older catalog, finishes a killed publish
             self._sweep_temporaries()
-            files = self.read("files")
-            fresh = [o for o in outcomes if o.state in ("processed", "reused")]
-            self._publish_details(fresh)
-            self._mark_repeated(files, outcomes)
-            failed = [o for o in outcomes if o.state == "failed" and not o.result.get("unchanged")]
+            current = self.store.read("files", columns=[*RECORD_COLUMNS, PARTITION])
+            records = Recorded(current)
+            self._mark_repeated(records, outcomes)
+            outcomes_written = self._not_older_than_recorded(run, outcomes, records)
+            failed = [o for o in outcomes_written if o.state == "failed" and not o.result.get("unchanged")]
             quarantined = {id(o): self._quarantine(o, follow_symlinks) for o in failed}
-            self._append_errors(run, outcomes, failed, quarantined)
-            files = self._merge_files(files, run, outcomes, walked_roots, quarantined)
-            self._write("files", files)
-            self._prune(files)
+            rows, contents, details = self._changed_rows(run, outcomes_written, records, quarantined)
+            removed = self._removed(run, records, outcomes, walked_roots)
             counts = {
                 state: sum(o.state == state for o in outcomes)
                 for state in ("processed", "reused", "unchanged", "failed", "deferred")
             }
-            counts["known_failures"] = len(known_keys(files, outcomes, run["run_id"]))
+            counts["known_failures"] = len(known_keys(records, outcomes, run["run_id"]))
             counts["new_failures"] = counts["failed"] - counts["known_failures"]
             row = {**run, "finished_at": now_iso(), "files_seen": len(outcomes), **counts}
-            runs = self.read("runs")
-            runs = runs[runs["run_id"] != row["run_id"]] if not runs.empty else runs
-            self._write("runs", pd.concat([runs, pd.DataFrame([row], columns=RUN_COLUMNS)], ignore_index=True))
-            return row
+            self.store.publish(
+                Publication(
+                    run["run_id"],
+                    files=rows,
+                    removed=removed,
+                    contents=contents,
+                    details=details,
+                    errors=self._error_rows(run, outcomes, failed, quarantined),
+                    run=row,
+                ),
+                current=current,
+            )
+            self._prune_quarantine(records, rows, removed)
+        self.maintain_if_due()
+        return row
 
-    def _publish_details(self, fresh: list[Outcome]) -> None:
-        if not fresh:
-            return
-        shas = {o.input.sha256 for o in fresh}
-        rows: dict[str, list[dict]] = {name: [] for name in DETAIL_TABLES}
-        done: set[str] = set()
-        for o in fresh:
-            if o.input.sha256 in done:
-                continue
-            done.add(o.input.sha256)
-            tables = read_result(self.out, o.work_id).get("tables", {})
-            for name in DETAIL_TABLES:
-                rows[name].extend({"sha256": o.input.sha256, **r} for r in tables.get(name, []))
-        for name in DETAIL_TABLES:
-            current = self.read(name)
-            if not current.empty:
-                current = current[~current["sha256"].isin(shas)]
-            added = pd.DataFrame(rows[name])
-            if current.empty and added.empty:
-                if self.table_path(name).exists():
-                    continue
-                added = pd.DataFrame(columns=["sha256"])
-            self._write(name, pd.concat([current, added], ignore_index=True) if not current.empty else added)
-
-    def _mark_repeated(self, files: pd.DataFrame, outcomes: list[Outcome]) -> None:
-        """A discovery failure the catalog already records as it is (same class and reason) is
-        not news: kept as recorded, like a permanent failure not retried."""
-        if files.empty:
-            return
-        previous = {(r.source_root, r.path): (r.error_stage, r.error_message) for r in files.itertuples()}
+    def _changed_rows(
+        self, run: dict, outcomes: list[Outcome], records: Recorded, quarantined: dict
+    ) -> tuple[list[dict], set[str], dict[str, list[dict]]]:
+        """The `files` rows this run changes, and the contents (with their detail rows) it
+        catalogues. An unchanged input is written only when its stat or identity moved (a file
+        touched, a record made before its content was known)."""
+        rows: list[dict] = []
+        contents: set[str] = set()
+        details: dict[str, list[dict]] = {name: [] for name in DETAIL_TABLES}
+        kept: list[tuple[Outcome, dict]] = []
         for o in outcomes:
-            if o.state == "failed" and o.result.get("stage") == "discover":
-                if previous.get(o.input.key) == ("discover", o.result.get("error_message")):
-                    o.result["unchanged"] = True
-
-    def _merge_files(self, files, run, outcomes, walked_roots, quarantined) -> pd.DataFrame:
-        seen = {o.input.key for o in outcomes}
-        previous = {}
-        if not files.empty:
-            previous = {(r["source_root"], r["path"]): r for r in files.to_dict("records")}
-        # Folders this run could not list: what the catalog knows below them stays as it is.
-        unlisted = [posixpath.join(*o.input.key) for o in outcomes if o.result.get("stage") == "discover"]
-
-        def gone(key: tuple[str, str]) -> bool:
-            where = posixpath.join(*key)
-            return any(inside(where, root) for root in walked_roots) and not any(inside(where, u) for u in unlisted)
-
-        rows = {key: row for key, row in previous.items() if key not in seen and not gone(key)}
-        for o in outcomes:
+            previous = records.get(o.input.key)
             base = {
                 "path": o.input.path,
                 "source_root": o.input.source_root,
@@ -335,14 +325,13 @@ class Catalog:
                 "size": o.input.size,
                 "mtime_ns": o.input.mtime_ns,
                 "work_id": o.work_id,
-                **_previous_version(previous.get(o.input.key), o.input.sha256),
+                **_previous_version(previous, o.input.sha256),
             }
             if o.state == "deferred":  # not processed: its record (if any) stays as it was
-                if o.input.key in previous:
-                    rows[o.input.key] = previous[o.input.key]
                 continue
-            if (o.state == "unchanged" or o.result.get("unchanged")) and o.input.key in previous:
-                rows[o.input.key] = {**previous[o.input.key], **base}
+            if (o.state == "unchanged" or o.result.get("unchanged")) and previous is not None:
+                if any(getattr(previous, k) != base[k] for k in _IDENTITY):
+                    kept.append((o, base))
                 continue
             row = {
                 **base,
@@ -366,23 +355,86 @@ class Catalog:
                     quarantine=quarantined.get(id(o)),
                 )
             else:
-                record = read_result(self.out, o.work_id)
+                sha, wid = o.input.sha256, o.work_id
+                if sha is None or wid is None:  # discovery's failures are the only inputs without them
+                    raise ValueError(f"{o.input.path}: an ok outcome without a content hash or work id")
+                record = read_result(self.out, wid)
                 row.update(
                     {k: v for k, v in record.get("summary", {}).items() if k not in base},
                     status="ok",
                     outputs=[f"outputs/{o.work_id}/{x['file']}" for x in record.get("outputs", [])],
                     warnings=list(record.get("warnings", [])),
-                    error_class=None,
-                    error_message=None,
-                    error_stage=None,
-                    error_permanent=None,
-                    error_limit=None,
-                    quarantine=None,
                 )
-            rows[o.input.key] = row
-        frame = pd.DataFrame(list(rows.values()))
-        ordered = FILE_COLUMNS + sorted(c for c in frame.columns if c not in FILE_COLUMNS)
-        return frame.reindex(columns=ordered).sort_values(["source_root", "path"], ignore_index=True)
+                if sha not in contents:
+                    contents.add(sha)
+                    tables = record.get("tables", {})
+                    for name in DETAIL_TABLES:
+                        details[name].extend({"sha256": sha, **r} for r in tables.get(name, []))
+            rows.append(row)
+        if kept:  # their full rows, the identity updated; everything else as recorded
+            paths = sorted({o.input.path for o, _ in kept})
+            prefixes = {_prefix(records[o.input.key].sha256) for o, _ in kept}
+            where = [(PARTITION, "in", sorted(prefixes)), ("path", "in", paths)]
+            current = self.store.read("files", where=where).to_pylist()
+            by_key = {(r["source_root"], r["path"]): r for r in current}
+            rows += [{**by_key[o.input.key], **base} for o, base in kept if o.input.key in by_key]
+        return rows, contents, details
+
+    def _not_older_than_recorded(self, run: dict, outcomes: list[Outcome], records: Recorded) -> list[Outcome]:
+        """The outcomes to write: not those of a file that another writer recorded in a newer
+        state (a later modification time) while this run was working on the one it read: the
+        watcher took the file's new version while the nightly batch converted the old one."""
+        since = _time(run.get("started_at"))
+        keep = []
+        for o in outcomes:
+            previous = records.get(o.input.key)
+            if (
+                previous is not None
+                and previous.recorded_during(run["run_id"], since)
+                and previous.mtime_ns is not None
+                and previous.mtime_ns > o.input.mtime_ns
+            ):
+                continue
+            keep.append(o)
+        return keep
+
+    def _removed(
+        self,
+        run: dict,
+        records: Recorded,
+        outcomes: list[Outcome],
+        walked_roots: list[str],
+    ) -> list[tuple[str, str]]:
+        """Files recorded below a walked folder that this run did not see: they are gone.
+        Folders this run could not list keep what the catalog knows below them, and so do files
+        another writer recorded while this run was working (they arrived after its walk)."""
+        if not walked_roots:
+            return []
+        since = _time(run.get("started_at"))
+        seen = {o.input.key for o in outcomes}
+        unlisted = [posixpath.join(*o.input.key) for o in outcomes if o.result.get("stage") == "discover"]
+        gone = []
+        for key in records:
+            if key in seen:
+                continue
+            where = posixpath.join(*key)
+            if not any(inside(where, root) for root in walked_roots) or any(inside(where, u) for u in unlisted):
+                continue
+            if not records[key].recorded_during(run["run_id"], since):
+                gone.append(key)
+        return gone
+
+    def _mark_repeated(self, records: Recorded, outcomes: list[Outcome]) -> None:
+        """A discovery failure the catalog already records as it is (same class and reason) is
+        not news: kept as recorded, like a permanent failure not retried."""
+        for o in outcomes:
+            if o.state == "failed" and o.result.get("stage") == "discover":
+                previous = records.get(o.input.key)
+                if previous and (previous.error_stage, previous.error_message) == (
+                    "discover",
+                    o.result.get("error_message"),
+                ):
+                    o.result["unchanged"] = True
 
     def _quarantine(self, o: Outcome, follow_symlinks: bool = False) -> str | None:
         """Copy a failed input and its error report into OUT/quarantine/; the original stays.
@@ -434,20 +486,14 @@ class Catalog:
         os.replace(tmp, qdir / f"{name}.error.json")
         return f"{QUARANTINE_DIR}/{to_text(name)}"
 
-    def _append_errors(self, run: dict, outcomes: list[Outcome], failed: list[Outcome], quarantined: dict) -> None:
-        """This run's new failures. Published again (a Retry of its flow run), the run keeps the rows
-        of files still failed unchanged, and drops those of files it has now processed again."""
-        errors = self.read("errors")
+    def _error_rows(self, run: dict, outcomes: list[Outcome], failed: list[Outcome], quarantined: dict) -> list[dict]:
+        """One `errors` row per file this run failed: the run's rows replace its own. Published
+        again (a Retry of its flow run), the run keeps the rows of files still failed unchanged,
+        and drops those of files it has now processed again."""
         redone = {o.input.key for o in outcomes if not o.result.get("unchanged") and o.state != "deferred"}
-        if not errors.empty:
-            keys = zip(errors["source_root"], errors["path"])
-            again = (errors["run_id"] == run["run_id"]) & pd.Series([k in redone for k in keys], index=errors.index)
-            if again.any():
-                self._write("errors", errors[~again])
-                errors = errors[~again]
-        if not failed:
-            return
-        rows = [
+        earlier = self.store.read("errors", where=[("run_id", "=", run["run_id"])]).to_pylist()
+        kept = [r for r in earlier if (r["source_root"], r["path"]) not in redone]
+        return kept + [
             {
                 "run_id": run["run_id"],
                 "flow_run_id": run.get("flow_run_id"),
@@ -464,52 +510,75 @@ class Catalog:
             }
             for o in failed
         ]
-        added = pd.DataFrame(rows, columns=ERROR_COLUMNS)
-        self._write("errors", pd.concat([errors, added], ignore_index=True) if not errors.empty else added)
 
     def _sweep_temporaries(self) -> None:
-        """Remove half-written tables and quarantine copies of a publisher killed mid-write. Only
-        publishers write there, each under the lock we hold, so every temporary is abandoned."""
+        """Remove half-written files (markers, journals, quarantine copies) of a publisher killed
+        mid-write. Only publishers write there, each under the lock we hold, so every temporary
+        is abandoned. (Data files of a Delta commit that never happened are vacuumed.)"""
         for folder in (self.dir, self.out / QUARANTINE_DIR):
             for tmp in folder.glob(".*.tmp-*") if folder.is_dir() else []:
                 tmp.unlink(missing_ok=True)
 
-    def _prune(self, files: pd.DataFrame) -> None:
-        """Drop detail rows and quarantine copies no recorded file refers to any more."""
-        live = set(files.loc[files["status"] == "ok", "sha256"]) if not files.empty else set()
-        for name in DETAIL_TABLES:
-            path = self.table_path(name)
-            if not path.exists():
-                continue
-            keys = pd.read_parquet(path, columns=["sha256"])["sha256"]  # cheap: one column
-            if not keys.isin(live).all():
-                table = self.read(name)
-                self._write(name, table[table["sha256"].isin(live)])
+    def _prune_quarantine(self, records: Recorded, rows: list[dict], removed: list[tuple[str, str]]) -> None:
+        """Drop quarantine copies no recorded file refers to any more."""
         qdir = self.out / QUARANTINE_DIR
-        if qdir.is_dir():
-            kept = set(files["quarantine"].dropna()) if not files.empty else set()
-            for entry in qdir.iterdir():
-                base = to_text(entry.name.removesuffix(".error.json"))
-                if not entry.name.startswith(".") and f"{QUARANTINE_DIR}/{base}" not in kept:
-                    entry.unlink()
+        if not qdir.is_dir():
+            return
+        written = {(r["source_root"], r["path"]) for r in rows} | set(removed)
+        kept = {r["quarantine"] for r in rows if r.get("quarantine")}
+        kept |= {copy for key, copy in records.quarantines() if key not in written}
+        for entry in qdir.iterdir():
+            base = to_text(entry.name.removesuffix(".error.json"))
+            if not entry.name.startswith(".") and f"{QUARANTINE_DIR}/{base}" not in kept:
+                entry.unlink()
 
 
-def _previous_version(prior: dict | None, sha256: str | None) -> dict:
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _times(column) -> list[datetime | None]:
+    """A timestamp[us, UTC] column as datetimes, exactly, in a sixth of pyarrow's time (which
+    looks the time zone up for every value: most of the cost of reading the records)."""
+    micros = column.cast(pa.int64()).to_pylist()
+    return [None if us is None else _EPOCH + timedelta(microseconds=us) for us in micros]
+
+
+def _time(value) -> datetime | None:
+    """A run's ISO 8601 time (or datetime) as an aware datetime; None when missing or naive."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    return value if isinstance(value, datetime) and value.tzinfo is not None else None
+
+
+def _frame_rows(frame: pd.DataFrame) -> list[dict]:
+    """A DataFrame's rows as dicts: pandas' missing values as None, arrays as lists."""
+    return [{k: _cell(v) for k, v in row.items()} for row in frame.to_dict("records")]
+
+
+def _cell(value):
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    if isinstance(value, np.ndarray):  # a list column's cell
+        return value.tolist()
+    return None if value is None or pd.isna(value) else value
+
+
+def _prefix(sha256: str | None) -> str:
+    """The `files` partition a content's row is in."""
+    return sha256[:1] if sha256 else NO_CONTENT
+
+
+def _previous_version(prior: FileRecord | None, sha256: str | None) -> dict[str, str | None]:
     """`previous_sha256` and `previous_work_id` of a path now holding `sha256`: the content it
-    held before when that differs, else what its row said (unknown content changes nothing)."""
+    held before when that differs, else what its record said (unknown content changes nothing)."""
     if prior is None:
         return {"previous_sha256": None, "previous_work_id": None}
-    before = _text_or_none(prior.get("sha256"))
-    if before is not None and sha256 and before != sha256:
-        return {"previous_sha256": before, "previous_work_id": _text_or_none(prior.get("work_id"))}
-    return {
-        "previous_sha256": _text_or_none(prior.get("previous_sha256")),
-        "previous_work_id": _text_or_none(prior.get("previous_work_id")),
-    }
-
-
-def _text_or_none(value) -> str | None:
-    return value if isinstance(value, str) else None  # NaN and None of a missing cell
+    if prior.sha256 is not None and sha256 and prior.sha256 != sha256:
+        return {"previous_sha256": prior.sha256, "previous_work_id": prior.work_id}
+    return {"previous_sha256": prior.previous_sha256, "previous_work_id": prior.previous_work_id}
 
 
 def quarantine_name(sha256: str, name: str, folder: Path) -> str:

@@ -33,6 +33,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "follow_symlinks": False,
     },
     "output": {"root": "out"},
+    "catalog": {"keep_history_days": 7.0, "maintain_every_hours": 24.0, "maintain_after_commits": 50},
     "dxf": {
         "outputs": ["svg", "pdf", "png"],
         "page_size": "A3",
@@ -232,6 +233,8 @@ def rules() -> dict[tuple[str, str], Rule]:
         ("watch", "retry_s"): positive,
         ("watch", "trigger"): OneOf(WATCH_TRIGGERS),
         ("watch", "deployment"): Pattern(r"[^/\s]+/[^/\s]+", "a deployment named flow-name/deployment-name"),
+        ("catalog", "maintain_every_hours"): positive,
+        ("catalog", "maintain_after_commits"): Range(1),
     }
 
 
@@ -267,6 +270,15 @@ class RunOptions:
 
 
 @dataclass(frozen=True)
+class CatalogSettings:
+    """`[catalog]`: how long its history is kept and when it is compacted and vacuumed."""
+
+    keep_history_days: float
+    maintain_every_hours: float
+    maintain_after_commits: int
+
+
+@dataclass(frozen=True)
 class Config:
     """Validated settings; `raw` keeps the merged tables for the option fingerprints."""
 
@@ -288,6 +300,13 @@ class Config:
     def limits(self) -> Limits:
         raw = self.raw["limits"]
         return Limits(float(raw["timeout_s"]), int(raw["memory_mb"]))
+
+    @property
+    def catalog(self) -> CatalogSettings:
+        raw = self.raw["catalog"]
+        return CatalogSettings(
+            float(raw["keep_history_days"]), float(raw["maintain_every_hours"]), int(raw["maintain_after_commits"])
+        )
 
     @property
     def run(self) -> RunOptions:

@@ -196,7 +196,7 @@ def _prune_datasheets(folder: Path, catalog: Catalog) -> None:
     # Under the lock, against the catalog as it is now: a concurrent run may have published
     # (and documented) contents since this run read it.
     with catalog.lock():
-        files = catalog.read("files")
+        files = catalog.read("files", columns=["sha256", "status"])
         live = set(files.loc[files["status"] == "ok", "sha256"]) if not files.empty else set()
         for page in folder.iterdir():
             if _SHEET_NAME.match(page.name) and page.name[:-5] not in live:

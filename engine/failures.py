@@ -17,12 +17,10 @@ they are **deferred**, left unrecorded for the next run, and the run is incomple
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
-
-import pandas as pd
 
 FAIL_ON = ("new", "any")
 SHOWN = 5  # failures named in a one-line message (state message, summary line); the rest counted
@@ -56,49 +54,58 @@ class Failure:
         return asdict(self)
 
 
-def known_keys(files: pd.DataFrame, outcomes: Iterable[_Outcome], run_id: str) -> set[tuple[str, str]]:
-    """(source_root, path) of this run's known failures. `files` is the catalog's files table
-    before or after publishing: a known failure keeps the row of the run that recorded it."""
-    if files.empty:
-        return set()
-    recorded = {(r.source_root, r.path): r.run_id for r in files[["source_root", "path", "run_id"]].itertuples()}
-    return {
-        o.input.key
-        for o in outcomes
-        if o.state == "failed" and o.result.get("unchanged") and recorded.get(o.input.key) not in (None, run_id)
-    }
+class _Recorded(Protocol):  # engine.records.FileRecord: what the catalog records of a file
+    run_id: str | None
+
+
+def known_keys(
+    recorded: Mapping[tuple[str, str], _Recorded], outcomes: Iterable[_Outcome], run_id: str
+) -> set[tuple[str, str]]:
+    """(source_root, path) of this run's known failures. `recorded`: the catalog's records
+    (Catalog.records()) before or after publishing: a known failure keeps the row of the run
+    that recorded it."""
+    known = set()
+    for o in outcomes:
+        if o.state == "failed" and o.result.get("unchanged"):
+            record = recorded.get(o.input.key)
+            if record is not None and record.run_id not in (None, run_id):
+                known.add(o.input.key)
+    return known
 
 
 def _value(value: Any) -> Any:
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
+    """A catalog value as JSON has it: missing as None, a time as ISO 8601 text (UTC)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat(timespec="milliseconds")
+    return value
 
 
-def _first_failed(errors: pd.DataFrame) -> dict[tuple, str]:
-    """(source_root, path, sha256, error_class) -> the earliest `failed_at` in the errors table."""
-    if errors.empty:
-        return {}
-    frame = errors[["source_root", "path", "sha256", "error_class", "failed_at"]].astype(object)
-    frame = frame.where(frame.notna(), None)
+def _first_failed(errors: Iterable[Mapping[str, Any]]) -> dict[tuple, str]:
+    """(source_root, path, sha256, error_class) -> the earliest `failed_at` in the errors rows."""
     first: dict[tuple, str] = {}
-    for root, path, sha, error_class, failed_at in frame.itertuples(index=False):
-        key = (root, path, sha, error_class)
+    for row in errors:
+        key = (row["source_root"], row["path"], row["sha256"], row["error_class"])
+        failed_at = _value(row["failed_at"])
         if failed_at and (key not in first or failed_at < first[key]):
             first[key] = failed_at
     return first
 
 
 def failures(
-    files: pd.DataFrame,
-    errors: pd.DataFrame,
+    files: Iterable[Mapping[str, Any]],
+    errors: Iterable[Mapping[str, Any]],
     keys: set[tuple[str, str]] | None = None,
     known: set[tuple[str, str]] = frozenset(),  # type: ignore[assignment]
 ) -> list[Failure]:
-    """The files recorded as failed (those of `keys` only, if given), sorted by path."""
-    if files.empty:
-        return []
+    """The failed ones of `files` rows (those of `keys` only, if given), sorted by path; `errors`
+    rows say since when each has failed this way. Catalog.failures reads both from the catalog."""
     first = _first_failed(errors)
     found = []
-    for row in files[files["status"] == "failed"].to_dict("records"):
+    for row in files:
+        if row["status"] != "failed":
+            continue
         key = (row["source_root"], row["path"])
         if keys is not None and key not in keys:
             continue

@@ -14,10 +14,12 @@ and the pipeline version. Four outcomes per input:
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from documents.contracts import Job
 from engine.discover import InputFile, Unreadable
+from engine.records import FileRecord
 
 
 def work_id(sha256: str, options_key: str, version: str) -> str:
@@ -71,21 +73,23 @@ def make_plan(
     options_for,
     options_key,
     version: str,
-    recorded: dict[tuple[str, str], tuple[str, str, bool]],
+    recorded: Mapping[tuple[str, str], FileRecord],
     completed: set[str],
 ) -> Plan:
-    """`recorded` maps (source_root, path) to (work_id, status, retryable) from the catalog;
-    `completed` holds the work ids whose output folder is complete on disk."""
+    """`recorded` maps (source_root, path) to what the catalog records of it (Catalog.recorded,
+    whose `retryable` is judged for the memory cap now in force); `completed` holds the work ids
+    whose output folder is complete on disk."""
     plan = Plan()
+    keys: dict[str | None, str] = {}  # options_key per format: a fingerprint of the options, costly
     for item in inputs:
-        key = options_key(item.format)
+        key = keys[item.format] if item.format in keys else keys.setdefault(item.format, options_key(item.format))
         wid = work_id(item.sha256, key, version)
         work = WorkItem(item, wid, options_for(item.format), key, version)
         previous = recorded.get(item.key)
-        same = previous is not None and previous[0] == wid
-        if same and previous[1] == "ok" and wid in completed:
+        same = previous if previous is not None and previous.work_id == wid else None  # same work identity
+        if same is not None and same.status == "ok" and wid in completed:
             plan.unchanged.append(work)
-        elif same and previous[1] == "failed" and not previous[2]:
+        elif same is not None and same.status == "failed" and not same.retryable:
             plan.still_failed.append(work)
         elif wid in completed:
             plan.reuse.append(work)

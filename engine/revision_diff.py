@@ -16,7 +16,8 @@ record the catalog is built from) and renders:
 Written to `OUT/changes/<before>-<after>/` (`diff.json` with every row and field, and
 `overlay-<stem>.png` for each layout that looks different), keyed by the two work ids and
 renamed into place complete, so a rerun finds it done; one row per revision goes to the
-catalog table `changes` (columns: engine/catalog.py CHANGE_COLUMNS). No Prefect here.
+catalog table `changes` (declared in engine/catalog_store.py; engine/catalog.py CHANGE_COLUMNS),
+appended in one commit per run. No Prefect here.
 """
 
 from __future__ import annotations
@@ -500,7 +501,7 @@ def record_changes(out: Path | str, run_id: str, call: Caller = call_inline) -> 
     `call(build_change, [(out, revision), ...])` runs the diffs (a worker pool's, with its time
     and memory limits, in the batch flow) and gives each result or the exception that ended it."""
     catalog = Catalog(out)
-    pending = pending_revisions(catalog.read("files"), catalog.read("changes"))
+    pending = pending_revisions(_revision_files(catalog), _changes_seen(catalog))
     if not pending:
         return []
     results = call(build_change, [(str(out), revision) for revision in pending])
@@ -512,18 +513,31 @@ def record_changes(out: Path | str, run_id: str, call: Caller = call_inline) -> 
             result = RevisionDiff(revision, False, reason).as_dict()
         rows.append(change_row(result, run_id, detected))
     with catalog.lock():  # a run beside this one may have recorded some of them meanwhile
-        current = catalog.read("changes")
-        still = {r.key for r in pending_revisions(catalog.read("files"), current)}
+        still = {r.key for r in pending_revisions(_revision_files(catalog), _changes_seen(catalog))}
         rows = [r for r in rows if (r["source_root"], r["path"]) in still]
-        if rows:
-            added = pd.DataFrame(rows, columns=CHANGE_COLUMNS)
-            catalog.write("changes", pd.concat([current, added], ignore_index=True) if not current.empty else added)
+        catalog.append("changes", rows)  # one commit; the rows before it are not rewritten
     return rows
+
+
+# What deciding which revisions are pending reads of the catalog: a few columns, not every table.
+_REVISION_COLUMNS = ["source_root", "path", "status", "sha256", "work_id", "previous_sha256", "previous_work_id"]
+_SEEN_COLUMNS = ["source_root", "path", "sha256_before", "sha256_after", "detected_at"]
+
+
+def _revision_files(catalog: Catalog) -> pd.DataFrame:
+    return catalog.read("files", columns=_REVISION_COLUMNS)
+
+
+def _changes_seen(catalog: Catalog) -> pd.DataFrame:
+    return catalog.read("changes", columns=_SEEN_COLUMNS)
 
 
 def changes_of_run(out: Path | str, run_id: str) -> list[dict]:
     """The `changes` rows a run recorded (for its report and its webhook)."""
-    changes = Catalog(out).read("changes")
-    if changes.empty:
-        return []
-    return changes[changes["run_id"] == run_id].to_dict("records")
+    changes = Catalog(out).read("changes", where=[("run_id", "=", run_id)])
+    return _plain(changes).to_dict("records")
+
+
+def _plain(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows as their readers take them: None for a missing value, lists for list cells."""
+    return frame.astype(object).where(frame.notna(), None)

@@ -1,6 +1,6 @@
 """BOM roll-ups over the catalog, recomputed from `bom` and `files` after every publish.
 
-Two catalog tables (Parquet, beside the others in `OUT/catalog/`):
+Two catalog tables (beside the others in `OUT/catalog/`, each replaced whole in one commit):
 
 ``bom_rollup`` - per drawing content, the same part number summed
     sha256, part_number, unit, description, total_qty, qty_unknown, rows, inserts.
@@ -19,11 +19,11 @@ Two catalog tables (Parquet, beside the others in `OUT/catalog/`):
 BOM rows without a part number (most attributed blocks carry none) are not rolled up: they cannot
 be matched across drawings. The datasheet of each drawing lists every BOM row.
 
-The same from DuckDB, straight from the files:
-    SELECT part_number, drawings, total_qty FROM 'OUT/catalog/where_used.parquet'
+The same from DuckDB, straight from the tables (README, "The catalog"):
+    SELECT part_number, drawings, total_qty FROM delta_scan('OUT/catalog/where_used')
     ORDER BY drawings DESC, part_number;
     SELECT f.path, r.part_number, r.total_qty
-    FROM 'OUT/catalog/bom_rollup.parquet' r JOIN 'OUT/catalog/files.parquet' f USING (sha256)
+    FROM delta_scan('OUT/catalog/bom_rollup') r JOIN delta_scan('OUT/catalog/files') f USING (sha256)
     WHERE f.status = 'ok';
 """
 
@@ -110,13 +110,28 @@ def where_used(rollup: pd.DataFrame, files: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_rollups(catalog: Catalog) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Recompute both roll-ups from the catalog and replace their tables; return (rollup, where_used)."""
+    """Recompute both roll-ups from the catalog and replace their tables; return (rollup, where_used).
+    When neither `bom` nor `files` changed since they were computed (an unchanged rerun) they
+    are read back instead: recomputing them reads every BOM row of the library."""
+    store = catalog.store
     with catalog.lock():  # a concurrent publish must not change bom/files between read and write
+        sources = store.versions(["bom", "files"])
+        if sources and all(store.derived_from(t) == sources for t in (ROLLUP_TABLE, WHERE_USED_TABLE)):
+            return _objects_to_none(catalog.read(ROLLUP_TABLE)), _objects_to_none(catalog.read(WHERE_USED_TABLE))
         rollup = bom_rollup(catalog.read("bom"))
-        used = where_used(rollup, catalog.read("files"))
-        catalog.write(ROLLUP_TABLE, _typed(rollup))
-        catalog.write(WHERE_USED_TABLE, _typed(used))
+        used = where_used(rollup, catalog.read("files", columns=["source_root", "path", "sha256", "status"]))
+        store.overwrite(ROLLUP_TABLE, _rows(_typed(rollup)), locked=True, derived_from=sources)
+        store.overwrite(WHERE_USED_TABLE, _rows(_typed(used)), locked=True, derived_from=sources)
     return rollup, used
+
+
+def _rows(frame: pd.DataFrame) -> list[dict]:
+    """A roll-up's rows for the catalog: pandas' missing values as None, path arrays as lists."""
+    rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
+    for row in rows:
+        if row.get("paths") is not None:
+            row["paths"] = list(row["paths"])
+    return rows
 
 
 def _objects_to_none(frame: pd.DataFrame) -> pd.DataFrame:

@@ -194,7 +194,8 @@ def update_index(out: Path | str, files: pd.DataFrame | None = None) -> dict[str
     out = Path(out)
     catalog = Catalog(out)
     with catalog.lock():
-        files = catalog.read("files") if files is None else files
+        if files is None:  # the columns that say which content each recorded path holds
+            files = catalog.read("files", columns=["source_root", "path", "status", "sha256", "work_id"])
         path = index_path(out)
         if _usable(path):
             return _update(out, path, files)

@@ -5,7 +5,8 @@ the file declares; ``file_length_unit`` records the declared one.
 
 Keys
     format, schema, application_protocol, originating_system, preprocessor_version,
-    header_file_name, time_stamp, authors, organizations (str|None): from the file header.
+    header_file_name, time_stamp (str|None), authors, organizations (list of str|None: None when
+    the file names none): from the file header.
     file_length_unit (str|None), units ("mm").
     bbox_xmin/ymin/zmin/xmax/ymax/zmax, size_x/y/z (float|None): tight box around the geometry;
     None when it is unbounded (an infinite line) or empty.
@@ -20,7 +21,7 @@ Keys
     n_part_instances (int: leaf parts with all assembly levels multiplied out).
     is_valid (bool|None): ``BRepCheck_Analyzer`` on the whole model; None for mesh-only models.
     mesh_only (bool), closed_mesh (bool|None: only for mesh-only models).
-    product_names (str|None): distinct product names, tree order, joined with "; ".
+    product_names (list of str|None): distinct product names, tree order (None: no names).
     n_external_files (int).
     material (str|None), density_kg_m3 (float|None), mass_kg (float|None): mass of the volume
     with the density of `default_material` from the density table (kg/m^3); None without a
@@ -75,8 +76,8 @@ def extract_step_metadata(loaded: LoadedStep, densities: Mapping[str, float], de
         "preprocessor_version": header.preprocessor_version,
         "header_file_name": header.file_name,
         "time_stamp": header.time_stamp,
-        "authors": header.authors,
-        "organizations": header.organizations,
+        "authors": list(header.authors) or None,
+        "organizations": list(header.organizations) or None,
         "file_length_unit": loaded.file_length_unit,
         "units": "mm",
     }
@@ -112,7 +113,7 @@ def extract_step_metadata(loaded: LoadedStep, densities: Mapping[str, float], de
         is_valid=None if mesh_only else bool(BRepCheck_Analyzer(shape).IsValid()),
         mesh_only=mesh_only,
         closed_mesh=closed_mesh,
-        product_names="; ".join(dict.fromkeys(n for n in tree.names_by_entry.values() if n)) or None,
+        product_names=list(dict.fromkeys(n for n in tree.names_by_entry.values() if n)) or None,
         n_external_files=len(loaded.external_files),
         material=default_material if volume else None,
         density_kg_m3=density if volume else None,

@@ -28,7 +28,6 @@ from prefect.artifacts import (
 
 from documents.contracts import FileOutcome
 from engine.catalog import Catalog, Outcome
-from engine.failures import known_keys
 from engine.rollups import WHERE_USED_TABLE
 from flows import prefect_api, progress
 
@@ -197,7 +196,7 @@ def track_progress(key: str = PROGRESS_KEY) -> Callable[[], None]:
 def create_run_artifacts(out: Path | str, summary: dict, outcomes: list[Outcome]) -> dict[str, UUID]:
     """The summary, failures and BOM roll-up artifacts of a finished run; returns key -> id."""
     catalog = Catalog(out)
-    failures = failure_rows(catalog.read("files"), outcomes, summary["run_id"])
+    failures = failure_rows(catalog, outcomes, summary["run_id"])
     rollup = rollup_rows(catalog.read(WHERE_USED_TABLE))
     ids = {
         SUMMARY_KEY: create_markdown_artifact(
@@ -219,26 +218,24 @@ def create_run_artifacts(out: Path | str, summary: dict, outcomes: list[Outcome]
     return {key: prefect_api.synchronous(created) for key, created in ids.items()}
 
 
-def failure_rows(files: pd.DataFrame, outcomes: list[Outcome], run_id: str | None = None) -> list[dict[str, Any]]:
+def failure_rows(catalog: Catalog, outcomes: list[Outcome], run_id: str | None = None) -> list[dict[str, Any]]:
     """This run's failed inputs, as recorded in the catalog, sorted by path: new ones first, then
     those `known` (recorded by an earlier run, unchanged since: engine/failures.py)."""
-    if files.empty:
+    keys = {o.input.key for o in outcomes if o.state == "failed"}
+    if not keys:
         return []
-    keys = {o.input.key for o in outcomes}
-    known = known_keys(files, outcomes, run_id) if run_id else set()
-    failed = files[files["status"] == "failed"]
+    known = catalog.known_failures(outcomes, run_id) if run_id else set()
     rows = [
         {
-            "path": r["path"],
-            "stage": r["error_stage"],
-            "error": r["error_class"],
-            "reason": r["error_message"],
-            "permanent": bool(r["error_permanent"]),
-            "known": (r["source_root"], r["path"]) in known,
-            "quarantine": r["quarantine"],
+            "path": f.path,
+            "stage": f.stage,
+            "error": f.error_class,
+            "reason": f.error_message,
+            "permanent": f.permanent,
+            "known": f.known,
+            "quarantine": f.quarantine,
         }
-        for r in failed.to_dict("records")
-        if (r["source_root"], r["path"]) in keys
+        for f in catalog.failures(keys, known)
     ]
     return sorted(rows, key=lambda r: (r["known"], r["path"]))
 

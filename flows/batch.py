@@ -32,13 +32,13 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from documents.contracts import FileOutcome, Job
 from documents.names import to_text
-from engine.catalog import Catalog, Outcome, now_iso
+from engine.catalog import Catalog, Outcome, maintenance_rule, now_iso
 from engine.config import Config, ConfigError, check_roots, fingerprint, load_config
 from engine.deliverables import publish_deliverables
 from engine.discover import InputFile, Unreadable, scan, sources_without_inputs
 from engine.docs import publish_docs
 from engine.executor import RunSettings, run_settings, shared_pool
-from engine.failures import Verdict, failures, known_keys
+from engine.failures import Verdict
 from engine.plan import Plan, make_plan, work_id
 from engine.revision_diff import record_changes
 from engine.version import pipeline_version
@@ -66,7 +66,9 @@ def chunk_size_for(files: int, workers: int, configured: int = 0) -> int:
 
 
 def completed_work(out: Path, inputs: list[InputFile], cfg: Config, version: str) -> set[str]:
-    ids = {work_id(f.sha256, cfg.options_key(f.format), version) for f in inputs if f.sha256 and f.format}
+    readable = [(f.sha256, f.format) for f in inputs if f.sha256 and f.format]
+    keys = {fmt: cfg.options_key(fmt) for fmt in {fmt for _, fmt in readable}}  # a fingerprint each: once per format
+    ids = {work_id(sha, keys[fmt], version) for sha, fmt in readable}
     return {wid for wid in ids if is_complete(out, wid)}
 
 
@@ -77,11 +79,12 @@ def discover_and_plan(cfg: Config, roots: list[str] | None = None) -> tuple[list
     abandoned = sweep_abandoned(cfg.out)
     if abandoned:
         get_run_logger().info("removed %d unfinished output folders of earlier, interrupted runs", len(abandoned))
+    recorded = catalog.recorded(cfg.limits.memory_mb)  # read once: discovery and the plan
     found = scan(
         list(cfg.sources),
         exclude=list(cfg.inputs.exclude),
         formats=list(cfg.inputs.formats),
-        known=catalog.known_files(),
+        known=recorded,
         skip=[cfg.out],
         roots=[*(roots or []), *catalog.roots()],
         follow_symlinks=cfg.inputs.follow_symlinks,
@@ -93,7 +96,7 @@ def discover_and_plan(cfg: Config, roots: list[str] | None = None) -> tuple[list
         options_for=cfg.options_for,
         options_key=cfg.options_key,
         version=version,
-        recorded=catalog.recorded(cfg.limits.memory_mb),
+        recorded=recorded,
         completed=completed_work(cfg.out, inputs, cfg, version),
     )
     plan.unreadable = found.problems
@@ -161,7 +164,8 @@ def _keep_chunk_results(run_id: str, index: int, results: list[FileOutcome]) -> 
 @task(name="publish")
 def publish(cfg: Config, run: dict, outcomes: list[Outcome]) -> dict:
     walked = [to_text(os.path.realpath(s)) for s in cfg.sources if s.is_dir()]
-    return Catalog(cfg.out).publish(run, outcomes, walked, cfg.inputs.follow_symlinks)
+    catalog = Catalog(cfg.out, maintenance_rule(cfg.catalog))
+    return catalog.publish(run, outcomes, walked, cfg.inputs.follow_symlinks)
 
 
 @task(name="revision-diff")
@@ -333,9 +337,8 @@ def _run_batch(cfg: Config, run: dict, settings: RunSettings, dask_address: str 
     outcomes += [Outcome(p.as_input(), None, "failed", unreadable_result(p).record()) for p in plan.unreadable]
     row = publish(cfg, run, outcomes)
     catalog = Catalog(cfg.out)
-    files = catalog.read("files")
     failed_keys = {o.input.key for o in outcomes if o.state == "failed"}
-    found = failures(files, catalog.read("errors"), failed_keys, known_keys(files, outcomes, run["run_id"]))
+    found = catalog.failures(failed_keys, catalog.known_failures(outcomes, run["run_id"]))
     verdict = Verdict.of(cfg.run.fail_on, found, row["deferred"], deferred_reason)
     summary = {
         **row,

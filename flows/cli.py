@@ -114,6 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--limit", type=positive_int, default=50, help="at most this many hits (default 50)")
     search.add_argument("--out", help="output root holding the catalog (default: the config's output.root)")
     search.add_argument("--config", help="config file (default: cadpipe.toml of the repository)")
+
+    from flows import catalog_command  # light: no Prefect
+
+    catalog_command.add_parser(sub)
     return parser
 
 
@@ -160,6 +164,10 @@ def _command(args: argparse.Namespace) -> int:
         from flows import apply
 
         return apply.run(args)
+    if args.command == "catalog":
+        from flows import catalog_command
+
+        return catalog_command.run(args)
     if args.command == "search":
         return search_command(args)
     return 2
@@ -167,7 +175,6 @@ def _command(args: argparse.Namespace) -> int:
 
 def failures_command(args: argparse.Namespace) -> int:
     from engine.catalog import Catalog
-    from engine.failures import failures
     from flows.terminal import print_failures
 
     try:
@@ -175,9 +182,9 @@ def failures_command(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         raise CommandFailed(f"configuration error: {exc}", 2) from None
     catalog = Catalog(cfg.out)
-    if not catalog.table_path("files").exists():
+    if not (catalog.table_path("files").exists() or (catalog.dir / "files.parquet").exists()):
         raise CommandFailed(f"no catalog at {to_text(catalog.dir)}: give the output root of a run with --out", 2)
-    print_failures(failures(catalog.read("files"), catalog.read("errors")), to_text(cfg.out), as_json=args.json)
+    print_failures(catalog.failures(), to_text(cfg.out), as_json=args.json)
     return 0
 
 

@@ -41,7 +41,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pandas as pd
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
@@ -54,6 +53,7 @@ from documents.names import printable, to_text
 from engine.catalog import Catalog
 from engine.config import Config, ConfigError, check_roots, load_config
 from engine.discover import format_family, inside
+from engine.records import FileRecord
 from flows import prefect_api
 from flows.outcomes import summary_of
 
@@ -414,20 +414,11 @@ class Watcher:
         with self._lock:
             self._pending.pop(path, None)
 
-    def _catalog(self) -> dict[str, tuple[int | None, int | None, str, bool]]:
-        """Absolute path (text form) -> (size, mtime_ns, status, retry) as the catalog records
-        it, whatever root it is known under; `retry` for a failure that may pass another time
-        (a timeout, an I/O error)."""
-        rows = {}
-        for where, r in Catalog(self.out).by_location().items():
-            permanent = r.get("error_permanent")
-            retry = r["status"] == "failed" and not (pd.notna(permanent) and bool(permanent))
-            size, mtime = r.get("size"), r.get("mtime_ns")
-            stat: tuple[int | None, int | None] = (None, None)
-            if size is not None and mtime is not None and pd.notna(size) and pd.notna(mtime):
-                stat = (int(size), int(mtime))
-            rows[where] = (*stat, r["status"], bool(retry))
-        return rows
+    def _catalog(self) -> dict[str, FileRecord]:
+        """Absolute path (text form) -> what the catalog records of the file, whatever root it
+        is known under; its `retryable` for a failure that may pass another time (a timeout, an
+        I/O error)."""
+        return Catalog(self.out).by_location()
 
     def sweep(self, folder: Path, root: Path) -> None:
         """Take every file under `root` the catalog does not record as it is now (or records as
@@ -450,7 +441,7 @@ class Watcher:
                 except OSError:
                     continue
                 seen = known.get(to_text(path))
-                if seen and (seen[0] is None or seen[:2] == (stat.st_size, stat.st_mtime_ns)) and not seen[3]:
+                if seen and seen.same_stat(stat.st_size, stat.st_mtime_ns) and not seen.retryable:
                     continue
                 # No close events for what was already there: the settle time decides.
                 self.note(path, folder, watched=False)
@@ -544,9 +535,9 @@ class Watcher:
         missing = []
         for arrival in arrivals:
             row = rows.get(to_text(arrival.path))
-            if row and (row[0] is None or row[:2] == (arrival.size, arrival.mtime_ns)):  # None: unreadable
-                record.recorded[str(arrival.path)] = row[2]
-                if row[3]:  # failed for a passing reason (timeout, I/O): worth another run
+            if row and row.same_stat(arrival.size, arrival.mtime_ns):
+                record.recorded[str(arrival.path)] = row.status
+                if row.retryable:  # failed for a passing reason (timeout, I/O): worth another run
                     missing.append(arrival)
             else:
                 missing.append(arrival)

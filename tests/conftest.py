@@ -12,6 +12,7 @@ import csv
 import os
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,6 +29,30 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
 def corpus_available() -> bool:
     return (CORPUS / "manifest.csv").is_file()
+
+
+def catalog_table(out: Path | str, name: str) -> pd.DataFrame:
+    """A catalog table (a Delta table under OUT/catalog/) as a pandas user reads it."""
+    from deltalake import DeltaTable
+
+    return DeltaTable(Path(out) / "catalog" / name).to_pandas()
+
+
+def delta_duckdb():
+    """DuckDB with the delta extension of the duckdb-ext-delta package: no network needed."""
+    import duckdb
+
+    from engine.catalog_store import duckdb_extension_directory
+
+    con = duckdb.connect(
+        config={
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
+            "extension_directory": duckdb_extension_directory(),
+        }
+    )
+    con.execute("LOAD delta")
+    return con
 
 
 def corpus_manifest() -> list[dict[str, str]]:

@@ -8,12 +8,12 @@ import shutil
 from pathlib import Path
 
 import ezdxf
-import pandas as pd
 import pytest
 
 from engine.edits import EDIT_COLUMNS
 from flows.apply import apply_recipe, run
 from flows.cli import build_parser
+from tests.conftest import catalog_table
 from tests.edit_drawings import attribs_of, make_sheet, sha256
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -122,7 +122,7 @@ def test_apply_writes_changed_drawings_into_a_revision_folder(revision_runs):
 
 def test_every_change_is_audited_in_the_edits_table(revision_runs):
     _, summary = revision_runs["first"]
-    edits = pd.read_parquet(revision_runs["out"] / "catalog" / "edits.parquet")
+    edits = catalog_table(revision_runs["out"], "edits")
     assert list(edits.columns) == EDIT_COLUMNS
     assert len(edits) == summary["changes"] and set(edits["run_id"]) == {summary["run_id"]}
     assert set(edits["recipe_hash"]) == {summary["recipe_hash"]} and set(edits["mode"]) == {"revision"}
@@ -142,7 +142,7 @@ def test_every_change_is_audited_in_the_edits_table(revision_runs):
 def test_edited_drawings_are_recatalogued(revision_runs):
     _, summary = revision_runs["first"]
     assert summary["catalog"]["processed"] == 3 and summary["catalog"]["failed"] == 0
-    files = pd.read_parquet(revision_runs["out"] / "catalog" / "files.parquet")
+    files = catalog_table(revision_runs["out"], "files")
     mine = files[files["source_root"] == summary["revision_dir"]]
     assert sorted(mine["path"]) == SELECTED
     assert set(mine["status"]) == {"ok"} and set(mine["revision"]) == {"B"} and set(mine["dxf_version"]) == {"AC1032"}
@@ -153,7 +153,7 @@ def test_a_second_apply_reports_zero_changes_and_rewrites_nothing(revision_runs)
     assert (summary["changed"], summary["changes"], summary["unchanged"]) == (0, 0, 3)
     assert {by_path(summary)[p]["note"].split(" (")[0] for p in SELECTED} == {"already applied"}
     assert every_file(revision_runs["out"] / "revisions") == revision_runs["revisions_after_first"]
-    edits = pd.read_parquet(revision_runs["out"] / "catalog" / "edits.parquet")
+    edits = catalog_table(revision_runs["out"], "edits")
     assert set(edits["run_id"]) == {revision_runs["first"][1]["run_id"]}, "no rows for a run that changed nothing"
     assert summary["catalog"] is None
 
@@ -176,7 +176,7 @@ def test_in_place_with_backups_then_selection_from_the_catalog(tmp_path):
     assert backups == {f"{summary['run_id']}/a.dxf": originals["a.dxf"]}, "the original, before it was replaced"
     assert {a["REV"] for a in attribs_of(ezdxf.readfile(library / "a.dxf"))} == {"B"}
     assert every_file(library)["b.dxf"] == originals["b.dxf"]
-    files = pd.read_parquet(out / "catalog" / "files.parquet")
+    files = catalog_table(out, "files")
     assert sorted(files.loc[files["source_root"] == str(library), "revision"]) == ["B", "B"], "library re-catalogued"
 
     state, again = apply(recipe, library, out, in_place=True, backup=str(backup))

@@ -12,9 +12,8 @@ import time
 from pathlib import Path
 
 import ezdxf
-import pandas as pd
 
-from tests.conftest import REPO
+from tests.conftest import REPO, catalog_table
 from tests.hostile_inputs import drawing
 from tests.processes import alive, descendants
 
@@ -83,7 +82,7 @@ def test_edits_of_a_killed_in_place_apply_are_recorded_by_the_next(tmp_path, cli
         apply_command(recipe, lib, backup, out), cwd=REPO, env=env, capture_output=True, text=True, timeout=900
     )
     assert rerun.returncode == 0, rerun.stdout[-2000:] + rerun.stderr[-3000:]
-    edits = pd.read_parquet(out / "catalog" / "edits.parquet")
+    edits = catalog_table(out, "edits")
     assert set(edits["path"]) == set(original), "every rewritten drawing has its edit recorded"
     assert not edits.duplicated(["path", "operation", "target"]).any(), "each edit recorded once"
     runs = edits.groupby("path")["run_id"].first()

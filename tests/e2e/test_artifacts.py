@@ -7,7 +7,6 @@ import re
 import shutil
 from uuid import UUID
 
-import pandas as pd
 import pytest
 from prefect import flow
 from prefect.client.orchestration import get_client
@@ -23,7 +22,7 @@ from flows.artifacts import (
     Throttle,
     md,
 )
-from tests.conftest import REPO
+from tests.conftest import REPO, catalog_table
 from tests.docs_drawings import broken_drawing, pump_drawing
 
 
@@ -146,7 +145,7 @@ def test_summary_markdown(run):
 
 def test_failures_table_names_the_reason(run):
     rows = json.loads(run["artifacts"][FAILURES_KEY].data)
-    files = pd.read_parquet(run["out"] / "catalog" / "files.parquet").set_index("path")
+    files = catalog_table(run["out"], "files").set_index("path")
     [row] = rows
     assert row["path"] == "broken.dxf" and row["stage"] == "load" and row["permanent"] is True
     assert row["reason"] == files.loc["broken.dxf", "error_message"] and "truncated DXF" in row["reason"]

@@ -10,14 +10,13 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 import pymupdf
 import pytest
 
 from engine.config import load_config
 from flows.batch import batch
-from tests.conftest import REPO
+from tests.conftest import REPO, catalog_table, delta_duckdb
 from tests.hostile_inputs import drawing, endless_drawing
 from tests.time_limits import calibrated_timeout
 
@@ -35,7 +34,7 @@ def run(src: Path, out: Path, **kw):
 
 
 def files_table(out: Path) -> pd.DataFrame:
-    return pd.read_parquet(out / "catalog" / "files.parquet")
+    return catalog_table(out, "files")
 
 
 def test_every_corpus_drawing_ends_ok_or_failed_with_a_reason(corpus_batch):
@@ -77,7 +76,7 @@ def test_a_dwg_and_its_dxf_twin_give_the_same_layers_layouts_texts_and_bom(corpu
     )
 
     def rows(table: str, columns: list[str]) -> list[tuple]:
-        frame = pd.read_parquet(out / "catalog" / f"{table}.parquet")
+        frame = catalog_table(out, f"{table}")
         return [
             sorted(map(tuple, frame.loc[frame["sha256"] == sha, columns].itertuples(index=False))) for sha in (dwg, dxf)
         ]
@@ -97,7 +96,7 @@ def test_the_flow_run_fails_visibly_after_publishing_everything(corpus_batch):
     state, summary = corpus_batch["state"], corpus_batch["summary"]
     assert state.is_failed(), "a batch with failed files ends Failed in Prefect"
     assert f"{summary['failed']} failed" in state.message
-    runs = pd.read_parquet(corpus_batch["out"] / "catalog" / "runs.parquet")
+    runs = catalog_table(corpus_batch["out"], "runs")
     assert list(runs["run_id"]) == [summary["run_id"]] and runs["flow_run_id"].notna().all()
 
 
@@ -139,39 +138,40 @@ def test_failed_inputs_are_quarantined_with_a_report_and_originals_are_untouched
         assert report["stage"] == row.error_stage
     for row in corpus_batch["rows"]:  # nothing in the library was changed, moved or deleted
         assert sha256(lib / Path(row["path"]).name) == row["sha256"]
-    errors = pd.read_parquet(out / "catalog" / "errors.parquet")
+    errors = catalog_table(out, "errors")
     assert len(errors) == len(failed)
 
 
 def test_the_catalog_reads_in_pandas_and_duckdb_without_duplicates(corpus_batch):
     out = corpus_batch["out"]
+    con = delta_duckdb()
     for table in TABLES:
-        path = out / "catalog" / f"{table}.parquet"
-        frame = pd.read_parquet(path)
-        [(count,)] = duckdb.sql(f"select count(*) from '{path}'").fetchall()
+        path = out / "catalog" / table
+        frame = catalog_table(out, table)
+        [(count,)] = con.sql(f"select count(*) from delta_scan('{path}')").fetchall()
         assert count == len(frame), table
     files = files_table(out)
     assert not files.duplicated(["source_root", "path"]).any()
-    layers = pd.read_parquet(out / "catalog" / "layers.parquet")
+    layers = catalog_table(out, "layers")
     assert not layers.duplicated(["sha256", "name"]).any()
-    joined = duckdb.sql(
-        f"select f.path, count(*) from '{out}/catalog/files.parquet' f "
-        f"join '{out}/catalog/layers.parquet' l using (sha256) group by 1"
+    joined = con.sql(
+        f"select f.path, count(*) from delta_scan('{out}/catalog/files') f "
+        f"join delta_scan('{out}/catalog/layers') l using (sha256) group by 1"
     ).fetchall()
     assert len(joined) == (files["status"] == "ok").sum()
 
 
 def test_an_unchanged_rerun_processes_nothing(corpus_batch):
     out, lib = corpus_batch["out"], corpus_batch["lib"]
-    before = {t: pd.read_parquet(out / "catalog" / f"{t}.parquet") for t in TABLES if t not in ("runs", "errors")}
+    before = {t: catalog_table(out, f"{t}") for t in TABLES if t not in ("runs", "errors")}
     state, summary = run(lib, out)
     assert summary["processed"] == 0 and summary["reused"] == 0
     assert summary["unchanged"] + summary["failed"] == len(corpus_batch["rows"])
     assert summary["failed"] == corpus_batch["summary"]["failed"], "permanent failures are not retried"
     for table, frame in before.items():
-        after = pd.read_parquet(out / "catalog" / f"{table}.parquet")
+        after = catalog_table(out, f"{table}")
         assert len(after) == len(frame), f"{table} gained or lost rows on an unchanged rerun"
-    runs = pd.read_parquet(out / "catalog" / "runs.parquet")
+    runs = catalog_table(out, "runs")
     assert len(runs) == 2
 
 
@@ -257,7 +257,7 @@ def test_a_dwg_named_dxf_is_recognised_and_read_as_dwg(corpus_dir, tmp_path):
     assert named_dxf["format"] == "dwg" and named_dxf["status"] == "ok", named_dxf["error_message"]
     assert named_dxf["dwg_reader"] == "pycadkit"
     assert named_dxf["work_id"] == files.loc["plan.dwg", "work_id"], "same content, same work, whatever the name"
-    entities = pd.read_parquet(tmp_path / "out" / "catalog" / "entities.parquet")
+    entities = catalog_table(tmp_path / "out", "entities")
     assert entities.loc[entities["sha256"] == named_dxf["sha256"], "count"].sum() == named_dxf["entity_count"] == 4
 
 

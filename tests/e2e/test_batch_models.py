@@ -10,6 +10,7 @@ import pytest
 
 from engine.config import load_config
 from flows.batch import batch
+from tests.conftest import catalog_table
 from tests.time_limits import calibrated_timeout
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -32,7 +33,7 @@ def test_every_corpus_model_ends_ok_or_failed_with_a_reason(corpus_dir, manifest
     out = tmp_path / "out"
     state = batch(sources=[str(lib)], out=str(out), config=str(config), workers=2, return_state=True)
     summary = state.result(raise_on_failure=False)
-    files = pd.read_parquet(out / "catalog" / "files.parquet")
+    files = catalog_table(out, "files")
     assert len(files) == len(rows) == summary["files_seen"], "every model recorded once"
     assert set(files["status"]) <= {"ok", "failed"}
     failed = files[files["status"] == "failed"]
@@ -46,6 +47,6 @@ def test_every_corpus_model_ends_ok_or_failed_with_a_reason(corpus_dir, manifest
         stl = [o for o in row.outputs if o.endswith(".stl")]
         if stl:
             assert (out / stl[0]).stat().st_size <= 50_000_000, "STL within the size guard"
-    bom = pd.read_parquet(out / "catalog" / "bom.parquet")
+    bom = catalog_table(out, "bom")
     assert (bom["source"] == "3d").all() and len(bom) > 0
     print(files[["path", "status", "error_message"]].to_string())

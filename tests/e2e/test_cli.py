@@ -14,10 +14,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, catalog_table
 
 SAMPLES = REPO / "data" / "samples"
 BROKEN = "0\nSECTION\n2\nENTITIES\n0\nLINE\n8\n0\n10\nnot a number\n"
@@ -150,7 +149,7 @@ def test_json_prints_the_summary_as_one_object(quiet_runs):
     assert summary["exit_code"] == 0 and summary["fail_on"] == "new"
     [failure] = summary["failed_files"]
     assert failure["known"] and failure["path"] == "broken.dxf" and failure["since"]
-    runs = pd.read_parquet(quiet_runs["out"] / "catalog" / "runs.parquet")
+    runs = catalog_table(quiet_runs["out"], "runs")
     assert list(runs["new_failures"]) == [1, 0, 0] and list(runs["known_failures"]) == [0, 1, 1]
 
 
@@ -240,7 +239,7 @@ def test_what_a_library_prints_is_kept_with_its_file_never_on_the_terminal(tmp_p
     shutil.copy(SAMPLES / "gear.dxf", lib / "gear.dxf")
     proc = cadpipe("run", str(lib), "--out", str(tmp_path / "out"), "--workers", "1")
     assert "StepReaderData" not in proc.stdout + proc.stderr
-    files = pd.read_parquet(tmp_path / "out" / "catalog" / "files.parquet").set_index("path")
+    files = catalog_table(tmp_path / "out", "files").set_index("path")
     [said] = [w for w in files.loc["part.step", "warnings"] if "StepReaderData" in w]
     assert said.startswith("library output while processing") and "Unresolved Reference" in said
     assert "\x1b" not in said and "\\x1b" not in said, "without the terminal's colour codes"

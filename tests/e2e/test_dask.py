@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import dask
-import pandas as pd
 import pytest
 from distributed import LocalCluster
 
 from flows.batch import batch
 from flows.outcomes import RunRefused, summary_of
+from tests.conftest import catalog_table
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -41,7 +41,7 @@ def test_a_batch_runs_on_a_dask_cluster_of_worker_processes(corpus_copy, tmp_pat
     summary = summary_of(state.result(raise_on_failure=False))
     assert len(worker_pids) == 2
     assert (summary["processed"], summary["failed"]) == (4, 1)
-    files = pd.read_parquet(out / "catalog" / "files.parquet")
+    files = catalog_table(out, "files")
     assert sorted(files["status"]) == ["failed", "ok", "ok", "ok", "ok"]
     assert files.loc[files["path"] == "broken.dxf", "error_message"].item().startswith("broken.dxf: load:")
 
@@ -53,7 +53,7 @@ def test_runner_dask_alone_starts_a_local_cluster_that_can_isolate_files(corpus_
     summary = summary_of(state.result(raise_on_failure=False))
     assert summary is not None, state.message
     assert (summary["processed"], summary["failed"], summary["deferred"]) == (2, 1, 0)
-    files = pd.read_parquet(tmp_path / "out" / "catalog" / "files.parquet").set_index("path")
+    files = catalog_table(tmp_path / "out", "files").set_index("path")
     assert files.loc["broken.dxf", "error_stage"] == "load", "the file's own fault, not the cluster's"
 
 

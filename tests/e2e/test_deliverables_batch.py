@@ -7,9 +7,9 @@ import datetime as dt
 import os
 
 import openpyxl
-import pandas as pd
 import pymupdf
 
+from tests.conftest import catalog_table
 from tests.deliverable_library import broken_links, titled_drawing
 
 
@@ -33,7 +33,7 @@ def test_the_batch_flow_writes_the_deliverables_and_a_rerun_keeps_them(tmp_path,
 
 def test_on_the_corpus_the_register_has_a_typed_row_per_drawing(corpus_batch):
     out = corpus_batch["out"]
-    files = pd.read_parquet(out / "catalog" / "files.parquet")
+    files = catalog_table(out, "files")
     drawings = files[~files["format"].isin(["step", "iges", "stl"])]
     sheet = openpyxl.load_workbook(out / "register.xlsx")["Register"]
     header = [c.value for c in sheet[1]]

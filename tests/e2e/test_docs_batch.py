@@ -10,11 +10,10 @@ import shutil
 from pathlib import Path
 from urllib.parse import unquote
 
-import duckdb
 import pandas as pd
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, catalog_table, delta_duckdb
 from tests.docs_drawings import SCRIPT, broken_drawing, frame_drawing, pump_drawing
 from tests.unit.test_docs import assert_links_resolve, page
 
@@ -60,7 +59,7 @@ def library(tmp_path_factory, corpus_dir, manifest, prefect_harness):
         shutil.copy2(corpus_dir / r["path"], lib / "corpus" / Path(r["path"]).name)
     out = tmp_path_factory.mktemp("out")
     state, summary = run_batch(lib, out)
-    files = pd.read_parquet(out / "catalog" / "files.parquet")
+    files = catalog_table(out, "files")
     return {"lib": lib, "out": out, "state": state, "summary": summary, "files": files, "corpus": corpus}
 
 
@@ -123,7 +122,7 @@ def test_datasheet_of_a_3d_model(library):
     row = files.loc["assembly.stp"]
     assert row["status"] == "ok", row["error_message"]
     sheet = page(library["out"] / "docs" / "files" / f"{row['sha256']}.html")
-    bom = pd.read_parquet(library["out"] / "catalog" / "bom.parquet")
+    bom = catalog_table(library["out"], "bom")
     assert sheet.rows["bom-table"] == (bom["sha256"] == row["sha256"]).sum() == row["bom_row_count"] > 0
     assert [link for link in sheet.links if link.endswith("views.png")]
     assert [link for link in sheet.links if link.endswith("model.stl")]
@@ -133,24 +132,24 @@ def test_datasheet_of_a_3d_model(library):
 def test_rollup_tables_in_the_catalog(library):
     catalog = library["out"] / "catalog"
     lib = library["lib"].as_posix()
-    used = pd.read_parquet(catalog / "where_used.parquet").set_index("part_number")
+    used = catalog_table(library["out"], "where_used").set_index("part_number")
     bolt = used.loc["B-100"]
     assert (bolt["drawings"], bolt["contents"], bolt["total_qty"]) == (3, 2, 16.0)
     assert list(bolt["paths"]) == [f"{lib}/copy/pump.dxf", f"{lib}/frame.dxf", f"{lib}/pump.dxf"]
     assert used.loc["W-300", "qty_unknown"] == 1 and pd.isna(used.loc["W-300", "total_qty"])
     assert used.loc["N-200", "description"] == SCRIPT
-    rollup = pd.read_parquet(catalog / "bom_rollup.parquet")
+    rollup = catalog_table(library["out"], "bom_rollup")
     pump = rollup[rollup["sha256"] == sha_of(library, "pump.dxf")].set_index("part_number")
     assert pump.loc["B-100", "total_qty"] == 6.0 and pump.loc["B-100", "rows"] == 2
     # the documented DuckDB queries run as written
-    with duckdb.connect() as db:
+    with delta_duckdb() as db:
         top = db.sql(
-            f"SELECT part_number, drawings, total_qty FROM '{catalog}/where_used.parquet' "
+            f"SELECT part_number, drawings, total_qty FROM delta_scan('{catalog}/where_used') "
             "ORDER BY drawings DESC, part_number"
         ).fetchall()
         per_path = db.sql(
-            f"SELECT f.path, r.part_number, r.total_qty FROM '{catalog}/bom_rollup.parquet' r "
-            f"JOIN '{catalog}/files.parquet' f USING (sha256) WHERE f.status = 'ok' AND r.part_number = 'B-100' ORDER BY f.path"
+            f"SELECT f.path, r.part_number, r.total_qty FROM delta_scan('{catalog}/bom_rollup') r "
+            f"JOIN delta_scan('{catalog}/files') f USING (sha256) WHERE f.status = 'ok' AND r.part_number = 'B-100' ORDER BY f.path"
         ).fetchall()
     assert top[0] == ("B-100", 3, 16.0)
     assert per_path == [("copy/pump.dxf", "B-100", 6.0), ("frame.dxf", "B-100", 10.0), ("pump.dxf", "B-100", 6.0)]
@@ -160,7 +159,7 @@ def test_corpus_drawings_with_attributed_inserts_give_bom_rows(library):
     """Every drawing the manifest lists with attributed inserts gets BOM rows in the catalog, and
     its datasheet shows exactly those rows."""
     files, out = library["files"].set_index("path"), library["out"]
-    bom = pd.read_parquet(out / "catalog" / "bom.parquet")
+    bom = catalog_table(out, "bom")
     assert len(library["corpus"]) >= 10
     for r in library["corpus"]:
         row = files.loc[f"corpus/{Path(r['path']).name}"]
@@ -195,12 +194,12 @@ def test_rerun_keeps_datasheets_and_follows_the_library(tmp_path, prefect_harnes
     os.makedirs(lib / "moved")
     shutil.move(lib / "pump.dxf", lib / "moved" / "pump.dxf")
     _, third = run_batch(lib, out)
-    files = pd.read_parquet(out / "catalog" / "files.parquet")
+    files = catalog_table(out, "files")
     assert list(files["path"]) == ["moved/pump.dxf"]
     [pump_sha] = files["sha256"]
     assert {p.name for p in (out / "docs" / "files").iterdir()} == {f"{pump_sha}.html"}
     assert third["documents"][3:] == [f"docs/files/{pump_sha}.html"]  # its path changed: rewritten
-    used = pd.read_parquet(out / "catalog" / "where_used.parquet").set_index("part_number")
+    used = catalog_table(out, "where_used").set_index("part_number")
     assert "F-900" not in used.index
     assert (used.loc["B-100", "drawings"], used.loc["B-100", "total_qty"]) == (1, 6.0)
     assert list(used.loc["B-100", "paths"]) == [f"{lib.as_posix()}/moved/pump.dxf"]

@@ -12,6 +12,7 @@ import pytest
 
 from documents.dwg_readers import LibreDwgReader, make_reader
 from flows.batch import batch
+from tests.conftest import catalog_table
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 SAMPLE = "files/acadsharp/samples__sample_AC1032.dwg"
@@ -26,7 +27,7 @@ def run(src: Path, out: Path, config: Path | None = None) -> dict:
 
 
 def files(out: Path) -> pd.DataFrame:
-    return pd.read_parquet(out / "catalog" / "files.parquet").set_index("path")
+    return catalog_table(out, "files").set_index("path")
 
 
 def test_corrupt_and_truncated_dwg_fail_for_good_and_are_quarantined(corpus_dir, tmp_path):

@@ -10,6 +10,7 @@ import pandas as pd
 
 from documents.dxf_document import open_dxf
 from extractors.dxf_metadata import extract_metadata
+from tests.conftest import catalog_table
 
 
 def test_acadsharp_sample_refs(corpus_dir):
@@ -28,10 +29,10 @@ def test_every_loadable_corpus_dxf(corpus_batch):
     """The metadata of every ok/recover row, as the batch over the corpus catalogued it (its
     workers load each drawing once: no second parse here), checked against the manifest."""
     catalog = corpus_batch["out"] / "catalog"
-    files = pd.read_parquet(catalog / "files.parquet").set_index("path")
-    entities = pd.read_parquet(catalog / "entities.parquet").groupby("sha256")["count"].sum()
-    layers = pd.read_parquet(catalog / "layers.parquet").groupby("sha256")["entity_count"].sum()
-    texts = pd.read_parquet(catalog / "texts.parquet")
+    files = catalog_table(catalog.parent, "files").set_index("path")
+    entities = catalog_table(catalog.parent, "entities").groupby("sha256")["count"].sum()
+    layers = catalog_table(catalog.parent, "layers").groupby("sha256")["entity_count"].sum()
+    texts = catalog_table(catalog.parent, "texts")
     layout_attribs = set(
         texts.loc[(texts["dxftype"] == "ATTRIB") & ~texts["layout"].str.startswith("block:"), "sha256"]
     )

@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 from ezdxf import bbox
 
-from tests.conftest import REPO
+from tests.conftest import REPO, catalog_table
 
 sys.path.insert(0, str(REPO / "bench"))
 import fidelity
@@ -67,7 +67,7 @@ def test_no_ok_drawing_loses_entities_its_warnings_do_not_name(comparison):
 
 
 def ok_drawings(out: Path) -> pd.DataFrame:
-    files = pd.read_parquet(out / "catalog" / "files.parquet")
+    files = catalog_table(out, "files")
     return files[(files["status"] == "ok") & files["format"].isin(["dxf", "dxf-binary"])]
 
 
@@ -135,7 +135,7 @@ def measure(msp) -> bbox.BoundingBox:
 
 
 def test_no_text_escape_is_left_in_the_texts_table(corpus_batch):
-    texts = pd.read_parquet(corpus_batch["out"] / "catalog" / "texts.parquet")
+    texts = catalog_table(corpus_batch["out"], "texts")
     assert len(texts) > 1000
     for pattern in (r"\\U\+[0-9A-Fa-f]{4}", r"\\M\+[1-5][0-9A-Fa-f]{4}", r"\\~", r"%%\d{3}"):
         left = texts[texts["text"].str.contains(pattern, regex=True)]

@@ -25,7 +25,7 @@ from engine.version import pipeline_version
 from engine.work import process_job
 from flows.batch import as_read, batch
 from flows.outcomes import summary_of
-from tests.conftest import REPO
+from tests.conftest import REPO, catalog_table
 from tests.hostile_inputs import SECRET, drawing
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -38,7 +38,7 @@ def sha256(data: bytes) -> str:
 
 
 def files_table(out: Path) -> pd.DataFrame:
-    return pd.read_parquet(out / "catalog" / "files.parquet")
+    return catalog_table(out, "files")
 
 
 def run(sources, out: Path, **kw):
@@ -99,7 +99,7 @@ def test_markup_and_names_that_are_not_utf8_are_printed_recorded_and_rerun(tmp_p
     assert any(name.endswith(b"-cass\xe9.dxf") for name in quarantine), "the copy keeps the original name"
     copy = out / to_native(files.loc["cass\\xe9.dxf", "quarantine"])
     assert copy.read_bytes() == NOT_A_NUMBER
-    runs = pd.read_parquet(out / "catalog" / "runs.parquet")
+    runs = catalog_table(out, "runs")
     assert len(runs) == 2 and runs["sources"].map(list).tolist()[0] == [to_text(os.fsdecode(lib))]
 
 
@@ -226,7 +226,7 @@ def test_what_discovery_cannot_read_is_recorded_by_the_batch_and_the_batch_goes_
     assert files.loc["broken.dxf", "error_class"] == "BrokenSymlink" and not files.loc["broken.dxf", "error_permanent"]
     again = run([lib], out)
     assert again["failed"] == 2
-    errors = pd.read_parquet(out / "catalog" / "errors.parquet")
+    errors = catalog_table(out, "errors")
     assert len(errors) == 2, "the same discovery failure again is not news"
 
 

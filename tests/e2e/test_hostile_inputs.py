@@ -20,7 +20,7 @@ from documents.names import to_text
 from engine.config import load_config
 from flows.batch import batch
 from flows.outcomes import summary_of
-from tests.conftest import REPO
+from tests.conftest import REPO, catalog_table
 from tests.hostile_inputs import ATTACKS, SECRET
 from tests.time_limits import calibrated_timeout
 
@@ -63,7 +63,7 @@ def hostile_run(tmp_path_factory):
     started = time.monotonic()
     state = batch(sources=[str(lib)], out=str(out), config=str(config), workers=2, return_state=True)
     elapsed = time.monotonic() - started
-    files = pd.read_parquet(out / "catalog" / "files.parquet")
+    files = catalog_table(out, "files")
     return {
         "lib": lib,
         "outside": outside,
@@ -135,7 +135,7 @@ def test_nothing_outside_the_library_is_read_copied_or_revealed(hostile_run):
     files = hostile_run["files"]
     links = files[files["error_class"] == "OutsideSource"]
     assert links["quarantine"].isna().all(), "a link out of the source is never copied"
-    refs = pd.read_parquet(out / "catalog" / "refs.parquet")
+    refs = catalog_table(out, "refs")
     assert len(refs) == 3 and not refs["exists"].any() and refs["resolved_path"].isna().all(), refs
     assert (outside / "secret.txt").stat().st_mode & 0o777 == 0o640
 
@@ -154,7 +154,7 @@ def test_names_are_data_in_the_catalog_the_logs_and_the_html(hostile_run):
     paths = set(files["path"])
     assert {"caf\\xe9 plan.dxf", "two\\x0alines.dxf", "\\xe2\\x80\\xaefdp.dxf", "up\\\\..\\\\..\\\\escape.dxf"} <= paths
     assert all(p.isprintable() for p in paths), "every recorded name prints as one line"
-    texts = pd.read_parquet(out / "catalog" / "texts.parquet")
+    texts = catalog_table(out, "texts")
     assert any("caf\\xe9" in t and "[/x] {0} %s" in t for t in texts["text"]), "undecodable text kept, escaped"
     for page in ("index.html", "gallery.html"):  # the gallery runs its own script, never a name
         html = (out / "docs" / page).read_text(encoding="utf-8")

@@ -9,7 +9,6 @@ import dataclasses
 import logging
 import shutil
 
-import pandas as pd
 import pytest
 from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
@@ -19,7 +18,7 @@ from engine.config import load_config
 from engine.executor import run_settings
 from flows.batch import batch, discover_and_plan, run_chunks
 from flows.outcomes import summary_of
-from tests.conftest import REPO
+from tests.conftest import REPO, catalog_table
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 SAMPLES = REPO / "data" / "samples"
@@ -42,7 +41,7 @@ def test_a_chunk_that_cannot_run_leaves_its_files_for_the_next_run(tmp_path):
     assert batch(sources=[str(library)], out=str(out), workers=1, return_state=True).is_completed()
     (library / "gear.dxf").write_bytes(b"999\nrevised\n" + (library / "gear.dxf").read_bytes())  # changed
     shutil.copy(SAMPLES / "hatch_pattern.dxf", library / "new.dxf")  # not recorded yet
-    before = pd.read_parquet(out / "catalog" / "files.parquet").set_index("path")
+    before = catalog_table(out, "files").set_index("path")
 
     cfg = load_config(None, sources=[str(library)], out=str(out), overrides={"run": {"workers": 1}})
     settings = dataclasses.replace(run_settings(cfg, "a-run"), runner="dask")  # on a Dask worker: there is none
@@ -72,7 +71,7 @@ def test_a_chunk_that_cannot_run_leaves_its_files_for_the_next_run(tmp_path):
     run = {"run_id": "20990101T000000Z-deferred", "flow_run_id": None, "pipeline_version": "x", "config": "x"}
     row = Catalog(out).publish(run, outcomes, [str(library)])
     assert (row["files_seen"], row["deferred"], row["failed"]) == (3, 2, 0)
-    after = pd.read_parquet(out / "catalog" / "files.parquet").set_index("path")
+    after = catalog_table(out, "files").set_index("path")
     assert "new.dxf" not in after.index, "no record: the next run takes it"
     kept = ["sha256", "work_id", "run_id", "status", "processed_at", "size", "mtime_ns"]
     assert after.loc["gear.dxf", kept].tolist() == before.loc["gear.dxf", kept].tolist(), "its record as it was"

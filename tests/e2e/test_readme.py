@@ -23,10 +23,9 @@ import time
 from pathlib import Path
 
 import httpx
-import pandas as pd
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, catalog_table
 from tests.e2e import test_server
 
 README = REPO / "README.md"
@@ -131,10 +130,10 @@ def test_quick_start(tmp_path):
     out = tmp_path / "out"
     first = bash("make run", env={"OUT": str(out)})
     assert "files seen" in first.stdout
-    files = pd.read_parquet(out / "catalog" / "files.parquet")
+    files = catalog_table(out, "files")
     assert len(files) == len(list(SAMPLES.iterdir())) and set(files["status"]) == {"ok"}
     again = bash("make run", env={"OUT": str(out)})
-    runs = pd.read_parquet(out / "catalog" / "runs.parquet")
+    runs = catalog_table(out, "runs")
     assert "files seen" in again.stdout and runs.iloc[-1]["processed"] == 0, "the second run does nothing"
     # `make test` is this suite: resolved, not run inside itself.
     planned = bash("make -n test").stdout
@@ -170,7 +169,7 @@ def test_deliverables_reports_and_search(tmp_path, cli_env):
     run, head, ls = commands(block.replace("/tmp/", f"{tmp_path}/"))
     done = bash(run, env=cli_env, timeout=1800)
     assert "files seen" in done.stdout and done.stderr == "", "--quiet: the summary only"
-    files = pd.read_parquet(out / "catalog" / "files.parquet")
+    files = catalog_table(out, "files")
     assert len(files) == 7 and set(files["status"]) == {"ok"}
     register = bash(head).stdout.splitlines()
     assert register[0].startswith("Drawing number,Title,Revision,") and len(register) == 3
@@ -304,9 +303,12 @@ def test_running_with_the_prefect_ui(tmp_path):
         assert nightly["parameters"] == {"sources": [f"{srv}/cad/library"], "out": f"{srv}/cad/out"}
         time.sleep(5)  # the watcher's first sweep
         shutil.copy(SAMPLES / "gear.dxf", srv / "cad" / "drop" / "gear.dxf")
-        files = srv / "cad" / "out" / "catalog" / "files.parquet"
-        wait_for(lambda: files.exists() and "gear.dxf" in set(pd.read_parquet(files)["path"]), 600, background)
-        [row] = pd.read_parquet(files).to_dict("records")
+        cad_out = srv / "cad" / "out"
+        logged = cad_out / "catalog" / "files" / "_delta_log"
+        wait_for(
+            lambda: logged.exists() and "gear.dxf" in set(catalog_table(cad_out, "files")["path"]), 600, background
+        )
+        [row] = catalog_table(cad_out, "files").to_dict("records")
         assert row["status"] == "ok" and row["source_root"] == f"{srv}/cad/drop"
 
         def drop_folder_run_completed() -> bool:

@@ -19,7 +19,7 @@ import pytest
 
 from converters.overlay import Window
 from engine.catalog import CHANGE_COLUMNS
-from tests.conftest import REPO
+from tests.conftest import REPO, catalog_table
 from tests.docs_drawings import broken_drawing, pump_drawing
 from tests.e2e.test_browser import assert_not_blank, browser  # noqa: F401 (the fixture)
 from tests.unit.test_docs import assert_links_resolve, page
@@ -74,8 +74,8 @@ def revised(tmp_path_factory, prefect_harness):
 
 def test_a_new_revision_gives_one_changes_row_and_nothing_else(revised):
     out, second = revised["out"], revised["runs"][1]
-    files = pd.read_parquet(out / "catalog" / "files.parquet").set_index("path")
-    changes = pd.read_parquet(out / "catalog" / "changes.parquet")
+    files = catalog_table(out, "files").set_index("path")
+    changes = catalog_table(out, "changes")
     assert list(changes.columns) == CHANGE_COLUMNS
     [row] = changes.to_dict("records")
     assert (row["path"], row["run_id"]) == ("pump.dxf", second["run_id"])
@@ -84,7 +84,7 @@ def test_a_new_revision_gives_one_changes_row_and_nothing_else(revised):
     assert json.loads(row["title_changes"]) == {"revision": ["B", "C"]}
     counts = {k: row[k] for k in CHANGE_COLUMNS if k.startswith(("bom_", "layers_", "entity_"))}
     assert set(counts.values()) == {0}, f"flagged beyond the revision and the line: {counts}"
-    assert row["compared"] and row["layouts_changed"] == 1 and row["note"] is None
+    assert row["compared"] and row["layouts_changed"] == 1 and pd.isna(row["note"])  # pandas: missing text is NaN
     assert row["summary"] == "revision 'B' -> 'C'; drawing changed in Model"
     assert files.loc[["gear.dxf", "sub/viewports_vp4.dxf"], "previous_sha256"].isna().all()
     assert (second["processed"], second["unchanged"]) == (1, 2)
@@ -92,7 +92,7 @@ def test_a_new_revision_gives_one_changes_row_and_nothing_else(revised):
 
 def test_the_overlay_is_red_and_green_where_the_line_moved_and_at_the_revision(revised):
     out = revised["out"]
-    [row] = pd.read_parquet(out / "catalog" / "changes.parquet").to_dict("records")
+    [row] = catalog_table(out, "changes").to_dict("records")
     [overlay_path] = row["overlays"]
     png = (out / overlay_path).read_bytes()
     diff = json.loads((out / row["diff"]).read_text())
@@ -125,7 +125,7 @@ def test_a_rerun_records_no_change_again(revised, tmp_path):
     out = revised["out"]
     state = batch(sources=[str(revised["lib"])], out=str(out), workers=2, return_state=True)
     assert state.result(raise_on_failure=False)["changes"] == []
-    assert len(pd.read_parquet(out / "catalog" / "changes.parquet")) == 1
+    assert len(catalog_table(out, "changes")) == 1
 
 
 def test_the_webhook_lists_the_changed_drawings(revised):

@@ -21,10 +21,9 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
-import pandas as pd
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, catalog_table
 
 PREFECT = str(Path(sys.executable).with_name("prefect"))
 TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "CRASHED"}
@@ -245,7 +244,7 @@ def test_rerunning_a_failed_flow_run_processes_only_the_fixed_file(server, deplo
     run = server.wait_run(run_id)
     assert run["state_type"] == "COMPLETED" and run["run_count"] == 2, "the same flow run, run again"
 
-    runs = pd.read_parquet(out / "catalog" / "runs.parquet")
+    runs = catalog_table(out, "runs")
     assert list(runs["flow_run_id"]) == [run_id], "one row per run: the Retry updated it"
     assert list(zip(runs["processed"], runs["unchanged"], runs["failed"], runs["attempt"])) == [(1, 2, 0, 2)]
     events = json_events(out)
@@ -253,7 +252,7 @@ def test_rerunning_a_failed_flow_run_processes_only_the_fixed_file(server, deplo
     first_end = next(i for i, e in enumerate(events) if e["event"] == "run.finished")
     processed = [e["path"] for e in events[first_end:] if e["event"] == "file.processed"]
     assert processed == [str(library / "part.dxf")], "only the fixed file was processed again"
-    files = pd.read_parquet(out / "catalog" / "files.parquet")
+    files = catalog_table(out, "files")
     assert set(files["status"]) == {"ok"}
 
 
@@ -327,16 +326,16 @@ def test_a_nightly_run_is_red_only_for_news(server, deployed, corpus_dir, manife
     assert run["state_type"] == "COMPLETED", run["state"]
     assert run["state"]["message"] == "3 files: 1 processed, 2 unchanged, 0 failed"
 
-    runs = pd.read_parquet(out / "catalog" / "runs.parquet")
+    runs = catalog_table(out, "runs")
     assert list(runs["flow_run_id"]) == [first, second, third], "one row per run, the parent flow run's id"
     assert list(zip(runs["new_failures"], runs["known_failures"])) == [(1, 0), (0, 1), (0, 0)]
     by_run = dict(zip(runs["run_id"], runs["flow_run_id"]))
     events = json_events(out)
     assert events and all(e["flow_run_id"] == by_run[e["run_id"]] for e in events), "log lines name the run's own"
     assert any(e.get("subflow_run_id") for e in events if e["event"] == "file.failed")
-    errors = pd.read_parquet(out / "catalog" / "errors.parquet")
+    errors = catalog_table(out, "errors")
     assert list(errors["flow_run_id"]) == [first], "the failure was news once"
-    assert set(pd.read_parquet(out / "catalog" / "files.parquet")["status"]) == {"ok"}
+    assert set(catalog_table(out, "files")["status"]) == {"ok"}
 
 
 def tree(path: Path) -> list[tuple[str, int]] | None:
@@ -468,12 +467,12 @@ def test_the_nightly_batch_and_the_watcher_at_once_never_process_content_twice(
     assert set(worked.values()) == {1}, "every piece of content was worked on exactly once"
     assert len(worked) == len(picked)
 
-    files = pd.read_parquet(out / "catalog" / "files.parquet")
+    files = catalog_table(out, "files")
     assert len(files) == 2 * len(picked) and not files.duplicated(["source_root", "path"]).any()
     assert set(files["status"]) == {"ok"} and set(files["source_root"]) == {str(library), str(drop)}
-    runs = pd.read_parquet(out / "catalog" / "runs.parquet")
+    runs = catalog_table(out, "runs")
     assert len(runs) == 1 + len(watched)
-    layers = pd.read_parquet(out / "catalog" / "layers.parquet")
+    layers = catalog_table(out, "layers")
     for sha, work_id in files[["sha256", "work_id"]].drop_duplicates().itertuples(index=False):
         expected = json.loads((out / "outputs" / work_id / "result.json").read_text())["tables"]["layers"]
         assert (layers["sha256"] == sha).sum() == len(expected), "detail rows once per content"

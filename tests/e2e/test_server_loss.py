@@ -12,9 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-import pandas as pd
-
-from tests.conftest import REPO
+from tests.conftest import REPO, catalog_table
 from tests.hostile_inputs import drawing
 from tests.processes import alive, children, descendants
 
@@ -95,7 +93,7 @@ def test_a_killed_watcher_takes_its_prefect_server_with_it(tmp_path):
     proc = start("watch", drop, "--out", out, "--config", config(tmp_path))
     (drop / "first.dxf").write_bytes(drawing(1))
     # After a first run: a watcher without a server of its own would have Prefect's by then.
-    kill_and_expect_orphan_gone(proc, lambda: (out / "catalog" / "files.parquet").exists())
+    kill_and_expect_orphan_gone(proc, lambda: (out / "catalog" / "runs" / "_delta_log").is_dir())
 
 
 def test_a_killed_apply_takes_its_prefect_server_with_it(tmp_path):
@@ -138,9 +136,9 @@ def test_a_run_whose_server_is_killed_finishes_its_files_and_catalog_and_exits_3
     assert proc.returncode == 3, stdout[-2000:] + stderr[-3000:]
     said = " ".join(stderr.split())
     assert "stopped answering during the run" in said and "the catalog is complete" in said, said[-3000:]
-    files = pd.read_parquet(out / "catalog" / "files.parquet")
+    files = catalog_table(out, "files")
     assert len(files) == 30 and (files["status"] == "ok").all(), "every file finished and was recorded"
-    runs = pd.read_parquet(out / "catalog" / "runs.parquet")
+    runs = catalog_table(out, "runs")
     assert len(runs) == 1 and runs.loc[0, "processed"] == 30
     assert (out / "docs" / "index.html").is_file()
     assert "files seen" in stdout, "the summary is still shown"

@@ -18,6 +18,7 @@ import pytest
 from engine.config import ConfigError, load_config
 from flows.cli import build_parser
 from flows.watch import PROCESSED_DIR, Watcher, WatchSettings, is_input
+from tests.conftest import catalog_table
 from tests.hostile_inputs import endless_drawing
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -69,8 +70,9 @@ def make_watcher(tmp_path: Path, drop: Path, poll: bool = False, **watch) -> Wat
 
 
 def files_table(out: Path) -> pd.DataFrame:
-    path = out / "catalog" / "files.parquet"
-    return pd.read_parquet(path) if path.exists() else pd.DataFrame(columns=["path", "status", "sha256"])
+    if not (out / "catalog" / "files" / "_delta_log").is_dir():
+        return pd.DataFrame(columns=["path", "status", "sha256"])
+    return catalog_table(out, "files")
 
 
 def wait_for(predicate, timeout: float = 120.0, what: str = "condition") -> None:
@@ -147,7 +149,7 @@ def test_a_writer_that_closes_after_each_chunk_never_has_a_partial_version_taken
         assert len(runs) == 1 and runs[0].started_at >= completed, "only the complete file was taken"
     [row] = files_table(out).to_dict("records")
     assert row["status"] == "ok" and row["sha256"] == hashlib.sha256(text).hexdigest()
-    assert len(pd.read_parquet(out / "catalog" / "runs.parquet")) == len(runs)
+    assert len(catalog_table(out, "runs")) == len(runs)
 
 
 def test_a_file_held_open_for_writing_is_not_taken_however_long_the_writer_pauses(tmp_path, drop):

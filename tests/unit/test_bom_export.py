@@ -9,12 +9,12 @@ from pathlib import Path
 
 import ezdxf
 import openpyxl
-import pandas as pd
 import pytest
 
 from engine.config import ConfigError, load_config
 from extractors.block_attributes import DEFAULT_TAG_MAP, normalize_tag
 from extractors.dxf_bom import bom_extract
+from tests.conftest import catalog_table
 from tests.deliverable_library import catalogue
 
 
@@ -166,9 +166,9 @@ def test_untagged_symbols_are_counted_not_rows(exported):
     out = exported["out"]
     symbols = sheet_rows(exported["folder"] / "bom" / "cooling.dxf.xlsx", "Symbols")
     assert sorted((s["block_path"], s["count"]) for s in symbols) == [("INSTR_BUBBLE", 3), ("VALVE_GATE", 5)]
-    files = pd.read_parquet(out / "catalog" / "files.parquet").set_index("path")
+    files = catalog_table(out, "files").set_index("path")
     assert (files.loc["cooling.dxf", "bom_row_count"], files.loc["cooling.dxf", "bom_symbol_count"]) == (5, 8)
-    table = pd.read_parquet(out / "catalog" / "bom_symbols.parquet")
+    table = catalog_table(out, "bom_symbols")
     assert table["insert_count"].sum() == 8
     register = sheet_rows(out / "register.xlsx", "Register")
     assert {(r["Drawing number"], r["BOM rows"], r["Symbols"]) for r in register} == {("D-100", 6, 0), ("P-001", 5, 8)}

@@ -392,7 +392,7 @@ def test_output_folder_that_cannot_be_created_is_transient(drawing, tmp_path):
         render_dxf(drawing, blocker / "out")
 
 
-@pytest.mark.parametrize(("color", "channels"), [(7, 1), (1, 3)])
+@pytest.mark.parametrize(("color", "channels"), [(7, 1), (8, 1), (9, 1), (251, 1), (253, 1), (1, 3), (2, 3)])
 def test_a_black_and_white_page_is_a_grey_png_with_the_same_pixels(tmp_path, color, channels):
     doc = ezdxf.new("R2018")
     doc.modelspace().add_circle((0, 0), 10, dxfattribs={"color": color})

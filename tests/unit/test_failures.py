@@ -1,13 +1,14 @@
-"""New and known failures (engine/failures.py), on catalog tables as publishing leaves them."""
+"""New and known failures (engine/failures.py), on catalog rows as publishing leaves them."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-import pandas as pd
-
+from engine.catalog import Catalog
+from engine.catalog_store import Publication
 from engine.failures import Failure, Verdict, age, failures, known_keys
+from engine.records import FileRecord
 
 
 @dataclass
@@ -22,7 +23,11 @@ class Outcome:
     result: dict = field(default_factory=dict)
 
 
-def files_table(*rows: dict) -> pd.DataFrame:
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def files_rows(*rows: dict) -> list[dict]:
+    """`files` rows as the catalog reads them (times as datetimes)."""
     base = {
         "source_root": "/lib",
         "sha256": "s",
@@ -31,37 +36,87 @@ def files_table(*rows: dict) -> pd.DataFrame:
         "error_class": "InputError",
         "error_permanent": True,
         "quarantine": None,
-        "processed_at": "2026-01-01T00:00:00.000+00:00",
+        "processed_at": T0,
     }
-    return pd.DataFrame([{**base, **row} for row in rows])
+    return [{**base, **row} for row in rows]
 
 
 def test_a_failure_recorded_by_an_earlier_run_and_unchanged_is_known():
-    files = files_table(
+    rows = files_rows(
         {"path": "old.dxf", "run_id": "r1", "error_message": "old.dxf: load: bad"},
         {"path": "new.dxf", "run_id": "r2", "error_message": "new.dxf: load: bad"},
         {"path": "retried.dxf", "run_id": "r2", "error_message": "retried.dxf: load: bad"},
     )
+    recorded = {
+        (r["source_root"], r["path"]): FileRecord(r["source_root"], r["path"], "failed", run_id=r["run_id"])
+        for r in rows
+    }
     outcomes = [
         Outcome(Item(("/lib", "old.dxf")), "failed", {"unchanged": True}),  # not retried: permanent, unchanged
         Outcome(Item(("/lib", "new.dxf")), "failed", {}),  # failed in this run
         # failed in an earlier attempt of this same run (a Retry of its flow run): still news
         Outcome(Item(("/lib", "retried.dxf")), "failed", {"unchanged": True}),
     ]
-    assert known_keys(files, outcomes, "r2") == {("/lib", "old.dxf")}
+    assert known_keys(recorded, outcomes, "r2") == {("/lib", "old.dxf")}
 
 
 def test_failures_carry_since_from_the_errors_table():
-    files = files_table({"path": "a.dxf", "run_id": "r2", "error_message": "a.dxf: load: bad"})
-    errors = pd.DataFrame(
-        [
-            {"source_root": "/lib", "path": "a.dxf", "sha256": "s", "error_class": "InputError", "failed_at": t}
-            for t in ("2026-01-02T00:00:00+00:00", "2026-01-01T00:00:00+00:00")
-        ]
-        + [{"source_root": "/lib", "path": "a.dxf", "sha256": "x", "error_class": "InputError", "failed_at": "2025"}]
-    )
+    files = files_rows({"path": "a.dxf", "run_id": "r2", "error_message": "a.dxf: load: bad"})
+    errors = [
+        {"source_root": "/lib", "path": "a.dxf", "sha256": "s", "error_class": "InputError", "failed_at": t}
+        for t in (T0 + timedelta(days=1), T0)
+    ] + [
+        {
+            "source_root": "/lib",
+            "path": "a.dxf",
+            "sha256": "x",
+            "error_class": "InputError",
+            "failed_at": T0 - timedelta(days=300),
+        }
+    ]
     [found] = failures(files, errors, known={("/lib", "a.dxf")})
-    assert found.known and found.since == "2026-01-01T00:00:00+00:00", "the other content's failure is not its age"
+    assert found.known and found.since == "2026-01-01T00:00:00.000+00:00", "the other content's failure is not its age"
+
+
+def test_the_catalog_reads_failures_and_flow_runs_through_its_store(tmp_path):
+    """Catalog.failures and run_of_flow_run read the Delta tables (engine/catalog_store.py)."""
+    catalog = Catalog(tmp_path)
+    failed = {
+        "path": "a.dxf",
+        "source_root": "/lib",
+        "sha256": "a" * 64,
+        "status": "failed",
+        "error_class": "InputError",
+        "error_message": "a.dxf: load: bad",
+        "error_stage": "load",
+        "error_permanent": True,
+        "run_id": "r1",
+        "flow_run_id": "f1",
+        "processed_at": T0,
+    }
+    error = {k: failed[k] for k in ("run_id", "flow_run_id", "path", "source_root", "sha256", "error_class")}
+    run = {"run_id": "r1", "flow_run_id": "f1", "attempt": 1, "new_failures": 1, "known_failures": 0, "deferred": 0}
+    with catalog.lock():
+        catalog.store.open_for_write()
+        catalog.store.publish(
+            Publication(
+                "r1",
+                files=[failed, {**failed, "path": "b.dxf", "status": "ok", "sha256": "b" * 64}],
+                errors=[{**error, "failed_at": T0}],
+                run=run,
+            )
+        )
+    [found] = catalog.failures()
+    assert (found.path, found.known, found.since, found.run_id) == (
+        "a.dxf",
+        False,
+        "2026-01-01T00:00:00.000+00:00",
+        "r1",
+    )
+    assert catalog.failures([("/lib", "b.dxf")]) == []
+    assert catalog.run_of_flow_run("f1") == "r1" and catalog.run_of_flow_run("f2") is None
+    [row] = catalog.read("runs").to_dict("records")
+    assert (row["attempt"], row["new_failures"], row["deferred"]) == (1, 1, 0)
 
 
 def failure(path: str, known: bool) -> Failure:

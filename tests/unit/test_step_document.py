@@ -151,7 +151,11 @@ def test_box_metadata_has_known_measures(models):
     assert meta["density_kg_m3"] == 7850.0
     assert meta["mass_kg"] == pytest.approx(0.785)  # 1e-4 m^3 of steel
     assert meta["application_protocol"] == "AP214"
-    assert all(value is None or isinstance(value, (str, int, float, bool)) for value in meta.values())
+    lists = ("authors", "organizations", "product_names")  # list<string> columns of the catalog
+    assert all(meta[k] is None or (meta[k] and all(isinstance(v, str) for v in meta[k])) for k in lists)
+    assert all(
+        value is None or isinstance(value, (str, int, float, bool)) for k, value in meta.items() if k not in lists
+    )
 
 
 def test_material_lookup_ignores_case_and_rejects_unknown(models):
@@ -168,7 +172,7 @@ def test_assembly_metadata_counts_instances(models):
     assert meta["n_solids"] == 7  # plate + 2 x 3 bolts, each placed instance counted
     assert meta["n_products"] == 4
     assert meta["n_part_instances"] == 7
-    assert meta["product_names"] == "machine; plate; bolt-set; bolt"
+    assert meta["product_names"] == ["machine", "plate", "bolt-set", "bolt"]
     assert meta["volume_mm3"] == pytest.approx(100 * 50 * 5 + 6 * math.pi * 9 * 20, rel=1e-6)
 
 
