@@ -149,7 +149,7 @@ def test_json_prints_the_summary_as_one_object(quiet_runs):
     assert summary["exit_code"] == 0 and summary["fail_on"] == "new"
     [failure] = summary["failed_files"]
     assert failure["known"] and failure["path"] == "broken.dxf" and failure["since"]
-    runs = catalog_table(quiet_runs["out"], "runs")
+    runs = catalog_table(quiet_runs["out"], "runs").sort_values("started_at", ignore_index=True)
     assert list(runs["new_failures"]) == [1, 0, 0] and list(runs["known_failures"]) == [0, 1, 1]
 
 
