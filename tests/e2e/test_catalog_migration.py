@@ -210,7 +210,8 @@ def test_the_files_rows_keep_their_values(migrated):
     same = [
         c
         for c in TABLES["files"].schema.names
-        if c not in ("processed_at", "run_id", "attempts", "duration_ms", "quarantine")
+        # flow_run_id: of the run that processed it, like run_id (the old writer had no such column)
+        if c not in ("processed_at", "run_id", "flow_run_id", "attempts", "duration_ms", "quarantine")
     ]
     for path, row in now.items():
         differ = {c: (row[c], before[path][c]) for c in same if row[c] != before[path][c]}
