@@ -59,7 +59,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
-import numpy as np
 import pymupdf
 from ezdxf.addons.drawing import Frontend, RenderContext
 from ezdxf.addons.drawing import layout as page_layout
@@ -83,7 +82,7 @@ from ezdxf.tools import pattern as hatch_patterns
 from ezdxf.tools.clipping_portal import ClippingPortal
 
 from converters import svg_paths
-from converters.placement import Placement, thumbnail_png
+from converters.placement import Placement, page_pixmap, thumbnail_png
 from documents import atomic
 from documents.errors import InputError, TransientError
 from documents.file_access import may_read
@@ -638,22 +637,8 @@ def _png_from(
     # MuPDF rounds the pixel box outwards; shrink until the rounded box is within the cap too.
     while _pixel_count(rect, zoom) > max_pixels:
         zoom *= 0.999
-    if grey:  # the same pixels as an RGB raster converted, without the colour pass
-        pix = page.get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), alpha=False, colorspace=pymupdf.csGRAY)
-        return pix.tobytes("png"), (pix.width, pix.height), zoom * 72
-    pix = page.get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), alpha=False)
-    if _all_grey(pix):
-        # Black-on-white drawings are most of a library: a grey PNG holds the very same pixels
-        # in a third of the bytes, and encodes three times faster (PNG encoding is most of a
-        # small drawing's time).
-        pix = pymupdf.Pixmap(pymupdf.csGRAY, pix)
+    pix = page_pixmap(page, zoom, grey)
     return pix.tobytes("png"), (pix.width, pix.height), zoom * 72
-
-
-def _all_grey(pix: pymupdf.Pixmap) -> bool:
-    """True when every pixel of an RGB pixmap has R == G == B."""
-    rgb = np.frombuffer(pix.samples, dtype=np.uint8).reshape(-1, 3)  # a copy: no view outlives the pixmap
-    return bool((rgb[:, 0] == rgb[:, 1]).all() and (rgb[:, 1] == rgb[:, 2]).all())
 
 
 def _pixel_count(rect: pymupdf.Rect, zoom: float) -> int:

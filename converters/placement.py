@@ -75,10 +75,24 @@ def thumbnail_png(page: pymupdf.Page, size_px: int = THUMBNAIL_PX, grey: bool = 
     known to have none, rasterised in grey directly)."""
     rect = page.rect
     zoom = size_px / max(rect.width, rect.height, 1e-9)
-    colorspace = pymupdf.csGRAY if grey else pymupdf.csRGB
     with _min_line_width(_THUMBNAIL_MIN_LINE_PX):
-        pix = page.get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), alpha=False, colorspace=colorspace)
-    rgb = np.frombuffer(pix.samples, dtype=np.uint8).reshape(-1, pix.n)
-    if pix.n == 3 and (rgb[:, 0] == rgb[:, 1]).all() and (rgb[:, 1] == rgb[:, 2]).all():
-        pix = pymupdf.Pixmap(pymupdf.csGRAY, pix)
-    return pix.tobytes("png")
+        return page_pixmap(page, zoom, grey).tobytes("png")
+
+
+def page_pixmap(page: pymupdf.Page, zoom: float, grey: bool = False) -> pymupdf.Pixmap:
+    """`page` rasterised at `zoom`, in grey when it has no colour: directly when `grey` says the
+    page holds greys only, else in RGB, converted when every pixel came out grey anyway.
+    Black-on-white drawings are most of a library: a grey PNG holds the very same pixels in a
+    third of the bytes, and encodes three times faster (PNG encoding is most of a small
+    drawing's time)."""
+    matrix = pymupdf.Matrix(zoom, zoom)
+    if grey:
+        return page.get_pixmap(matrix=matrix, alpha=False, colorspace=pymupdf.csGRAY)
+    pix = page.get_pixmap(matrix=matrix, alpha=False)
+    return pymupdf.Pixmap(pymupdf.csGRAY, pix) if _all_grey(pix) else pix
+
+
+def _all_grey(pix: pymupdf.Pixmap) -> bool:
+    """True when every pixel of an RGB pixmap has R == G == B."""
+    rgb = np.frombuffer(pix.samples, dtype=np.uint8).reshape(-1, 3)  # a copy: no view outlives the pixmap
+    return bool((rgb[:, 0] == rgb[:, 1]).all() and (rgb[:, 1] == rgb[:, 2]).all())
