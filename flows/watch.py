@@ -3,7 +3,8 @@
 A watchdog observer reports arrivals. A file counts as complete only when all of these hold: its
 size and mtime stayed the same for `watch.settle_s`; where the observer reports closes (Linux
 inotify's close-after-write), the writer closed it after its last change (or renamed it into
-place, `x.part` -> `x.dxf`); and, where the platform shows it (Linux /proc, for the processes
+place, `x.part` -> `x.dxf`), or, with no close seen, stayed unchanged for four settle times (at
+least 5 s: a close made before the watch on a new folder existed is never reported); and, where the platform shows it (Linux /proc, for the processes
 this user may inspect), no process holds it open for writing. So a writer that closes the file
 after every chunk, or pauses for longer than `settle_s` with the file open, never has a partial
 version taken. Names matching `inputs.exclude` (`*.part`, `*.tmp`, `~$*`, dotfiles ...) are never
@@ -307,6 +308,7 @@ class Watcher:
         self._observer: BaseObserver | None = None
         self._thread: threading.Thread | None = None
         self._reports_close = False
+        self._missed_close_s = max(4 * settings.settle_s, 5.0)
 
     def _default_dispatch(self) -> Dispatch:
         trigger = self.settings.trigger
@@ -475,8 +477,13 @@ class Watcher:
                     arrival.closed, arrival.ready_at = False, None  # written again: wait for the next close
                     self._last_activity = now
                     continue
-                stable = now - arrival.changed_at >= self.settings.settle_s
-                closed = arrival.closed or not arrival.watched
+                quiet_for = now - arrival.changed_at
+                stable = quiet_for >= self.settings.settle_s
+                # inotify reports a close only for a write made after its watch exists: a file
+                # written into a folder just made (mkdir, then write) can be closed before watchdog
+                # watches the folder, and its simulated creation brings no close. Unchanged for
+                # longer than a pause between writes, and open for writing by nobody: complete.
+                closed = arrival.closed or not arrival.watched or quiet_for >= self._missed_close_s
                 if stable and closed and open_for_writing(path):
                     arrival.changed_at = now  # held open: look again (scanning /proc) a settle time later
                     continue

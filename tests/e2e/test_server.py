@@ -256,15 +256,23 @@ def test_rerunning_a_failed_flow_run_processes_only_the_fixed_file(server, deplo
     assert set(files["status"]) == {"ok"}
 
 
-def create_run(server: Server, deployment: str, parameters: dict | None = None) -> str:
+def create_run(server: Server, deployment: str, parameters: dict | None = None, **body) -> str:
+    """A flow run of the deployment, through the REST API as a scheduler or script makes it."""
     url = f"{server.api}/deployments/{deployment_id(server, deployment)}/create_flow_run"
-    for _ in range(5):  # the SQLite server can answer 5xx while it is busy
-        response = httpx.post(url, json={"parameters": parameters or {}}, timeout=30)
+    response = post_until_answered(url, {"parameters": parameters or {}, **body})
+    assert response.status_code == 201, f"{response.status_code}: {response.text}\n{server.logs()}"
+    return response.json()["id"]
+
+
+def post_until_answered(url: str, body: dict) -> httpx.Response:
+    """POST, again after a 5xx: the SQLite server answers 500 ("database is locked") or 503 while
+    another writer holds the database, and Prefect's own client retries those too."""
+    for attempt in range(6):
+        response = httpx.post(url, json=body, timeout=30)
         if response.status_code < 500:
             break
-        time.sleep(2)
-    assert response.status_code == 201, response.text
-    return response.json()["id"]
+        time.sleep(1 + attempt)
+    return response
 
 
 def run_logs(server: Server, run_id: str, wanted: str, timeout: float = 60) -> list[str]:
@@ -404,18 +412,8 @@ def test_the_cli_submits_follows_and_cancels_a_run(server, deployed, tmp_path, c
 
 
 def test_the_rest_cancel_example_cancels_a_scheduled_run(server, deployed, tmp_path):
-    url = f"{server.api}/deployments/{deployment_id(server, 'nightly-library')}/create_flow_run"
-    for _ in range(5):  # the SQLite server can answer 5xx while it is still busy with the last cancel
-        response = httpx.post(
-            url,
-            json={"state": {"type": "SCHEDULED", "state_details": {"scheduled_time": "2099-01-01T00:00:00Z"}}},
-            timeout=30,
-        )
-        if response.status_code < 500:
-            break
-        time.sleep(2)
-    assert response.status_code == 201, f"{response.status_code}: {response.text}\n{server.logs()}"
-    future = response.json()
+    later = {"type": "SCHEDULED", "state_details": {"scheduled_time": "2099-01-01T00:00:00Z"}}
+    future = {"id": create_run(server, "nightly-library", state=later)}
     assert server.sh(CANCEL_REST, RUN_ID=future["id"]) == "CANCELLED", "not started: nothing to stop"
     assert server.wait_run(future["id"], timeout=120)["state_type"] == "CANCELLED"
 
@@ -442,11 +440,11 @@ def test_the_nightly_batch_and_the_watcher_at_once_never_process_content_twice(
         with watcher:
             for rel in picked:  # the same content arrives in the drop folder ...
                 shutil.copy(corpus_dir / rel, drop / Path(rel).name)
-            nightly = httpx.post(  # ... while the nightly batch starts over the library
-                f"{server.api}/deployments/{deployment_id(server, 'nightly-library')}/create_flow_run",
-                json={"parameters": {"sources": [str(library)], "out": str(out), "config": str(config)}},
-                timeout=30,
-            ).json()
+            nightly = {  # ... while the nightly batch starts over the library
+                "id": create_run(
+                    server, "nightly-library", {"sources": [str(library)], "out": str(out), "config": str(config)}
+                )
+            }
             server.wait_run(nightly["id"])
             deadline = time.monotonic() + 300
             while watcher.busy or not watcher.runs:
@@ -481,7 +479,13 @@ def test_the_nightly_batch_and_the_watcher_at_once_never_process_content_twice(
 
 
 def deployment_id(server: Server, name: str) -> str:
-    return httpx.get(f"{server.api}/deployments/name/cadpipe-batch/{name}", timeout=30).json()["id"]
+    for attempt in range(6):  # 5xx while the SQLite server is busy, as for a POST
+        response = httpx.get(f"{server.api}/deployments/name/cadpipe-batch/{name}", timeout=30)
+        if response.status_code < 500:
+            break
+        time.sleep(1 + attempt)
+    assert response.status_code == 200, f"deployment {name}: {response.status_code}: {response.text}"
+    return response.json()["id"]
 
 
 def descendants(pid: int) -> set[int]:
