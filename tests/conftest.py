@@ -19,7 +19,6 @@ REPO = Path(__file__).resolve().parents[1]
 CORPUS = Path(os.environ.get("CADPIPE_CORPUS", REPO.parent / "shared" / "corpus")).resolve()
 TESTS = Path(__file__).resolve().parent
 LAYERS = ("unit", "e2e")
-_SKIPPED = pytest.StashKey[int]()  # how many e2e tests the missing corpus skipped
 NO_CORPUS = f"corpus not found at {CORPUS} (set CADPIPE_CORPUS): the end-to-end tests are skipped"
 
 # Prefect: no telemetry from a machine without a route out; a generous start-up for 2 cores.
@@ -78,17 +77,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         )
     items.sort(key=lambda item: layer_of(item.path) != "unit")  # the fast layer first; stable within each
     skip = None if corpus_available() else pytest.mark.skip(reason=NO_CORPUS)
-    skipped = 0
     for item in items:
         layer = layer_of(item.path)
         item.add_marker(layer)
         if layer == "e2e" and skip is not None:
             item.add_marker(skip)
-            skipped += 1
-    config.stash[_SKIPPED] = skipped
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
-    skipped = config.stash.get(_SKIPPED, 0)
+    # Counted from the reports, not the stash: under pytest-xdist (`make test`) the workers
+    # collect, and this process only sees their reports.
+    reports = terminalreporter.stats.get("skipped", [])
+    skipped = sum(1 for report in reports if NO_CORPUS in str(report.longrepr))
     if skipped:
         terminalreporter.write_line(f"{skipped} e2e tests skipped: {NO_CORPUS}", yellow=True, bold=True)
