@@ -244,3 +244,37 @@ def test_what_a_library_prints_is_kept_with_its_file_never_on_the_terminal(tmp_p
     assert said.startswith("library output while processing") and "Unresolved Reference" in said
     assert "\x1b" not in said and "\\x1b" not in said, "without the terminal's colour codes"
     assert not any("library output" in w for w in files.loc["gear.dxf", "warnings"]), "only its own file's"
+
+
+TEARDOWN_ABORTS = """
+import atexit, os, sys
+import flows.cli
+
+class AbortsAtTeardown:  # as Arrow's thread pools may, once main is done (flows.cli.entry)
+    def __del__(self):
+        os.abort()
+
+flows.cli.held_until_teardown = AbortsAtTeardown()
+atexit.register(lambda: open(os.environ["MARKER"], "w").write("atexit ran"))
+sys.argv[1:] = ["failures", "--out", sys.argv[1]]
+"""
+
+
+@pytest.mark.parametrize("ending", ["entry()", "sys.exit(main())"])
+def test_nothing_in_the_interpreter_teardown_changes_the_exit_code(tmp_path, ending):
+    marker = tmp_path / "marker"
+    script = TEARDOWN_ABORTS + ("flows.cli.entry()" if ending == "entry()" else "sys.exit(flows.cli.main())")
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "MARKER": str(marker)},
+    )
+    assert marker.read_text() == "atexit ran", "the atexit handlers (Prefect's drains, logging) still run"
+    if ending == "entry()":
+        assert proc.returncode == 2, proc.stderr  # main's code: no catalog at that --out
+        assert "no catalog at" in proc.stdout + proc.stderr
+    else:  # what `cadpipe` did before: the teardown's abort became the exit code
+        assert proc.returncode == -6, proc.stderr
