@@ -12,14 +12,18 @@ OUT ?= out
 run: $(VENV)/.synced          ## convert the sample drawings in data/samples into out/ (or OUT)
 	$(VENV)/bin/cadpipe run --out $(OUT)
 
-test: test-tools              ## run the whole test suite: tests/unit, then tests/e2e (installs Debian's chromium, librecad, curl and jq if missing: needs root or sudo, else says so and those tests skip)
-	$(VENV)/bin/python -m pytest
+# Two test files at a time (pytest-xdist, one file per worker so a file's fixtures are made once):
+# most end-to-end tests wait on servers, subprocesses and settle times rather than compute.
+XDIST := -n 2 --dist loadfile
+
+test: test-tools              ## run the whole test suite: tests/unit and tests/e2e, two files at a time (installs Debian's chromium, librecad, curl and jq if missing: needs root or sudo, else says so and those tests skip)
+	$(VENV)/bin/python -m pytest $(XDIST)
 
 test-unit: $(VENV)/.synced    ## the unit tests only (tests/unit: no corpus, no server, no browser; seconds)
 	$(VENV)/bin/python -m pytest tests/unit
 
 test-e2e: test-tools          ## the end-to-end tests only (tests/e2e: corpus, Prefect, browser, CLI, LibreCAD)
-	$(VENV)/bin/python -m pytest tests/e2e
+	$(VENV)/bin/python -m pytest $(XDIST) tests/e2e
 
 # What the end-to-end tests drive: Debian's chromium, librecad, curl and jq if missing, and the
 # opt-in LibreDWG reader where npm is installed.
