@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pymupdf
 
+from converters.png_writer import png_bytes
+
 THUMBNAIL_PX = 320  # long side of a thumbnail
 _THUMBNAIL_MIN_LINE_PX = 1.0
 
@@ -76,7 +78,7 @@ def thumbnail_png(page: pymupdf.Page, size_px: int = THUMBNAIL_PX, grey: bool = 
     rect = page.rect
     zoom = size_px / max(rect.width, rect.height, 1e-9)
     with _min_line_width(_THUMBNAIL_MIN_LINE_PX):
-        return page_pixmap(page, zoom, grey).tobytes("png")
+        return png_bytes(page_pixmap(page, zoom, grey))
 
 
 def page_pixmap(page: pymupdf.Page, zoom: float, grey: bool = False) -> pymupdf.Pixmap:
