@@ -405,3 +405,22 @@ def test_a_black_and_white_page_is_a_grey_png_with_the_same_pixels(tmp_path, col
         reference = svg[0].get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), alpha=False)
     as_rgb = pymupdf.Pixmap(pymupdf.csRGB, png) if png.n == 1 else png
     assert as_rgb.samples == reference.samples, "grey or colour, the PNG holds exactly what MuPDF drew"
+
+
+def test_the_default_plot_style_table_is_built_once_and_is_ezdxfs(tmp_path, monkeypatch):
+    from ezdxf.addons.drawing.properties import RenderContext
+
+    from converters.dxf_render import _RenderContext
+
+    ours = _RenderContext._load_plot_style_table("")
+    assert _RenderContext._load_plot_style_table(str(tmp_path / "absent.ctb")) is ours  # built once
+    theirs = RenderContext._load_plot_style_table("")
+    for aci in range(1, 256):
+        assert (ours[aci].color, ours[aci].lineweight) == (theirs[aci].color, theirs[aci].lineweight)
+    assert ours.forced_colors == theirs.forced_colors
+    # A table file that is there is still loaded by ezdxf, each time.
+    (tmp_path / "mine.ctb").write_bytes(b"")
+    seen = []
+    monkeypatch.setattr(RenderContext, "_load_plot_style_table", staticmethod(lambda name: seen.append(name) or theirs))
+    assert _RenderContext._load_plot_style_table(str(tmp_path / "mine.ctb")) is theirs
+    assert seen == [str(tmp_path / "mine.ctb")]
