@@ -89,9 +89,13 @@ def page_pixmap(page: pymupdf.Page, zoom: float, grey: bool = False) -> pymupdf.
     drawing's time)."""
     matrix = pymupdf.Matrix(zoom, zoom)
     if grey:
-        return page.get_pixmap(matrix=matrix, alpha=False, colorspace=pymupdf.csGRAY)
-    pix = page.get_pixmap(matrix=matrix, alpha=False)
-    return pymupdf.Pixmap(pymupdf.csGRAY, pix) if _all_grey(pix) else pix
+        pix = page.get_pixmap(matrix=matrix, alpha=False, colorspace=pymupdf.csGRAY)
+    else:
+        pix = page.get_pixmap(matrix=matrix, alpha=False)
+        pix = pymupdf.Pixmap(pymupdf.csGRAY, pix) if _all_grey(pix) else pix
+    dpi = round(72 * zoom)  # MuPDF leaves 96: the PNG's pHYs then tells a viewer the wrong print size
+    pix.set_dpi(dpi, dpi)
+    return pix
 
 
 def _all_grey(pix: pymupdf.Pixmap) -> bool:
