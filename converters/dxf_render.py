@@ -53,6 +53,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -60,6 +61,8 @@ from pathlib import Path
 from xml.etree import ElementTree as ET
 
 import pymupdf
+from ezdxf import options as ezdxf_options
+from ezdxf.addons import acadctb
 from ezdxf.addons.drawing import Frontend, RenderContext
 from ezdxf.addons.drawing import layout as page_layout
 from ezdxf.addons.drawing.config import BackgroundPolicy, ColorPolicy, Configuration, ImagePolicy
@@ -76,6 +79,7 @@ from ezdxf.addons.drawing.svg import SVGBackend, SVGRenderBackend
 from ezdxf.colors import RGB
 from ezdxf.document import Drawing
 from ezdxf.entities import DXFGraphic, DXFTagStorage, Image
+from ezdxf.filemanagement import find_support_file
 from ezdxf.layouts import Layout, Paperspace
 from ezdxf.math import BoundingBox2d
 from ezdxf.tools import pattern as hatch_patterns
@@ -83,6 +87,7 @@ from ezdxf.tools.clipping_portal import ClippingPortal
 
 from converters import svg_paths
 from converters.placement import Placement, page_pixmap, thumbnail_png
+from converters.png_writer import png_bytes
 from documents import atomic
 from documents.errors import InputError, TransientError
 from documents.file_access import may_read
@@ -311,7 +316,7 @@ def _render_svg(doc: Drawing, layout: Layout, page: PageSpec, where: str, report
     settings = page_layout.Settings(fit_page=True)
     try:
         # A fresh context per layout (cheap): nothing one layout leaves behind affects the next.
-        context = RenderContext(doc)
+        context = _RenderContext(doc)
         context.layers = _LayersAsCADProgramsLoadThem(context.layers)
         frontend = _TolerantFrontend(context, backend, config, notes)
         frontend.push_property_override_function(_readable_on_white)
@@ -354,6 +359,27 @@ def _placement(
         oy / per_mm,
         (box.extmin.x, box.extmin.y, box.extmax.x, box.extmax.y),
     )
+
+
+class _RenderContext(RenderContext):
+    """ezdxf's render context, with its default plot style table built once per process.
+
+    ezdxf builds a plot style table (255 entries, about 2 ms) each time a context is made and each
+    time it changes layout, two to three times per layout; for the usual drawing, which names no
+    table file or one that is not there, it is the same default table every time. Contexts only
+    read it. A table file that exists is still loaded by ezdxf each time."""
+
+    @staticmethod
+    def _load_plot_style_table(filename):
+        if isinstance(filename, str) and not os.path.isfile(find_support_file(filename, ezdxf_options.support_dirs)):
+            return _default_plot_styles()
+        return RenderContext._load_plot_style_table(filename)
+
+
+@functools.cache
+def _default_plot_styles() -> acadctb.ColorDependentPlotStyles:
+    """What ezdxf makes when the table file cannot be read: a new table, filled in as it fills one."""
+    return RenderContext._load_plot_style_table(acadctb.new_ctb())
 
 
 class _LayersAsCADProgramsLoadThem(dict):
@@ -638,7 +664,7 @@ def _png_from(
     while _pixel_count(rect, zoom) > max_pixels:
         zoom *= 0.999
     pix = page_pixmap(page, zoom, grey)
-    return pix.tobytes("png"), (pix.width, pix.height), zoom * 72
+    return png_bytes(pix), (pix.width, pix.height), zoom * 72
 
 
 def _pixel_count(rect: pymupdf.Rect, zoom: float) -> int:

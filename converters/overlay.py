@@ -26,6 +26,7 @@ import numpy as np
 import pymupdf
 
 from converters.placement import Placement
+from converters.png_writer import png_bytes
 
 INK_BELOW = 200  # grey level (0-255) under which a pixel is ink
 OVERLAY_PX = 2000  # long side of the overlay image
@@ -178,7 +179,7 @@ def overlay(
     width, height = window.size
     pix = pymupdf.Pixmap(pymupdf.csRGB, width, height, image.tobytes(), False)
     return OverlayResult(
-        png=pix.tobytes("png"),
+        png=png_bytes(pix),
         window=window,
         pixels_removed=int(removed.sum()),
         pixels_added=int(added.sum()),

@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pymupdf
 
+from converters.png_writer import png_bytes
+
 THUMBNAIL_PX = 320  # long side of a thumbnail
 _THUMBNAIL_MIN_LINE_PX = 1.0
 
@@ -76,7 +78,7 @@ def thumbnail_png(page: pymupdf.Page, size_px: int = THUMBNAIL_PX, grey: bool = 
     rect = page.rect
     zoom = size_px / max(rect.width, rect.height, 1e-9)
     with _min_line_width(_THUMBNAIL_MIN_LINE_PX):
-        return page_pixmap(page, zoom, grey).tobytes("png")
+        return png_bytes(page_pixmap(page, zoom, grey))
 
 
 def page_pixmap(page: pymupdf.Page, zoom: float, grey: bool = False) -> pymupdf.Pixmap:
@@ -87,9 +89,13 @@ def page_pixmap(page: pymupdf.Page, zoom: float, grey: bool = False) -> pymupdf.
     drawing's time)."""
     matrix = pymupdf.Matrix(zoom, zoom)
     if grey:
-        return page.get_pixmap(matrix=matrix, alpha=False, colorspace=pymupdf.csGRAY)
-    pix = page.get_pixmap(matrix=matrix, alpha=False)
-    return pymupdf.Pixmap(pymupdf.csGRAY, pix) if _all_grey(pix) else pix
+        pix = page.get_pixmap(matrix=matrix, alpha=False, colorspace=pymupdf.csGRAY)
+    else:
+        pix = page.get_pixmap(matrix=matrix, alpha=False)
+        pix = pymupdf.Pixmap(pymupdf.csGRAY, pix) if _all_grey(pix) else pix
+    dpi = round(72 * zoom)  # MuPDF leaves 96: the PNG's pHYs then tells a viewer the wrong print size
+    pix.set_dpi(dpi, dpi)
+    return pix
 
 
 def _all_grey(pix: pymupdf.Pixmap) -> bool:

@@ -47,6 +47,8 @@ from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 import ezdxf
 from ezdxf.audit import Auditor
 from ezdxf.document import Drawing
+from ezdxf.filemanagement import dxf_file_info
+from ezdxf.lldxf.loader import load_dxf_structure
 from ezdxf.lldxf.tagger import ascii_tags_loader, binary_tags_loader, tag_compiler
 from ezdxf.lldxf.tags import Tags
 from ezdxf.lldxf.types import DXFTag
@@ -109,7 +111,7 @@ def _open(path: Path, dwg_readers: Sequence[str], dwg_timeout_s: float) -> Loade
     if kind == "dxf" and not _guard_io(path, is_dxf_file, str(path)):
         return _recover(path, kind, "no SECTION tag where ezdxf expects the first one")
     try:
-        doc = ezdxf.readfile(path)
+        doc, stored_header = _readfile(path, kind)
     except OSError as exc:
         _raise_io(path, exc)
     except MemoryError:
@@ -117,8 +119,29 @@ def _open(path: Path, dwg_readers: Sequence[str], dwg_timeout_s: float) -> Loade
     except Exception as exc:  # ezdxf signals malformed content with many exception types
         first_failure = _describe(exc)
     else:
-        return _audited(doc, None, path, kind, recovered=False)
+        return _audited(doc, None, path, kind, recovered=False, stored_header=stored_header)
     return _recover(path, kind, first_failure)
+
+
+def _readfile(path: Path, kind: str) -> tuple[Drawing, list[DXFTag] | None]:
+    """``ezdxf.readfile``, and for ASCII DXF the HEADER section's tags as the file states them
+    (None: it starts with another section, or has none), taken from the one parse of the file
+    before ezdxf loads them."""
+    if kind == "dxf-binary":
+        return ezdxf.readfile(path), None
+    # What ezdxf.readfile does for an ASCII file that passed is_dxf_file, up to Drawing._load,
+    # whose section dict is taken apart here.
+    info = dxf_file_info(str(path))
+    with open(path, encoding=info.encoding, errors="surrogateescape") as fp:
+        sections = load_dxf_structure(tag_compiler(ascii_tags_loader(fp)))
+    sections.pop("THUMBNAILIMAGE", None)
+    header = sections.get("HEADER") if next(iter(sections), None) == "HEADER" else None
+    stored = list(header[0]) if header else None
+    doc = Drawing()
+    doc.is_loading = True
+    doc._load_section_dict(sections)
+    doc.filename = str(path)
+    return doc, stored
 
 
 def _recover(path: Path, kind: str, first_failure: str) -> LoadedDxf:
@@ -189,7 +212,16 @@ def _open_dwg(path: Path, readers: Sequence[str], timeout_s: float) -> LoadedDxf
     return loaded
 
 
-def _audited(doc: Drawing, auditor: Auditor | None, path: Path, kind: str, *, recovered: bool) -> LoadedDxf:
+def _audited(
+    doc: Drawing,
+    auditor: Auditor | None,
+    path: Path,
+    kind: str,
+    *,
+    recovered: bool,
+    stored_header: list[DXFTag] | None = None,
+) -> LoadedDxf:
+    """`stored_header`: the HEADER section's tags as loaded (not read from the file again)."""
     auditor, repair = audit_keeping_content(doc, auditor)
     repair.repaired.update(repair_for_drawing(doc))
     loaded = LoadedDxf(
@@ -203,7 +235,10 @@ def _audited(doc: Drawing, auditor: Auditor | None, path: Path, kind: str, *, re
         loaded.header_vars = _loaded_header(doc)
         return loaded
     try:
-        loaded.header_vars = _file_header(path, kind)
+        if stored_header is not None:
+            loaded.header_vars = _header_from_compiled(iter(stored_header))
+        else:
+            loaded.header_vars = _file_header(path, kind)
     except OSError as exc:
         _raise_io(path, exc)
     except (TransientError, MemoryError):
@@ -223,7 +258,10 @@ def _file_header(path: Path, kind: str) -> dict[str, Any]:
 
 
 def _header_from_tags(tags: Iterator[DXFTag]) -> dict[str, Any]:
-    compiled = tag_compiler(tags)
+    return _header_from_compiled(tag_compiler(tags))
+
+
+def _header_from_compiled(compiled: Iterator[DXFTag]) -> dict[str, Any]:
     if next(compiled, None) != (0, "SECTION") or next(compiled, None) != (2, "HEADER"):
         return {}  # no HEADER: the first section is another one
     section: list[DXFTag] = [DXFTag(0, "SECTION"), DXFTag(2, "HEADER")]

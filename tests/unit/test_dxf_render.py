@@ -37,6 +37,14 @@ def pdf_page_size(path: Path) -> tuple[float, float]:
         return pdf[0].rect.width, pdf[0].rect.height
 
 
+def png_dpi(path: Path) -> tuple[float, float]:
+    """The resolution the PNG's pHYs chunk states (read by Pillow: MuPDF reads below 72 dpi as 72)."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return image.info["dpi"]
+
+
 def png_pixmap(path: Path, *, as_rgb: bool = True) -> pymupdf.Pixmap:
     """The PNG's pixels, as RGB (a black-and-white page is written as a grey PNG)."""
     pix = pymupdf.Pixmap(path.read_bytes())
@@ -226,7 +234,9 @@ def test_render_overwrites_previous_output(drawing, tmp_path):
     render_dxf(drawing, tmp_path, RenderOptions(formats=("png",), png_dpi=40))
     result = render_dxf(drawing, tmp_path, RenderOptions(formats=("png",), png_dpi=60))
 
-    assert png_pixmap(result.layouts[0].files["png"]).width == pytest.approx(420 / 25.4 * 60, abs=1)
+    png = result.layouts[0].files["png"]
+    assert png_pixmap(png).width == pytest.approx(420 / 25.4 * 60, abs=1)
+    assert png_dpi(png) == pytest.approx((60, 60), abs=0.01), "its pHYs says 60 dpi, so it prints at paper size"
     assert_no_temp_files(tmp_path)
 
 
@@ -238,6 +248,7 @@ def test_png_pixel_cap_lowers_the_dpi(drawing, tmp_path):
         width, height = rendered.png_size
         assert width * height <= cap
         assert png_pixmap(rendered.files["png"]).width == width
+        assert png_dpi(rendered.files["png"]) == pytest.approx((round(rendered.png_dpi),) * 2, abs=0.01)
         assert rendered.png_dpi < 300
         # the reported dpi is the one used: page width in inches * dpi = pixel width
         assert width == pytest.approx(420 / 25.4 * rendered.png_dpi, abs=1)
@@ -405,3 +416,22 @@ def test_a_black_and_white_page_is_a_grey_png_with_the_same_pixels(tmp_path, col
         reference = svg[0].get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), alpha=False)
     as_rgb = pymupdf.Pixmap(pymupdf.csRGB, png) if png.n == 1 else png
     assert as_rgb.samples == reference.samples, "grey or colour, the PNG holds exactly what MuPDF drew"
+
+
+def test_the_default_plot_style_table_is_built_once_and_is_ezdxfs(tmp_path, monkeypatch):
+    from ezdxf.addons.drawing.properties import RenderContext
+
+    from converters.dxf_render import _RenderContext
+
+    ours = _RenderContext._load_plot_style_table("")
+    assert _RenderContext._load_plot_style_table(str(tmp_path / "absent.ctb")) is ours  # built once
+    theirs = RenderContext._load_plot_style_table("")
+    for aci in range(1, 256):
+        assert (ours[aci].color, ours[aci].lineweight) == (theirs[aci].color, theirs[aci].lineweight)
+    assert ours.forced_colors == theirs.forced_colors
+    # A table file that is there is still loaded by ezdxf, each time.
+    (tmp_path / "mine.ctb").write_bytes(b"")
+    seen = []
+    monkeypatch.setattr(RenderContext, "_load_plot_style_table", staticmethod(lambda name: seen.append(name) or theirs))
+    assert _RenderContext._load_plot_style_table(str(tmp_path / "mine.ctb")) is theirs
+    assert seen == [str(tmp_path / "mine.ctb")]
