@@ -80,3 +80,6 @@ def test_a_writer_killed_mid_publish_leaves_a_readable_catalog_the_next_publish_
     live = store.live_contents()
     for name in DETAIL_TABLES:
         assert set(store.read(name, columns=["sha256"])["sha256"].to_pylist()) <= live, name
+    store.maintain()  # the superseded contents' rows pruned: every one the killed writers left
+    for name in DETAIL_TABLES:
+        assert set(store.read(name, columns=["sha256"], superseded=True)["sha256"].to_pylist()) <= live, name
