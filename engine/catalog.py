@@ -344,7 +344,7 @@ class Catalog:
         `walked_roots` are the folders (text form) this run walked: rows of files below them
         that the run did not see are removed (the files are gone)."""
         with self.lock():
-            self.store.open_for_write()  # migrates an older catalog, finishes a killed publish
+            self.store.open_for_write()  # migrates or upgrades an older catalog
             self._sweep_temporaries()
             current, records = self._current(outcomes, walked_roots)
             self._mark_repeated(records, outcomes)

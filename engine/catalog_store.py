@@ -13,7 +13,8 @@ Why these choices (measured, see engine/CATALOG_STORE.md):
   vacuum) and the previous version readable.
 - Content tables (``files`` and the detail tables) are partitioned by ``sha_prefix``, the first
   hex digit of ``sha256``: Delta rewrites whole data files (copy-on-write), so a publish of one
-  changed drawing rewrites 2 of 16 partitions of each table instead of all of it.
+  changed drawing rewrites at most 2 of the 16 partitions of ``files`` and adds a data file to one
+  partition of each detail table.
 - A publish spans several tables and Delta has no multi-table transaction, so
   :meth:`CatalogStore.publish` orders its commits: new detail rows first, then ``files``. A join
   through ``files`` is complete at every instant. Detail rows of a content no ``ok`` file refers
@@ -935,7 +936,7 @@ class CatalogStore:
     def open_for_write(self) -> None:
         """Make the catalog ready for writing; call with the lock held. Creates missing tables
         (every table and column exists in every catalog), migrates a Parquet catalog, upgrades
-        an older schema version, finishes a publish a killed writer left."""
+        an older schema version, takes over the journal a killed schema-3 publish left."""
         version = self.schema_version()
         if version is not None and version > SCHEMA_VERSION:
             raise CatalogError(

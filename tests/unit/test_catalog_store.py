@@ -298,10 +298,11 @@ def test_the_superseded_list_lost_is_made_again_and_a_schema_3_journal_joins_it(
     store = CatalogStore(tmp_path / "catalog")
     publish_one(store, "r1", [drawing_row("a.dxf", sha("x")), drawing_row("b.dxf", sha("z"))])
     publish_one(store, "r2", [drawing_row("a.dxf", sha("y"))])
-    (store.root / ".superseded.json").unlink()
+    (store.root / ".superseded.json").unlink()  # as a schema-3 catalog is: no list, maybe a journal
     (store.root / ".publishing.json").write_text(json.dumps({"run_id": "old", "contents": [sha("z"), sha("q")]}))
+    (store.root / "catalog.json").write_text(json.dumps({"format": "delta", "schema_version": 3}))
     publish_one(store, "r3", [drawing_row("a.dxf", sha("x"))], texts=1)  # x back: its old rows replaced
-    assert not (store.root / ".publishing.json").exists()
+    assert not (store.root / ".publishing.json").exists() and store.schema_version() == 4
     listed = set(json.loads((store.root / ".superseded.json").read_text())["contents"])
     assert {sha("x"), sha("z"), sha("q")} <= listed, "the sweep found x, the journal named z and q"
     assert store.read("texts", superseded=True)["sha256"].to_pylist().count(sha("x")) == 1
