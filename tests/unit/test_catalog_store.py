@@ -251,6 +251,25 @@ def test_a_changed_file_replaces_its_details_and_a_removed_file_loses_them(tmp_p
     assert json.loads((store.root / ".superseded.json").read_text())["contents"] == []
 
 
+def test_many_keys_are_written_by_a_merge_with_the_same_result(tmp_path, monkeypatch):
+    import engine.catalog_store as catalog_store
+
+    monkeypatch.setattr(catalog_store, "_KEYS_IN_PREDICATE", 2)  # a MERGE from 3 keys on
+    store = CatalogStore(tmp_path / "catalog")
+    publish_one(store, "r1", [drawing_row(f"{i}.dxf", sha(f"{i}")) for i in range(4)])
+    publish_one(store, "r2", [drawing_row(f"{i}.dxf", sha(f"{i}b")) for i in (1, 2)], removed=[("/lib", "3.dxf")])
+    files = {r["path"]: r["sha256"] for r in store.read("files").to_pylist()}
+    assert files == {"0.dxf": sha("0"), "1.dxf": sha("1b"), "2.dxf": sha("2b")}
+    [latest] = store.history("files", 1)
+    assert latest.operation == "MERGE" and latest.metrics["num_target_rows_deleted"] == 1
+    publish_one(store, "r3", [drawing_row("0.dxf", sha("0c"))])  # one key: a "replace where"
+    [latest] = store.history("files", 1)
+    assert latest.operation == "WRITE" and (latest.metrics["num_target_rows_updated"], latest.run_id) == (1, "r3")
+    assert set(json.loads((store.root / ".superseded.json").read_text())["contents"]) == {
+        sha(x) for x in ("0", "1", "2", "3")
+    }
+
+
 def test_superseded_rows_never_show_in_reads_exports_or_readme_joins(tmp_path):
     store = CatalogStore(tmp_path / "catalog")
     publish_one(store, "r1", [drawing_row("a.dxf", sha("a1")), drawing_row("b.dxf", sha("b"))], texts=3)
