@@ -112,13 +112,18 @@ class Recorded(Mapping[tuple[str, str], FileRecord]):
         self._memory_mb = memory_mb
         self._made: dict[tuple[str, str], FileRecord] = {}
         self._read_alone: dict[int, dict[str, Any]] = {}  # the values of the rows found by `keys`
-        if keys is not None:
-            self._find(set(keys))
+        keys = None if keys is None else set(keys)
+        if keys is None or (len(keys) > self._ROWS_ALONE and not only):
+            # Many lookups (the plan's, a nightly publish's): every row's values at once, as lists.
+            self._columns = {
+                c: _times(self._files[c]) if c == "processed_at" else self._files[c].to_pylist() for c in RECORD_COLUMNS
+            }
+            self._at = {pair: i for i, pair in enumerate(zip(self._columns["source_root"], self._columns["path"]))}
+        else:
+            self._find(keys)
 
     def _find(self, keys: set[tuple[str, str]]) -> None:
         """Look `keys` up by Arrow (the paths in the path column), without a Python dict of every row."""
-        if len(keys) > self._ROWS_ALONE and not self._only:
-            return  # many: looked up in the dict of every row, made from whole columns
         self._found.update(dict.fromkeys(keys))
         if not keys or not self._files.num_rows:
             return

@@ -1520,7 +1520,8 @@ class CatalogStore:
             files = files.select(list(_CURRENT_COLUMNS))
             superseded = self._superseded()
             displacement = self._displacement(files, pub.files, pub.removed, set(pub.contents), superseded)
-            self._write_superseded(displacement.before)
+            if displacement.before != superseded:
+                self._write_superseded(displacement.before)
             # Detail rows of a content are replaced where some may be there already (an ok file
             # refers to it, or it is superseded); a content new to the detail tables has its rows
             # appended, without scanning the table for rows to replace.
