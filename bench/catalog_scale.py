@@ -16,7 +16,9 @@ folders (`outputs/<work_id>/result.json`), and the catalog records them as they 
              with its detail rows on disk, as a worker leaves it);
   publish1k  the same for 1,000 drawings at once;
   nightly1k  a nightly batch over the whole library in which 1,000 drawings changed: 100,000
-             outcomes, the library as walked folder (removals checked for every file).
+             outcomes, the library as walked folder (removals checked for every file);
+  maintain   the maintenance that follows (`cadpipe catalog maintain`): the detail rows of the
+             2,001 contents the publishes superseded pruned, small files compacted.
 Stores `delta`, `legacy`, `duckdb`, `parquet` (the table formats compared, stage 1):
   plan       read what an unchanged rerun's plan needs of `files` into a dict by (source_root,
              path); publish1 / publish1k: 1 or 1,000 changed drawings' rows published.
@@ -50,7 +52,7 @@ from engine.catalog_store import DETAIL_TABLES, PARTITION, TABLES, CatalogStore,
 
 PER_DRAWING = {"texts": 50, "layers": 20, "bom": 10, "entities": 10, "blocks": 5, "layouts": 2, "refs": 1}
 CHUNK = 10_000
-ENGINE_OPERATIONS = ("rerun", "publish1", "publish1k", "nightly1k", "rerun")
+ENGINE_OPERATIONS = ("rerun", "publish1", "publish1k", "nightly1k", "maintain", "rerun")
 ROOT = "/library"
 NOW = datetime(2026, 11, 30, 22, 0, tzinfo=UTC)
 WORDS = np.array(
@@ -632,11 +634,25 @@ def publish_engine(folder: Path, drawings: int, count: int, seed: int, nightly: 
     return catalog.store.last_publish, time.perf_counter() - started
 
 
+def maintain_engine(folder: Path) -> dict:
+    """`cadpipe catalog maintain`: prune, compact (vacuum keeps the week of history)."""
+    from engine.catalog import Catalog
+
+    report = Catalog(folder / "out").maintain()
+    return {
+        "pruned_rows": sum(e.get("pruned_rows", 0) for e in report.values()),
+        "compacted": ",".join(n for n, e in report.items() if "compacted" in e) or "none",
+    }
+
+
 def measure(store: str, operation: str, folder: Path, drawings: int, seed: int) -> dict:
     started = time.perf_counter()
     if store == "engine":
         if operation == "rerun":
             result = rerun_engine(folder)
+            seconds = time.perf_counter() - started
+        elif operation == "maintain":
+            result = maintain_engine(folder)
             seconds = time.perf_counter() - started
         else:
             count = 1 if operation == "publish1" else 1000
@@ -668,6 +684,8 @@ def visible(steps: dict) -> str:
     """Of a Delta publish: seconds until the run's files and runs rows are committed (every join
     through files complete), then the prune of contents no file refers to any more."""
     done = sum(v for k, v in steps.items() if k != "prune")
+    if "prune" not in steps:  # schema 4: superseded rows are left for maintenance
+        return f"visible after {done:.2f} s ({', '.join(f'{k} {v:.2f}' for k, v in steps.items())})"
     return f"visible after {done:.2f} s, then prune {steps.get('prune', 0):.2f} s ({', '.join(f'{k} {v:.2f}' for k, v in steps.items())})"
 
 
@@ -734,7 +752,7 @@ def main() -> None:
             )
             key = operation if operation not in line else f"{operation}_after"
             line[key] = (result["seconds"], result["peak_mib"])
-            if isinstance(result["result"], dict) and operation == "rerun":
+            if isinstance(result["result"], dict) and operation in ("rerun", "maintain"):
                 line[f"{key}_steps"] = ", ".join(
                     f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in result["result"].items()
                 )

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from documents.file_access import open_regular
 from documents.names import clean, to_native, to_text
@@ -58,6 +59,12 @@ log = logging.getLogger(__name__)
 # made by engine/revision_diff.py after the publish; the declared schema is catalog_store.CHANGES.
 CHANGE_COLUMNS = list(TABLES["changes"].schema.names)
 
+# A publish of at most this many files (and no walked folder) reads whole records of their
+# partitions only (Catalog._current).
+_FEW_FILES = 100
+# The `files` columns CatalogStore.publish decides by.
+_KEY_COLUMNS = ("source_root", "path", "sha256", "status", PARTITION)
+
 # Quarantine names: `<sha16>-<name>` and `<sha16>-<name>.error.json` must fit a file name.
 _QUARANTINE_OVERHEAD = len("0123456789abcdef-") + len(".error.json")
 # What an unchanged input's row takes from the run's discovery: written only when it differs.
@@ -82,34 +89,102 @@ class Outcome:
 
 class Recorded(Mapping[tuple[str, str], FileRecord]):
     """(source_root, path) -> FileRecord over the `files` columns read: a record is made when it
-    is looked up, so a publish of one file into a catalog of 100,000 makes a few, not 100,000."""
+    is looked up, so a publish of one file into a catalog of 100,000 makes a few, not 100,000
+    (the columns become Python lists only once many records are asked for)."""
 
-    def __init__(self, files: pa.Table, memory_mb: int | None = None) -> None:
-        self._columns: dict[str, list[Any]] = {
-            c: _times(files[c]) if c == "processed_at" else files[c].to_pylist() for c in RECORD_COLUMNS
-        }
-        self._at = {key: i for i, key in enumerate(zip(self._columns["source_root"], self._columns["path"]))}
+    # Records made from single rows before the whole columns are converted at once.
+    _ROWS_ALONE = 512
+
+    def __init__(
+        self,
+        files: pa.Table,
+        memory_mb: int | None = None,
+        keys: Iterable[tuple[str, str]] | None = None,
+        only: bool = False,
+    ) -> None:
+        """`keys`: the keys that will be looked up (found at once); `only`: `files` holds the rows
+        of those keys alone (not every row): any other key is an error, not a file unknown."""
+        self._only = only
+        self._files = files.select(list(RECORD_COLUMNS))
+        self._columns: dict[str, list[Any]] | None = None
+        self._at: dict[tuple[str, str], int] | None = None  # every key's row, made when needed
+        self._found: dict[tuple[str, str], int | None] = {}  # the rows of the `keys` looked up at once
         self._memory_mb = memory_mb
-        self._made: dict[int, FileRecord] = {}
+        self._made: dict[tuple[str, str], FileRecord] = {}
+        self._read_alone: dict[int, dict[str, Any]] = {}  # the values of the rows found by `keys`
+        keys = None if keys is None else set(keys)
+        if keys is None or (len(keys) > self._ROWS_ALONE and not only):
+            # Many lookups (the plan's, a nightly publish's): every row's values at once, as lists.
+            self._columns = {
+                c: _times(self._files[c]) if c == "processed_at" else self._files[c].to_pylist() for c in RECORD_COLUMNS
+            }
+            self._at = {pair: i for i, pair in enumerate(zip(self._columns["source_root"], self._columns["path"]))}
+        else:
+            self._find(keys)
+
+    def _find(self, keys: set[tuple[str, str]]) -> None:
+        """Look `keys` up by Arrow (the paths in the path column), without a Python dict of every row."""
+        self._found.update(dict.fromkeys(keys))
+        if not keys or not self._files.num_rows:
+            return
+        paths = pa.array(sorted({path for _, path in keys}), pa.string())
+        rows = pc.indices_nonzero(pc.fill_null(pc.is_in(self._files["path"], value_set=paths), False))
+        found = self._files.take(rows)
+        columns = {c: _times(found[c]) if c == "processed_at" else found[c].to_pylist() for c in RECORD_COLUMNS}
+        for j, i in enumerate(rows.to_pylist()):
+            key = (columns["source_root"][j], columns["path"][j])
+            if key in keys:
+                self._found[key] = i
+                self._read_alone[i] = {c: column[j] for c, column in columns.items()}
+
+    def _row(self, key: object) -> int | None:
+        if self._at is not None:
+            return self._at.get(key)  # type: ignore[call-overload]
+        if key in self._found:
+            return self._found[key]  # type: ignore[index]
+        if self._only:
+            raise LookupError(f"{key!r}: not among the records read")
+        if self._at is None:
+            pairs = zip(self._files["source_root"].to_pylist(), self._files["path"].to_pylist())
+            self._at = {pair: i for i, pair in enumerate(pairs)}
+        return self._at.get(key)  # type: ignore[call-overload]
 
     def __getitem__(self, key: tuple[str, str]) -> FileRecord:
-        i = self._at[key]
-        record = self._made.get(i)
+        record = self._made.get(key)
         if record is None:
-            record = self._made[i] = self._record(i)
+            i = self._row(key)
+            if i is None:
+                raise KeyError(key)
+            record = self._made[key] = self._record(i)
         return record
 
     def __contains__(self, key: object) -> bool:
-        return key in self._at
+        return self._row(key) is not None
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
+        self._row(None)
+        assert self._at is not None
         return iter(self._at)
 
     def __len__(self) -> int:
-        return len(self._at)
+        if self._only:
+            raise LookupError("not every record was read")
+        return self._files.num_rows
+
+    def _values(self, i: int) -> dict[str, Any]:
+        if i in self._read_alone:
+            return self._read_alone[i]
+        if self._columns is None and len(self._made) < self._ROWS_ALONE:
+            row = self._files.slice(i, 1)
+            return {c: _times(row[c])[0] if c == "processed_at" else row[c][0].as_py() for c in RECORD_COLUMNS}
+        if self._columns is None:
+            self._columns = {
+                c: _times(self._files[c]) if c == "processed_at" else self._files[c].to_pylist() for c in RECORD_COLUMNS
+            }
+        return {c: column[i] for c, column in self._columns.items()}
 
     def _record(self, i: int) -> FileRecord:
-        values = {c: column[i] for c, column in self._columns.items()}
+        values = self._values(i)
         permanent = bool(values["error_permanent"])
         failed = values["status"] == "failed"
         retryable = failed and not permanent
@@ -118,12 +193,14 @@ class Recorded(Mapping[tuple[str, str], FileRecord]):
             retryable = retryable or cap == 0 or (limit is not None and limit < cap)
         return FileRecord(**{**values, "error_permanent": permanent}, retryable=retryable)
 
-    def quarantines(self) -> Iterator[tuple[tuple[str, str], str]]:
-        """(key, quarantine copy) of the records that have one."""
-        for key, i in self._at.items():
-            copy = self._columns["quarantine"][i]
-            if copy:
-                yield key, copy
+
+def _quarantines(files: pa.Table) -> Iterator[tuple[tuple[str, str], str]]:
+    """(key, quarantine copy) of the `files` rows that have one."""
+    found = pc.indices_nonzero(pc.fill_null(pc.invert(pc.is_null(files["quarantine"])), False))
+    roots, paths, copies = (files[c].take(found).to_pylist() for c in ("source_root", "path", "quarantine"))
+    for root, path, copy in zip(roots, paths, copies):
+        if copy:
+            yield (root, path), copy
 
 
 def maintenance_rule(settings: CatalogSettings) -> MaintenanceRule:
@@ -272,10 +349,9 @@ class Catalog:
         `walked_roots` are the folders (text form) this run walked: rows of files below them
         that the run did not see are removed (the files are gone)."""
         with self.lock():
-            self.store.open_for_write()  # migrates an older catalog, finishes a killed publish
+            self.store.open_for_write()  # migrates or upgrades an older catalog
             self._sweep_temporaries()
-            current = self.store.read("files", columns=[*RECORD_COLUMNS, PARTITION])
-            records = Recorded(current)
+            current, records = self._current(outcomes, walked_roots)
             self._mark_repeated(records, outcomes)
             outcomes_written = self._not_older_than_recorded(run, outcomes, records)
             failed = [o for o in outcomes_written if o.state == "failed" and not o.result.get("unchanged")]
@@ -301,9 +377,29 @@ class Catalog:
                 ),
                 current=current,
             )
-            self._prune_quarantine(records, rows, removed)
+            self._prune_quarantine(current, rows, removed)
         self.maintain_if_due()
         return row
+
+    def _current(self, outcomes: list[Outcome], walked_roots: list[str]) -> tuple[pa.Table, Recorded]:
+        """What a publish reads of `files`: the columns a write decides by, of every row (for
+        CatalogStore.publish: which contents stay referred to), and the records of the outcomes'
+        paths. A publish of a few files (the watcher's) reads whole records only in the
+        partitions those files are in; one that walked folders needs every record."""
+        keys = {o.input.key for o in outcomes}
+        if walked_roots or len(keys) > _FEW_FILES:
+            current = self.store.read("files", columns=[*RECORD_COLUMNS, PARTITION])
+            return current, Recorded(current, keys=keys)
+        current = self.store.read("files", columns=[*_KEY_COLUMNS, "quarantine"])
+        rows = current.filter(pc.is_in(current["path"], value_set=pa.array(sorted({p for _, p in keys}), pa.string())))
+        prefixes = sorted(set(rows[PARTITION].to_pylist()))
+        if not prefixes:
+            none = TABLES["files"].schema.empty_table().select(list(RECORD_COLUMNS))
+            return current, Recorded(none, keys=keys, only=True)
+        where = [(PARTITION, "in", prefixes), ("path", "in", sorted(set(rows["path"].to_pylist())))]
+        return current, Recorded(
+            self.store.read("files", columns=list(RECORD_COLUMNS), where=where), keys=keys, only=True
+        )
 
     def _changed_rows(
         self, run: dict, outcomes: list[Outcome], records: Recorded, quarantined: dict
@@ -519,14 +615,15 @@ class Catalog:
             for tmp in folder.glob(".*.tmp-*") if folder.is_dir() else []:
                 tmp.unlink(missing_ok=True)
 
-    def _prune_quarantine(self, records: Recorded, rows: list[dict], removed: list[tuple[str, str]]) -> None:
-        """Drop quarantine copies no recorded file refers to any more."""
+    def _prune_quarantine(self, current: pa.Table, rows: list[dict], removed: list[tuple[str, str]]) -> None:
+        """Drop quarantine copies no recorded file refers to any more (`current`: the `files`
+        table's source_root, path and quarantine before the publish)."""
         qdir = self.out / QUARANTINE_DIR
         if not qdir.is_dir():
             return
         written = {(r["source_root"], r["path"]) for r in rows} | set(removed)
         kept = {r["quarantine"] for r in rows if r.get("quarantine")}
-        kept |= {copy for key, copy in records.quarantines() if key not in written}
+        kept |= {copy for key, copy in _quarantines(current) if key not in written}
         for entry in qdir.iterdir():
             base = to_text(entry.name.removesuffix(".error.json"))
             if not entry.name.startswith(".") and f"{QUARANTINE_DIR}/{base}" not in kept:

@@ -13,11 +13,17 @@ Why these choices (measured, see engine/CATALOG_STORE.md):
   vacuum) and the previous version readable.
 - Content tables (``files`` and the detail tables) are partitioned by ``sha_prefix``, the first
   hex digit of ``sha256``: Delta rewrites whole data files (copy-on-write), so a publish of one
-  changed drawing rewrites 2 of 16 partitions of each table instead of all of it.
+  changed drawing rewrites at most 2 of the 16 partitions of ``files`` and adds a data file to one
+  partition of each detail table.
 - A publish spans several tables and Delta has no multi-table transaction, so
-  :meth:`CatalogStore.publish` orders its commits: new detail rows first, then ``files``, then the
-  removal of detail rows no file refers to any more. A join through ``files`` is complete at every
-  instant; a journal (``.publishing.json``) lets the next writer finish a publish that was killed.
+  :meth:`CatalogStore.publish` orders its commits: new detail rows first, then ``files``. A join
+  through ``files`` is complete at every instant. Detail rows of a content no ``ok`` file refers
+  to any more (superseded) are not removed by the publish (that rewrote every detail data file
+  they were in: 11-20 s of a 1,000-file publish): they stay, invisible to every read that goes
+  through ``files`` (:meth:`CatalogStore.read` of a detail table, the README's queries, exports),
+  until maintenance prunes them. ``.superseded.json`` names them (a superset, written before any
+  commit that can leave such rows), so that a content catalogued again has its rows replaced, not
+  added twice, and a writer killed at any step leaves nothing unaccounted for.
 - Writers take the same exclusive lock as the Parquet catalog (``OUT/catalog/.lock``): a publish
   is a read-modify-write across tables. Delta's optimistic concurrency stays as the second guard.
 """
@@ -33,6 +39,7 @@ import shutil
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -47,10 +54,13 @@ from deltalake import ColumnProperties, CommitProperties, DeltaTable, Schema, Wr
 
 # 2: files.previous_sha256/previous_work_id/project/bom_symbol_count, bom P&ID columns, bom_symbols, changes
 # 3: files.flow_run_id, errors.flow_run_id, runs.new_failures/known_failures/deferred/attempt
-SCHEMA_VERSION = 3
+# 4: superseded contents' detail rows pruned by maintenance, not by the publish (SUPERSEDED lists
+#    them): an older cadpipe would append a content's rows beside rows it does not know are there
+SCHEMA_VERSION = 4
 FORMAT = "delta"
 MARKER = "catalog.json"
-JOURNAL = ".publishing.json"
+JOURNAL = ".publishing.json"  # schema 3's list of contents a publish was pruning: taken over
+SUPERSEDED = ".superseded.json"
 LOCK = ".lock"
 LEGACY_DIR = "legacy-parquet"  # where the Parquet files of a migrated catalog are kept
 PARTITION = "sha_prefix"
@@ -747,6 +757,56 @@ def _prefixes(shas: Iterable[str | None]) -> set[str]:
     return {s[:1] if s else NO_CONTENT for s in shas}
 
 
+def _rows_of(recorded: Any) -> dict[str, int]:
+    """The rows a commit inserted, updated and deleted, as cadpipe recorded them with it."""
+    try:
+        return {k: int(v) for k, v in json.loads(recorded).items()}
+    except (TypeError, ValueError, AttributeError):
+        return {}
+
+
+# Detail tables written at once by a publish (threads: delta-rs releases Python's lock).
+_WRITERS = 4
+# At most this many keys are named in the predicate of a `files` write (else it is a MERGE).
+_KEYS_IN_PREDICATE = 2000
+# The columns of `files` a write of it decides by (CatalogStore.publish's `current`).
+_CURRENT_COLUMNS = ("source_root", "path", "sha256", "status", PARTITION)
+
+
+@dataclass(frozen=True)
+class _Displacement:
+    """What a write of ``files`` does to the contents: the partitions of the rows it replaces or
+    removes, and the superseded list before its commit (with every content it may leave without
+    an ok file) and after it (with those it does)."""
+
+    prefixes: set[str]
+    replaced: set[tuple[str, str]]  # the keys written or removed that have a row now
+    before: set[str]
+    after: set[str]
+
+
+def _key_mask(files: pa.Table, keys: set[tuple[str, str]]) -> pa.Array:
+    """Which rows of `files` have one of the (source_root, path) `keys`: the paths are looked
+    up by Arrow, the few rows found checked with their root."""
+    mask = np.zeros(files.num_rows, dtype=bool)
+    if keys and files.num_rows:
+        paths = pa.array(sorted({path for _, path in keys}), STR)
+        found = pc.indices_nonzero(pc.fill_null(pc.is_in(files["path"], value_set=paths), False))
+        pairs = zip(files["source_root"].take(found).to_pylist(), files["path"].take(found).to_pylist())
+        exact = np.fromiter((pair in keys for pair in pairs), dtype=bool, count=len(found))
+        mask[found.to_numpy()[exact]] = True
+    return pa.array(mask)
+
+
+def _present(files: pa.Table, contents: set[str]) -> set[str]:
+    """Of `contents`, those an ok row of `files` refers to."""
+    if not contents or not files.num_rows:
+        return set()
+    sha = files["sha256"]
+    hit = pc.and_(pc.equal(files["status"], "ok"), pc.is_in(sha, value_set=pa.array(sorted(contents), STR)))
+    return set(pc.unique(sha.filter(pc.fill_null(hit, False))).to_pylist())
+
+
 class _Clock:
     """Seconds per step of a publish, for the benchmark and the logs."""
 
@@ -846,14 +906,21 @@ class CatalogStore:
         tmp.write_text(json.dumps(entry, indent=2), encoding="utf-8")
         os.replace(tmp, self.root / MARKER)
 
-    def _options(self, name: str, run_id: str | None, step: str) -> dict[str, Any]:
-        """The writer and commit properties of a write to table `name`."""
-        return {"writer_properties": TABLES[name].writer_properties, "commit_properties": self._commit(run_id, step)}
+    def _options(self, name: str, run_id: str | None, step: str, rows: dict[str, int] | None = None) -> dict[str, Any]:
+        """The writer and commit properties of a write to table `name`; `rows`: the rows it
+        inserts, updates and deletes, kept with the commit for the history (a "replace where"
+        logs only the rows it adds)."""
+        return {
+            "writer_properties": TABLES[name].writer_properties,
+            "commit_properties": self._commit(run_id, step, rows),
+        }
 
-    def _commit(self, run_id: str | None, step: str) -> CommitProperties:
+    def _commit(self, run_id: str | None, step: str, rows: dict[str, int] | None = None) -> CommitProperties:
         meta = {"cadpipe.schema_version": str(SCHEMA_VERSION), "cadpipe.step": step}
         if run_id:
             meta["cadpipe.run_id"] = run_id
+        if rows is not None:
+            meta["cadpipe.rows"] = json.dumps(rows, sort_keys=True)
         return CommitProperties(custom_metadata=meta)
 
     # Opening: create, migrate, upgrade.
@@ -869,7 +936,7 @@ class CatalogStore:
     def open_for_write(self) -> None:
         """Make the catalog ready for writing; call with the lock held. Creates missing tables
         (every table and column exists in every catalog), migrates a Parquet catalog, upgrades
-        an older schema version, finishes a publish a killed writer left."""
+        an older schema version, takes over the journal a killed schema-3 publish left."""
         version = self.schema_version()
         if version is not None and version > SCHEMA_VERSION:
             raise CatalogError(
@@ -890,7 +957,7 @@ class CatalogStore:
                 self._add_missing_columns(name)
         if version != SCHEMA_VERSION:
             self._write_marker()
-        self._finish_journal()
+        self._adopt_journal()
 
     def _add_missing_columns(self, name: str) -> list[str]:
         """Add the declared columns a table of an older schema version lacks (null in its rows),
@@ -976,9 +1043,45 @@ class CatalogStore:
         version: int | None = None,
         as_of: datetime | None = None,
         where: list[tuple[str, str, Any]] | None = None,
+        superseded: bool = False,
+    ) -> pa.Table:
+        """As :meth:`_read`; of a detail table only the rows of contents an ok file refers to in
+        the ``files`` table of the same moment (the latest, `as_of`, or the time `version` was
+        committed), unless `superseded`: then also those of contents no file refers to any
+        more, which stay in the table until maintenance prunes them."""
+        spec = TABLES[name]
+        if spec.kind != "content" or superseded:
+            return self._read(name, columns, version, as_of, where)
+        wanted = list(columns) if columns else None
+        asked = wanted if wanted is None or "sha256" in wanted else [*wanted, "sha256"]
+        table = self._read(name, asked, version, as_of, where)
+        if table.num_rows:
+            when = as_of if version is None else self._committed_at(name, version)
+            files = self._read("files", columns=["sha256", "status"], as_of=when)
+            live = files["sha256"].filter(pc.fill_null(pc.equal(files["status"], "ok"), False))
+            table = table.filter(pc.fill_null(pc.is_in(table["sha256"], value_set=pc.unique(live)), False))
+        return table.select(wanted) if wanted else table
+
+    def _committed_at(self, name: str, version: int) -> datetime:
+        """When a version of a table was committed, as a read `as_of` a time finds it (by its
+        commit file's modification time)."""
+        commit = self.path(name) / "_delta_log" / f"{version:020d}.json"
+        try:
+            return datetime.fromtimestamp(commit.stat().st_mtime, UTC)
+        except FileNotFoundError:  # its log entry expired: the time its commit recorded
+            entry = next(v for v in self.history(name) if v.version == version)
+            return entry.timestamp
+
+    def _read(
+        self,
+        name: str,
+        columns: Sequence[str] | None = None,
+        version: int | None = None,
+        as_of: datetime | None = None,
+        where: list[tuple[str, str, Any]] | None = None,
     ) -> pa.Table:
         """A table (its latest version, a `version`, or the version current `as_of` a time) in
-        the declared schema. A table not written yet reads as empty, with every column.
+        the declared schema, every row stored. A table not written yet reads as empty, with every column.
         `where`: conditions all rows read must meet, as (column, op, value) with op ``=`` or
         ``in``; a condition on `sha_prefix` skips whole partitions, the others are applied to the
         rows read (pyarrow cannot push a condition on a text column down to delta-rs's data
@@ -997,7 +1100,7 @@ class CatalogStore:
         filters = [(c, op, list(v) if op == "in" else v) for c, op, v in where if c == PARTITION] or None
         rest = [(c, op, v) for c, op, v in where if c != PARTITION]
         if rest:
-            table = self.read(name, version=version, as_of=as_of, where=[w for w in where if w[0] == PARTITION])
+            table = self._read(name, version=version, as_of=as_of, where=[w for w in where if w[0] == PARTITION])
             mask = None
             for column, op, value in rest:
                 values = pa.array(list(value) if op == "in" else [value], table.schema.field(column).type)
@@ -1067,7 +1170,7 @@ class CatalogStore:
                     operation=entry.get("operation", ""),
                     run_id=entry.get("cadpipe.run_id"),
                     step=entry.get("cadpipe.step"),
-                    metrics=dict(entry.get("operationMetrics") or {}),
+                    metrics={**(entry.get("operationMetrics") or {}), **_rows_of(entry.get("cadpipe.rows"))},
                 )
             )
         return out
@@ -1240,24 +1343,78 @@ class CatalogStore:
             return None
 
     def _merge_files(
-        self, rows, removed: Sequence[tuple[str, str]], run_id: str | None, current: pa.Table | None = None
+        self,
+        rows,
+        removed: Sequence[tuple[str, str]],
+        run_id: str | None,
+        current: pa.Table | None = None,
+        displacement: _Displacement | None = None,
     ) -> dict:
-        """Upsert `rows` and delete `removed` keys of ``files`` in one MERGE commit. `current`:
-        the table's source_root, path and sha_prefix, when the caller has read them already."""
+        """Upsert `rows` and delete `removed` keys of ``files`` in one commit. `current`:
+        the table's source_root, path, sha256, status and sha_prefix, when the caller has read
+        them already; `displacement`: what the caller computed of them for this write. The
+        contents the write may leave without an ok file are listed as superseded before the
+        commit; after it the list keeps those it did leave so."""
         upserts = self._prepare("files", rows) if len(rows) else None
         keys = [] if upserts is None else list(zip(upserts["source_root"].to_pylist(), upserts["path"].to_pylist()))
         if len(set(keys)) != len(keys):
             raise SchemaError("catalog table 'files': the same (source_root, path) twice in one write")
         if set(keys) & set(map(tuple, removed)):
             raise SchemaError("catalog table 'files': a (source_root, path) both written and removed")
-        if current is None:
-            current = self.read("files", columns=["source_root", "path", PARTITION])
-        wanted = set(keys) | set(map(tuple, removed))
-        old_prefixes = {
-            prefix
-            for root, path, prefix in zip(*(current[c].to_pylist() for c in ("source_root", "path", PARTITION)))
-            if (root, path) in wanted
+        if displacement is None:
+            if current is None:
+                current = self.read("files", columns=list(_CURRENT_COLUMNS))
+            displacement = self._displacement(current, upserts, removed, set(), self._superseded())
+            self._write_superseded(displacement.before)
+        wanted = set(keys) | {(root, path) for root, path in removed}
+        if not wanted:
+            return {"num_target_rows_inserted": 0, "num_target_rows_updated": 0, "num_target_rows_deleted": 0}
+        updated = len(set(keys) & displacement.replaced)
+        metrics = {
+            "num_target_rows_inserted": len(keys) - updated,
+            "num_target_rows_updated": updated,
+            "num_target_rows_deleted": len(set(map(tuple, removed)) & displacement.replaced),
         }
+        prefixes = displacement.prefixes | (set(upserts[PARTITION].to_pylist()) if upserts is not None else set())
+        options = self._options("files", run_id, "write files", rows=metrics)
+        if len(wanted) <= _KEYS_IN_PREDICATE:
+            self._replace_files(upserts, wanted, prefixes, options)
+        else:
+            self._merge_files_by_join(upserts, removed, prefixes, options)
+        if displacement.after != displacement.before:
+            self._write_superseded(displacement.after)
+        return metrics
+
+    def _replace_files(
+        self, upserts: pa.Table | None, wanted: set[tuple[str, str]], prefixes: set[str], options: dict
+    ) -> None:
+        """One commit that removes every row of the `wanted` keys (in the partitions they are in)
+        and adds `upserts`: Delta's "replace where", a third to a half of a MERGE's time for 1 to
+        1,000 keys (measured); the keys are in its predicate (and in the commit's log entry)."""
+        by_root: dict[str, set[str]] = {}
+        for root, path in wanted:
+            by_root.setdefault(root, set()).add(path)
+        keys = " OR ".join(
+            f"(source_root = {_sql(root)} AND {_in('path', paths)})" for root, paths in sorted(by_root.items())
+        )
+        predicate = f"{_in(PARTITION, prefixes)} AND ({keys})" if prefixes else keys
+        if upserts is None:
+            DeltaTable(self.path("files")).delete(predicate, **options)
+            return
+        write_deltalake(
+            self.path("files"),
+            upserts,
+            mode="overwrite",
+            predicate=predicate,
+            schema_mode=self._schema_mode("files", upserts),
+            **options,
+        )
+
+    def _merge_files_by_join(
+        self, upserts: pa.Table | None, removed: Sequence[tuple[str, str]], prefixes: set[str], options: dict
+    ) -> None:
+        """The same as one MERGE commit, which joins the rows by key: for many keys (a predicate
+        naming each would be long to parse and to keep in the log)."""
         schema = self.table_schema("files")
         if upserts is not None:
             schema = pa.schema(list(schema) + [f for f in upserts.schema if f.name not in schema.names])
@@ -1271,10 +1428,7 @@ class CatalogStore:
                 schema=schema,
             ).append_column("_op", pa.array(["delete"] * len(removed)))
             parts.append(gone)
-        if not parts:
-            return {"num_target_rows_inserted": 0, "num_target_rows_updated": 0, "num_target_rows_deleted": 0}
         source = pa.concat_tables(parts)
-        prefixes = old_prefixes | (set(upserts[PARTITION].to_pylist()) if upserts is not None else set())
         predicate = "t.source_root = s.source_root AND t.path = s.path"
         if prefixes:
             predicate = f"{_in('t.' + PARTITION, prefixes)} AND {predicate}"
@@ -1285,30 +1439,68 @@ class CatalogStore:
             source_alias="s",
             target_alias="t",
             merge_schema=bool(set(schema.names) - set(self.table_schema("files").names)),
-            **self._options("files", run_id, "merge files"),
+            **options,
         )
-        metrics = (
+        (
             merger.when_matched_delete(predicate="s._op = 'delete'")
             .when_matched_update(columns, predicate="s._op = 'upsert'")
             .when_not_matched_insert(columns, predicate="s._op = 'upsert'")
             .execute()
         )
-        return metrics
+
+    def _displacement(
+        self,
+        current: pa.Table,
+        upserts: pa.Table | Sequence[Mapping[str, Any]] | None,
+        removed: Sequence[tuple[str, str]],
+        contents: set[str],
+        superseded: set[str],
+    ) -> _Displacement:
+        """What a write of ``files`` (`upserts`, `removed`) does to the contents, from the table's
+        `current` rows (source_root, path, sha256, status, sha_prefix), with Arrow's vectorised
+        lookups: no Python loop over the 100,000 rows of a library."""
+        if upserts is None:
+            new = []
+        elif isinstance(upserts, pa.Table):
+            new = upserts.select(["source_root", "path", "sha256", "status"]).to_pylist()
+        else:
+            new = [{k: row.get(k) for k in ("source_root", "path", "sha256", "status")} for row in upserts]
+        wanted = {(r["source_root"], r["path"]) for r in new} | {(root, path) for root, path in removed}
+        touched = _key_mask(current, wanted)
+        hit = current.filter(touched)
+        prefixes = set(hit[PARTITION].to_pylist())
+        replaced = set(zip(hit["source_root"].to_pylist(), hit["path"].to_pylist()))
+        displaced = {s for s in hit["sha256"].to_pylist() if s}
+        candidates = displaced | set(contents)
+        untouched_ok = pc.and_(pc.invert(touched), pc.equal(current["status"], "ok"))
+        kept = current.filter(pc.fill_null(untouched_ok, False))["sha256"]
+        still = set(pc.unique(kept.filter(pc.is_in(kept, value_set=pa.array(sorted(candidates), STR)))).to_pylist())
+        still |= {r["sha256"] for r in new if r["sha256"] and r["status"] == "ok"}
+        return _Displacement(
+            prefixes=prefixes,
+            replaced=replaced,
+            before=superseded | candidates,
+            after=superseded | (candidates - still),
+        )
 
     # Publishing a run across tables.
 
     def publish(self, pub: Publication, current: pa.Table | None = None) -> dict[str, int]:
         """Record a run, in an order that keeps every join through ``files`` complete:
 
-        1. the journal names every content this publish may leave without a file;
-        2. detail rows of `pub.contents` replaced (new contents appear before a file points at them);
-        3. ``files``: upserts and removals in one commit;
-        4. the run's errors and run row (replacing a republished run's own);
-        5. detail rows of contents no ``ok`` file refers to any more removed, journal deleted.
+        1. the contents this publish may leave with detail rows but without an ok file are added
+           to the superseded list (``.superseded.json``);
+        2. detail rows of `pub.contents`: appended for a content new to the detail tables,
+           replaced for one whose rows may be there (referred to by an ok file, or superseded);
+           new contents appear before a file points at them;
+        3. ``files``: upserts and removals in one commit; the superseded list then keeps the
+           contents this publish did leave without an ok file;
+        4. the run's errors and run row (replacing a republished run's own).
 
-        A writer killed at any step leaves every table at a whole version; the next writer
-        (open_for_write) finishes step 5 from the journal, and the run republished redoes the
-        rest. Returns the versions of `files` and `runs` after it.
+        Rows of superseded contents stay in the detail tables, invisible to every read through
+        ``files`` (:meth:`read`), until :meth:`maintain` prunes them. A writer killed at any step
+        leaves every table at a whole version and the list a superset of what it must name; the
+        run republished redoes the rest. Returns the versions of `files` and `runs` after it.
 
         `current`: the ``files`` table's source_root, path, sha256, status and sha_prefix as the
         caller read them under the lock it holds (read here otherwise)."""
@@ -1324,63 +1516,100 @@ class CatalogStore:
         with self.lock():
             clock("lock")
             self.open_for_write()
-            columns = ["source_root", "path", "sha256", "status", PARTITION]
-            files = self.read("files", columns=columns) if current is None else current.select(columns)
-            touched = {(row["source_root"], row["path"]) for row in pub.files} | set(map(tuple, pub.removed))
-            displaced, live = set(), set()
-            references: dict[str, int] = {}  # ok files per content, after this publish
-            for root, path, sha, status in zip(*(files[c].to_pylist() for c in files.column_names[:4])):
-                if sha and (root, path) in touched:
-                    displaced.add(sha)
-                if sha and status == "ok":
-                    live.add(sha)
-                    if (root, path) not in touched:
-                        references[sha] = references.get(sha, 0) + 1
-            for row in pub.files:
-                if row.get("sha256") and row.get("status") == "ok":
-                    references[row["sha256"]] = references.get(row["sha256"], 0) + 1
-            self._write_journal(pub.run_id, displaced | set(pub.contents))
-            # Detail rows exist only for contents an ok file refers to (and for those of a journal,
-            # finished by open_for_write): rows of a content new to the catalog are appended,
-            # without scanning the table for rows to replace.
-            again = set(pub.contents) & live
-            for name in DETAIL_TABLES if pub.contents else ():
-                rows = pub.details.get(name, [])
-                if again:
-                    self.replace(name, pub.contents, rows, run_id=pub.run_id, locked=True)
-                elif rows:
-                    self.append(name, rows, run_id=pub.run_id, locked=True)
+            files = self.read("files", columns=list(_CURRENT_COLUMNS)) if current is None else current
+            files = files.select(list(_CURRENT_COLUMNS))
+            superseded = self._superseded()
+            displacement = self._displacement(files, pub.files, pub.removed, set(pub.contents), superseded)
+            if displacement.before != superseded:
+                self._write_superseded(displacement.before)
+            # Detail rows of a content are replaced where some may be there already (an ok file
+            # refers to it, or it is superseded); a content new to the detail tables has its rows
+            # appended, without scanning the table for rows to replace.
+            contents = set(pub.contents)
+            again = (contents & superseded) | _present(files, contents)
+            clock("read")
+            self._write_details(pub, again)
             clock("details")
-            self._merge_files(pub.files, pub.removed, pub.run_id, current=files)
+            self._merge_files(pub.files, pub.removed, pub.run_id, current=files, displacement=displacement)
             clock("files")
             if pub.errors or pub.run is not None:
                 self.replace("errors", {pub.run_id}, pub.errors, run_id=pub.run_id, locked=True)
             if pub.run is not None:
                 self.replace("runs", {pub.run_id}, [pub.run], run_id=pub.run_id, locked=True)
             clock("runs")
-            self.prune(displaced | set(pub.contents), run_id=pub.run_id, live=set(references))
-            (self.root / JOURNAL).unlink()
-            clock("prune")
             self.last_publish = clock.steps
             return self.versions(["files", "runs"])
 
-    def _write_journal(self, run_id: str, shas: set[str]) -> None:
-        tmp = self.root / f"{JOURNAL}.tmp-{os.getpid()}"
-        tmp.write_text(json.dumps({"run_id": run_id, "contents": sorted(shas)}), encoding="utf-8")
-        os.replace(tmp, self.root / JOURNAL)
+    def _write_details(self, pub: Publication, again: set[str]) -> None:
+        """Step 2 of a publish: a commit per detail table, the tables side by side in threads
+        (delta-rs writes without Python's lock: 2.2 s became 1.3 s for 1,000 contents,
+        measured). Each commit is whole; a failed one fails the publish before ``files`` moves,
+        its contents already listed as superseded."""
 
-    def _finish_journal(self) -> None:
-        """Remove the detail rows of the journal's contents that no ok file refers to."""
+        def write(name: str) -> None:
+            rows = pub.details.get(name, [])
+            if again:
+                self.replace(name, pub.contents, rows, run_id=pub.run_id, locked=True)
+            elif rows:
+                self.append(name, rows, run_id=pub.run_id, locked=True)
+
+        names = [n for n in DETAIL_TABLES if again or pub.details.get(n)] if pub.contents else []
+        if len(names) < 2:
+            for name in names:
+                write(name)
+            return
+        with ThreadPoolExecutor(max_workers=_WRITERS, thread_name_prefix="catalog-details") as pool:
+            for done in [pool.submit(write, name) for name in names]:
+                done.result()
+
+    # Superseded contents: detail rows no ok file refers to, left for maintenance.
+
+    def _superseded(self) -> set[str]:
+        """The contents whose detail rows may be in the detail tables though no ok file refers to
+        them (a superset). A catalog without the list (schema 3, or a copy without its hidden
+        files) has it made by a sweep of the detail tables. Call with the lock held."""
+        try:
+            entry = json.loads((self.root / SUPERSEDED).read_text(encoding="utf-8"))
+            return set(entry["contents"])
+        except FileNotFoundError:
+            pass
+        except (ValueError, KeyError, TypeError):
+            pass  # unreadable: made again below
+        found = self._sweep()
+        self._write_superseded(found)
+        return found
+
+    def _write_superseded(self, shas: set[str]) -> None:
+        tmp = self.root / f"{SUPERSEDED}.tmp-{os.getpid()}"
+        tmp.write_text(json.dumps({"contents": sorted(shas)}), encoding="utf-8")
+        os.replace(tmp, self.root / SUPERSEDED)
+
+    def _sweep(self) -> set[str]:
+        """Contents with rows in some detail table that no ok file refers to (reads the sha256
+        column of every detail table)."""
+        live = self.live_contents()
+        found: set[str] = set()
+        for name in DETAIL_TABLES:
+            if self.exists(name):
+                found |= set(pc.unique(self._read(name, columns=["sha256"])["sha256"]).to_pylist()) - live
+        return found
+
+    def _adopt_journal(self) -> None:
+        """A schema-3 publish killed while it pruned left a journal of the contents it was
+        pruning: they join the superseded list (maintenance prunes them)."""
         journal = self.root / JOURNAL
         try:
             entry = json.loads(journal.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return
-        self.prune(set(entry["contents"]), run_id=entry.get("run_id"))
+        except ValueError:
+            entry = {"contents": []}  # half-written: the sweep below finds what it named
+            (self.root / SUPERSEDED).unlink(missing_ok=True)
+        self._write_superseded(self._superseded() | set(entry.get("contents", [])))
         journal.unlink()
 
     def live_contents(self) -> set[str]:
-        files = self.read("files", columns=["sha256", "status"])
+        files = self._read("files", columns=["sha256", "status"])
         ok = files.filter(pc.equal(files["status"], "ok"))
         return {s for s in ok["sha256"].to_pylist() if s}
 
@@ -1394,7 +1623,7 @@ class CatalogStore:
         removed = {}
         for name in DETAIL_TABLES:
             if candidates is None:
-                present = set(pc.unique(self.read(name, columns=["sha256"])["sha256"]).to_pylist())
+                present = set(pc.unique(self._read(name, columns=["sha256"])["sha256"]).to_pylist())
                 gone = present - live
             else:
                 gone = candidates - live
@@ -1432,7 +1661,8 @@ class CatalogStore:
         with self.lock():
             self.open_for_write()
             started = datetime.now(UTC)
-            swept = self.prune(None, run_id=None)
+            swept = self.prune(None, run_id=None)  # superseded contents' rows: every one not referred to
+            self._write_superseded(set())
             for name in TABLES:
                 dt = DeltaTable(self.path(name))
                 actions = pa.table(dt.get_add_actions(flatten=True))

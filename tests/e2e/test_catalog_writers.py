@@ -59,6 +59,13 @@ def check_complete(out: Path, lib: Path) -> None:
     for name in DETAIL_TABLES:
         assert set(catalog.read(name, columns=["sha256"])["sha256"]) <= set(texts), name
     assert not (out / "catalog" / JOURNAL).exists()
+    # Stored, superseded contents included: each content's rows once; after maintenance, no others.
+    stored = catalog.store.read("texts", columns=["sha256"], superseded=True)["sha256"].to_pylist()
+    assert set(Counter(stored).values()) == {TEXTS}, "each stored content's texts once"
+    catalog.maintain()
+    for name in DETAIL_TABLES:
+        stored = catalog.store.read(name, columns=["sha256"], superseded=True)["sha256"].to_pylist()
+        assert set(stored) <= set(texts), name
 
 
 def test_a_nightly_batch_and_a_watcher_lose_none_of_each_others_rows(tmp_path):

@@ -128,6 +128,27 @@ def test_a_rerun_records_no_change_again(revised, tmp_path):
     assert len(catalog_table(out, "changes")) == 1
 
 
+def test_the_old_revisions_detail_rows_wait_for_maintenance_and_no_reader_shows_them(revised, tmp_path):
+    from engine.catalog import Catalog
+    from engine.catalog_store import DETAIL_TABLES
+
+    out = revised["out"]
+    files = catalog_table(out, "files").set_index("path")
+    old, new = files.loc["pump.dxf", "previous_sha256"], files.loc["pump.dxf", "sha256"]
+    assert old and old != new and old not in set(files["sha256"])
+    stored = catalog_table(out, "layers")  # as stored: the previous revision's rows are still there
+    assert (stored["sha256"] == old).any() and (stored["sha256"] == new).any()
+    catalog = Catalog(out)
+    for name in (*DETAIL_TABLES, "bom_rollup"):  # cadpipe's reads, and the tables derived from them
+        assert old not in set(catalog.read(name)["sha256"]), name
+    catalog.export(tmp_path / "export")
+    for name in DETAIL_TABLES:
+        assert old not in set(pd.read_parquet(tmp_path / "export" / f"{name}.parquet")["sha256"]), name
+    catalog.maintain()
+    assert not (catalog_table(out, "layers")["sha256"] == old).any(), "maintenance pruned them"
+    assert (catalog_table(out, "layers")["sha256"] == new).sum() == (stored["sha256"] == new).sum()
+
+
 def test_the_webhook_lists_the_changed_drawings(revised):
     first, second = [h for h in revised["hooks"] if h["event"].startswith("batch.")]
     assert first["changes"] == []

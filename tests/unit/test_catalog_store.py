@@ -241,6 +241,90 @@ def test_a_changed_file_replaces_its_details_and_a_removed_file_loses_them(tmp_p
     publish_one(store, "r3", [], removed=[("/lib", "c.dxf")])
     assert set(store.read("layers")["sha256"].to_pylist()) == {sha("a2")}
     assert not (store.root / ".publishing.json").exists()
+    # The superseded contents' rows wait in the tables for maintenance, listed, never read.
+    stored = set(store.read("layers", superseded=True)["sha256"].to_pylist())
+    assert stored == {sha("a1"), shared, sha("a2")}
+    assert json.loads((store.root / ".superseded.json").read_text())["contents"] == sorted({sha("a1"), shared})
+    report = store.maintain()
+    assert report["texts"]["pruned_rows"] == 4 and report["layers"]["pruned_rows"] == 2
+    assert set(store.read("texts", superseded=True)["sha256"].to_pylist()) == {sha("a2")}
+    assert json.loads((store.root / ".superseded.json").read_text())["contents"] == []
+
+
+def test_many_keys_are_written_by_a_merge_with_the_same_result(tmp_path, monkeypatch):
+    import engine.catalog_store as catalog_store
+
+    monkeypatch.setattr(catalog_store, "_KEYS_IN_PREDICATE", 2)  # a MERGE from 3 keys on
+    store = CatalogStore(tmp_path / "catalog")
+    publish_one(store, "r1", [drawing_row(f"{i}.dxf", sha(f"{i}")) for i in range(4)])
+    publish_one(store, "r2", [drawing_row(f"{i}.dxf", sha(f"{i}b")) for i in (1, 2)], removed=[("/lib", "3.dxf")])
+    files = {r["path"]: r["sha256"] for r in store.read("files").to_pylist()}
+    assert files == {"0.dxf": sha("0"), "1.dxf": sha("1b"), "2.dxf": sha("2b")}
+    [latest] = store.history("files", 1)
+    assert latest.operation == "MERGE" and latest.metrics["num_target_rows_deleted"] == 1
+    publish_one(store, "r3", [drawing_row("0.dxf", sha("0c"))])  # one key: a "replace where"
+    [latest] = store.history("files", 1)
+    assert latest.operation == "WRITE" and (latest.metrics["num_target_rows_updated"], latest.run_id) == (1, "r3")
+    assert set(json.loads((store.root / ".superseded.json").read_text())["contents"]) == {
+        sha(x) for x in ("0", "1", "2", "3")
+    }
+
+
+def test_superseded_rows_never_show_in_reads_exports_or_readme_joins(tmp_path):
+    store = CatalogStore(tmp_path / "catalog")
+    publish_one(store, "r1", [drawing_row("a.dxf", sha("a1")), drawing_row("b.dxf", sha("b"))], texts=3)
+    first = datetime.now(UTC)
+    time.sleep(0.05)
+    publish_one(store, "r2", [drawing_row("a.dxf", sha("a2"))], texts=1)
+    publish_one(store, "r3", [{**drawing_row("b.dxf", sha("b2")), "status": "failed"}])
+    assert store.read("texts", superseded=True).num_rows == 3 + 3 + 1, "the old rows are still stored"
+    assert set(store.read("texts")["sha256"].to_pylist()) == {sha("a2")}
+    assert set(store.read("texts", columns=["text"])["text"].to_pylist()) == {f"{sha('a2')[:4]} 0"}
+    assert set(store.read("texts", where=[("sha256", "in", [sha("a1"), sha("b")])])["sha256"].to_pylist()) == set()
+    # As of a time: the contents that time's files referred to, every row of theirs.
+    assert sorted(store.read("texts", as_of=first)["sha256"].to_pylist()) == sorted([sha("a1")] * 3 + [sha("b")] * 3)
+    [version] = [v.version for v in store.history("texts") if v.run_id == "r2"]
+    assert set(store.read("layers", version=version)["sha256"].to_pylist()) == {sha("a1"), sha("b")}
+    exported = store.export(tmp_path / "export")
+    assert set(pq.read_table(tmp_path / "export" / "texts.parquet")["sha256"].to_pylist()) == {sha("a2")}
+    assert len(exported) == len(TABLES)
+    con = delta_duckdb()  # the README's joins go through files: the stored old rows never match
+    joined = con.sql(
+        f"select f.path, l.sha256 from delta_scan('{store.path('files')}') f "
+        f"join delta_scan('{store.path('layers')}') l using (sha256)"
+    ).fetchall()
+    assert joined == [("a.dxf", sha("a2"))]
+    files = pl.scan_delta(str(store.path("files")))
+    texts = pl.scan_delta(str(store.path("texts"))).join(files.select("sha256", "path"), on="sha256").collect()
+    assert set(texts["sha256"]) == {sha("a2")}
+
+
+def test_a_content_back_after_being_superseded_has_its_rows_once(tmp_path):
+    store = CatalogStore(tmp_path / "catalog")
+    publish_one(store, "r1", [drawing_row("a.dxf", sha("x"))], texts=3)
+    publish_one(store, "r2", [drawing_row("a.dxf", sha("y"))], texts=3)  # x superseded, its rows stored
+    publish_one(store, "r3", [drawing_row("a.dxf", sha("x"))], texts=2)  # x back: replaced, not added
+    stored = store.read("texts", superseded=True)["sha256"].to_pylist()
+    assert stored.count(sha("x")) == 2 and stored.count(sha("y")) == 3
+    store.delete("files", [("/lib", "a.dxf")])  # any write of files lists what it leaves behind
+    assert set(json.loads((store.root / ".superseded.json").read_text())["contents"]) == {sha("x"), sha("y")}
+    publish_one(store, "r4", [drawing_row("b.dxf", sha("y"))], texts=1)
+    assert store.read("texts", superseded=True)["sha256"].to_pylist().count(sha("y")) == 1
+    assert store.read("texts")["sha256"].to_pylist() == [sha("y")]
+
+
+def test_the_superseded_list_lost_is_made_again_and_a_schema_3_journal_joins_it(tmp_path):
+    store = CatalogStore(tmp_path / "catalog")
+    publish_one(store, "r1", [drawing_row("a.dxf", sha("x")), drawing_row("b.dxf", sha("z"))])
+    publish_one(store, "r2", [drawing_row("a.dxf", sha("y"))])
+    (store.root / ".superseded.json").unlink()  # as a schema-3 catalog is: no list, maybe a journal
+    (store.root / ".publishing.json").write_text(json.dumps({"run_id": "old", "contents": [sha("z"), sha("q")]}))
+    (store.root / "catalog.json").write_text(json.dumps({"format": "delta", "schema_version": 3}))
+    publish_one(store, "r3", [drawing_row("a.dxf", sha("x"))], texts=1)  # x back: its old rows replaced
+    assert not (store.root / ".publishing.json").exists() and store.schema_version() == 4
+    listed = set(json.loads((store.root / ".superseded.json").read_text())["contents"])
+    assert {sha("x"), sha("z"), sha("q")} <= listed, "the sweep found x, the journal named z and q"
+    assert store.read("texts", superseded=True)["sha256"].to_pylist().count(sha("x")) == 1
 
 
 def test_republishing_a_run_changes_nothing(tmp_path):
@@ -452,7 +536,7 @@ def test_a_catalog_of_schema_1_gets_the_new_columns_and_tables_on_the_next_write
     (root / "catalog.json").write_text(json.dumps({"format": "delta", "schema_version": 1}))
     store = CatalogStore(root)
     publish_one(store, "r1", [drawing_row("a.dxf", sha("a"))])  # as the old rows would be there
-    assert store.schema_version() == SCHEMA_VERSION == 3
+    assert store.schema_version() == SCHEMA_VERSION == 4
     for name, added in SCHEMA_1_LACKS.items():
         present = pa.schema(DeltaTable(root / name).schema().to_arrow()).names
         assert set(added) <= set(present), name
