@@ -19,6 +19,7 @@ import hmac
 import json
 import logging
 import os
+import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -119,6 +120,8 @@ def redact(url: str) -> str:
 
 def _logger() -> logging.Logger | logging.LoggerAdapter:
     """The run logger inside a flow (so the Prefect UI shows deliveries), else ours."""
+    if "prefect" not in sys.modules:  # a run without Prefect (flows/batch_steps.py)
+        return logging.getLogger("cadpipe.notify")
     from prefect.exceptions import MissingContextError
     from prefect.logging import get_run_logger
 

@@ -132,6 +132,35 @@ def launch_unless_configured() -> TemporaryServer | None:
     return TemporaryServer()
 
 
+def surely_unconfigured() -> bool:
+    """True when no Prefect server is configured for this process, known without importing
+    Prefect (2-3 CPU s): no `PREFECT_API_URL` in the environment, and none of the files Prefect
+    reads its settings from (the profiles file, `.env`, `prefect.toml`, `pyproject.toml`'s
+    `[tool.prefect]`) names one, nor turns the temporary server off. False when unsure (a file
+    that mentions them): then ask Prefect (`needs_temporary_server`)."""
+    if "prefect" in sys.modules:
+        return not os.environ.get("PREFECT_API_URL") and needs_temporary_server()
+    if any(os.environ.get(name) for name in ("PREFECT_API_URL", "PREFECT_SERVER_EPHEMERAL_ENABLED")):
+        return False
+    home = Path(os.environ.get("PREFECT_HOME") or Path.home() / ".prefect").expanduser()
+    profiles = Path(os.environ.get("PREFECT_PROFILES_PATH") or home / "profiles.toml").expanduser()
+    checks: list[tuple[Path, tuple[str, ...]]] = [
+        (profiles, ("PREFECT_API_URL", "EPHEMERAL")),
+        (Path(".env"), ("PREFECT_API_URL", "EPHEMERAL")),
+    ]
+    checks += [(Path("prefect.toml"), ("",)), (Path("pyproject.toml"), ("tool.prefect",))]
+    for path, words in checks:
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return False
+        if any(word in text for word in words):
+            return False
+    return True
+
+
 def needs_temporary_server() -> bool:
     """True when Prefect would start its own temporary server: no API URL in the settings (from
     the environment, the profile or a harness) and ephemeral mode allowed."""
