@@ -22,15 +22,12 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-from openpyxl.styles import Font
-from openpyxl.utils import get_column_letter
+from typing import TYPE_CHECKING, Any
 
 from documents.atomic import atomic_path
+
+if TYPE_CHECKING:
+    from openpyxl import Workbook
 
 KINDS = ("text", "int", "float", "date", "datetime", "bool", "link")
 XLSX_CELL_LIMIT = 32_767
@@ -93,6 +90,8 @@ def write_csv(path: Path | str, table: Table) -> None:
 
 def write_xlsx(path: Path | str, tables: Sequence[Table], title: str = "") -> None:
     # Write-only mode streams rows out (ten times faster than building every cell in memory).
+    from openpyxl import Workbook  # here: importing openpyxl costs a second a run that writes no XLSX
+
     book = Workbook(write_only=True)
     if title:
         book.properties.title = _text(title)[:255]
@@ -104,6 +103,10 @@ def write_xlsx(path: Path | str, tables: Sequence[Table], title: str = "") -> No
 
 
 def _sheet(book: Workbook, table: Table) -> None:
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
+
     sheet = book.create_sheet(table.name[:31])
     bold = Font(bold=True)
     link_font = Font(color="0563C1", underline="single")
@@ -199,6 +202,8 @@ def _is_number(value: Any) -> bool:
 
 def _text(text: str) -> str:
     """Text an XLSX cell can hold: control characters as \\xNN, at most the cell limit."""
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
     text = ILLEGAL_CHARACTERS_RE.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
     if len(text) > XLSX_CELL_LIMIT:
         text = text[: XLSX_CELL_LIMIT - len(_CUT)] + _CUT

@@ -218,8 +218,9 @@ def write_report(
     `register`: link the drawing register page (engine/register.py writes it after the docs)."""
     run_page = f"{DOCS_DIR}/runs/{run['run_id']}.html"
     index_page = f"{DOCS_DIR}/index.html"
+    rows = _rows_by_key(files)  # once for both pages: pandas converts a thousand rows in a second
     for page, root in ((run_page, "../../"), (index_page, "../")):
-        report = batch_report(run, outcomes, files, used, runs, root, out, layouts, changes)
+        report = batch_report(run, outcomes, files, used, runs, root, out, layouts, changes, rows)
         report.register = href(root, REGISTER_PAGE) if register else None
         write_text(out / page, render_report(report))
     return [index_page, run_page]
@@ -235,11 +236,11 @@ def batch_report(
     out: Path,
     layouts: pd.DataFrame | None = None,
     changes: pd.DataFrame | None = None,
+    rows: dict[tuple[str, str], dict] | None = None,
 ) -> BatchReport:
-    """The report of one run; `root` leads from the page to OUT."""
-    rows = {}
-    if not files.empty:
-        rows = {(r["source_root"], r["path"]): r for r in files.to_dict("records")}
+    """The report of one run; `root` leads from the page to OUT; `rows`: `files` by (source_root,
+    path), if already converted."""
+    rows = _rows_by_key(files) if rows is None else rows
     several_roots = len({o.input.source_root for o in outcomes}) > 1
     shown = {o.input.key: _shown_path(o, several_roots) for o in outcomes}
     empty = empty_models(layouts if layouts is not None else pd.DataFrame())
@@ -298,6 +299,12 @@ def batch_report(
         changes_total=0 if changes is None or changes.empty else int((changes["run_id"] == run["run_id"]).sum()),
         gallery_href=href(root, GALLERY_PAGE),
     )
+
+
+def _rows_by_key(files: pd.DataFrame) -> dict[tuple[str, str], dict]:
+    if files.empty:
+        return {}
+    return {(r["source_root"], r["path"]): r for r in files.to_dict("records")}
 
 
 def _main_thumbnail(row: dict, root: str, empty_models: set[str]) -> str | None:

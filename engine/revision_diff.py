@@ -35,8 +35,6 @@ from typing import Any
 
 import pandas as pd
 
-from converters.overlay import OVERLAY_PX, open_page, overlay
-from converters.placement import Placement
 from engine.catalog import CHANGE_COLUMNS, Catalog, now_iso
 from engine.work import RESULT_FILE, work_dir
 from extractors.title_block import DEFAULT_TITLE_TAG_MAP
@@ -325,6 +323,10 @@ def _render_of(record: dict, layout: str) -> tuple[str, str] | None:
 
 def layout_overlays(out: Path, revision: Revision, before: dict, after: dict, folder: Path) -> list[LayoutDiff]:
     """One overlay per layout in both versions, written into `folder` when it shows a change."""
+    # Here, in the worker that makes the diff: MuPDF's import is a second of a run that makes none.
+    from converters.overlay import OVERLAY_PX, open_page, overlay
+    from converters.placement import Placement
+
     old_pages = {p["layout"]: Placement.from_dict(p.get("placement")) for p in before.get("pages", [])}
     new_pages = {p["layout"]: Placement.from_dict(p.get("placement")) for p in after.get("pages", [])}
     diffs = []

@@ -16,12 +16,9 @@ import contextlib
 import contextvars
 import dataclasses
 import math
-import os
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -32,18 +29,13 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from documents.contracts import FileOutcome, Job
 from documents.names import to_text
-from engine.catalog import Catalog, Outcome, maintenance_rule, now_iso
-from engine.config import Config, ConfigError, check_roots, fingerprint, load_config
-from engine.deliverables import publish_deliverables
-from engine.discover import InputFile, Unreadable, scan, sources_without_inputs
-from engine.docs import publish_docs
+from engine.catalog import Outcome
+from engine.config import Config, ConfigError, check_roots, load_config
+from engine.discover import InputFile
 from engine.executor import RunSettings, run_settings, shared_pool
-from engine.failures import Verdict
-from engine.plan import Plan, make_plan, work_id
-from engine.revision_diff import record_changes
-from engine.version import pipeline_version
-from engine.work import BATCH_WORK, is_complete, sweep_abandoned
-from flows import dask_cluster, deployments, logs, prefect_api, progress
+from engine.plan import Plan
+from engine.work import BATCH_WORK
+from flows import batch_steps, dask_cluster, deployments, logs, prefect_api, progress
 from flows.artifacts import create_run_artifacts, track_progress
 from flows.notify import notify_crash, notify_run
 from flows.outcomes import FilesFailed, RunRefused, quiet_expected_outcomes
@@ -54,7 +46,6 @@ quiet_expected_outcomes()  # a Failed run with a reason is not a crash: no trace
 # Results of the chunks this process ran, by (run_id, chunk index): what a run keeps when the
 # Prefect server goes away under it and the subflow of its chunks cannot report its end.
 _chunk_results: dict[tuple[str, int], list[FileOutcome]] = {}
-_finished: dict[str, dict] = {}  # run_id -> summary of the latest run this process published
 _results_lock = threading.Lock()
 
 
@@ -65,55 +56,13 @@ def chunk_size_for(files: int, workers: int, configured: int = 0) -> int:
     return max(math.ceil(files / MAX_TASK_RUNS), min(50, math.ceil(files / (workers * 4))), 1)
 
 
-def completed_work(out: Path, inputs: list[InputFile], cfg: Config, version: str) -> set[str]:
-    readable = [(f.sha256, f.format) for f in inputs if f.sha256 and f.format]
-    keys = {fmt: cfg.options_key(fmt) for fmt in {fmt for _, fmt in readable}}  # a fingerprint each: once per format
-    ids = {work_id(sha, keys[fmt], version) for sha, fmt in readable}
-    return {wid for wid in ids if is_complete(out, wid)}
-
-
 @task(name="discover-and-plan")
 def discover_and_plan(cfg: Config, roots: list[str] | None = None) -> tuple[list[InputFile], Plan]:
-    """`roots`: folders (text form) that name identities besides the sources (the watcher's drop folders)."""
-    catalog = Catalog(cfg.out)
-    abandoned = sweep_abandoned(cfg.out)
-    if abandoned:
-        get_run_logger().info("removed %d unfinished output folders of earlier, interrupted runs", len(abandoned))
-    recorded = catalog.recorded(cfg.limits.memory_mb)  # read once: discovery and the plan
-    found = scan(
-        list(cfg.sources),
-        exclude=list(cfg.inputs.exclude),
-        formats=list(cfg.inputs.formats),
-        known=recorded,
-        skip=[cfg.out],
-        roots=[*(roots or []), *catalog.roots()],
-        follow_symlinks=cfg.inputs.follow_symlinks,
-    )
-    inputs = found.inputs
-    version = pipeline_version()
-    plan = make_plan(
-        inputs,
-        options_for=cfg.options_for,
-        options_key=cfg.options_key,
-        version=version,
-        recorded=recorded,
-        completed=completed_work(cfg.out, inputs, cfg, version),
-    )
-    plan.unreadable = found.problems
-    for warning in sources_without_inputs(cfg.sources, inputs, found.problems, list(cfg.inputs.formats)):
-        get_run_logger().warning("%s", warning, extra={"event": "source.empty"})
-        plan.warnings.append(warning)
-    get_run_logger().info(
-        "%d input files: %d to process, %d already done elsewhere, %d unchanged, %d failed before (not retried), "
-        "%d unreadable",
-        plan.total,
-        len(plan.todo),
-        len(plan.reuse),
-        len(plan.unchanged),
-        len(plan.still_failed),
-        len(plan.unreadable),
-    )
-    return inputs, plan
+    """`roots`: folders (text form) that name identities besides the sources (the watcher's drop
+    folders). The plan `cadpipe run` made while the server started, if it handed one over."""
+    planned = batch_steps.take_plan(cfg, roots)
+    batch_steps.log_plan(planned, get_run_logger())
+    return planned.inputs, planned.plan
 
 
 @task(
@@ -163,24 +112,15 @@ def _keep_chunk_results(run_id: str, index: int, results: list[FileOutcome]) -> 
 
 @task(name="publish")
 def publish(cfg: Config, run: dict, outcomes: list[Outcome]) -> dict:
-    walked = [to_text(os.path.realpath(s)) for s in cfg.sources if s.is_dir()]
-    catalog = Catalog(cfg.out, maintenance_rule(cfg.catalog))
-    return catalog.publish(run, outcomes, walked, cfg.inputs.follow_symlinks)
+    return batch_steps.publish(cfg, run, outcomes)
 
 
 @task(name="revision-diff")
 def diff_revisions(cfg: Config, run_id: str, settings: RunSettings) -> list[dict]:
     """Compare every drawing that came back with new content with its version before (the
     `changes` table); the diffs and overlays run in the batch's worker pool, under the file limits."""
-    pool = shared_pool(BATCH_WORK, settings.workers, settings.memory_mb)
-
-    def call(function, arguments):
-        return pool.call_each(function, list(arguments), settings.timeout_s)
-
-    rows = record_changes(cfg.out, run_id, call)
-    if rows:
-        get_run_logger().info("%d drawings changed since their last version", len(rows))
-    return rows
+    logger = get_run_logger()
+    return batch_steps.record_changes(cfg, run_id, settings.workers, settings.memory_mb, settings.timeout_s, logger)
 
 
 def _task_runner(runner: str, workers: int, dask_address: str | None):
@@ -192,8 +132,49 @@ def _task_runner(runner: str, workers: int, dask_address: str | None):
     return ThreadPoolTaskRunner(max_workers=max(2, workers * 2))
 
 
+class Chunks:
+    """The chunks of one `cadpipe-chunks` subflow run, handed over in this process: a subflow's
+    parameters are stored by the server, which refuses more than 512 KB of them (1,000 jobs are
+    about 700 KB), and encoding them costs the CLI's CPU. The run records only its counts."""
+
+    _handed: dict[str, list[list[Job]]] = {}
+
+    def __init__(self, chunks: list[list[Job]]) -> None:
+        self.key = uuid.uuid4().hex
+        self.files = sum(len(c) for c in chunks)
+        self.count = len(chunks)
+        with _results_lock:
+            Chunks._handed[self.key] = chunks
+
+    def parameters(self) -> dict[str, Any]:
+        return {"handed": self.key, "files": self.files, "chunk_count": self.count}
+
+    @classmethod
+    def take(cls, key: str) -> list[list[Job]]:
+        with _results_lock:
+            chunks = cls._handed.get(key)
+        if chunks is None:
+            raise RuntimeError("cadpipe-chunks runs only inside the batch flow that plans its chunks")
+        return chunks
+
+    def release(self) -> None:
+        with _results_lock:
+            Chunks._handed.pop(self.key, None)
+
+
+def chunks_subflow(chunks: list[list[Job]], settings: RunSettings, task_runner) -> list[list[FileOutcome]]:
+    """Run `chunks` as one `cadpipe-chunks` subflow run on `task_runner` (in a flow run)."""
+    handed = Chunks(chunks)
+    try:
+        return run_chunks.with_options(task_runner=task_runner)(**handed.parameters(), settings=settings)
+    finally:
+        handed.release()
+
+
 @flow(name="cadpipe-chunks")
-def run_chunks(chunks: list[list[Job]], settings: RunSettings) -> list[list[FileOutcome]]:
+def run_chunks(handed: str, files: int, chunk_count: int, settings: RunSettings) -> list[list[FileOutcome]]:
+    """`files` in `chunk_count` chunks (handed over by `chunks_subflow`), one task run each."""
+    chunks = Chunks.take(handed)
     futures = {process_chunk.submit(i, jobs, settings): i for i, jobs in enumerate(chunks)}
     collected: list[list[FileOutcome]] = [[] for _ in chunks]
     for future in as_completed(list(futures)):
@@ -266,16 +247,7 @@ def batch(
         logger.error("%s", refused, extra={"event": "run.refused"})
         return Failed(message=str(refused), data=refused)
     flow_run_id = str(flow_run.id) if flow_run.id else None
-    run: dict[str, Any] = {
-        # A Retry of a flow run is that run again: its row in `runs` is updated, not added to.
-        "run_id": Catalog(cfg.out).run_of_flow_run(flow_run_id) or new_run_id(),
-        "flow_run_id": flow_run_id,
-        "attempt": flow_run.run_count or 1,
-        "started_at": now_iso(),
-        "sources": [to_text(s) for s in cfg.sources],
-        "pipeline_version": pipeline_version(),
-        "config": fingerprint(cfg.raw),
-    }
+    run = batch_steps.new_run(cfg, flow_run_id, flow_run.run_count or 1)
     settings = run_settings(cfg, run["run_id"])
     run_log = logs.configure(cfg.out, run["run_id"], stdout=cfg.raw["logs"]["stdout"], flow_run_id=flow_run_id)
     try:
@@ -303,14 +275,7 @@ def _run_batch(cfg: Config, run: dict, settings: RunSettings, dask_address: str 
     inputs, plan = discover_and_plan(cfg, roots)
     stop_progress = track_progress()  # the run's progress artifact, until the files are done
     try:
-        progress.planned(plan.total, len(plan.todo))
-        for item in plan.reuse + plan.unchanged + plan.still_failed:
-            progress.file_done(item.input.path, None)
-        for problem in plan.unreadable:  # failed already: said like any other failed file
-            result = unreadable_result(problem)
-            logs.file_event(logger, problem, result)
-            progress.file_done(problem.path, result)
-
+        batch_steps.announce(plan, logger)
         out_dir = to_text(cfg.out)
         jobs = [item.to_job(out_dir, follow_symlinks=cfg.inputs.follow_symlinks) for item in plan.todo]
         size = chunk_size_for(len(jobs), settings.workers, cfg.run.chunk_size)
@@ -323,39 +288,11 @@ def _run_batch(cfg: Config, run: dict, settings: RunSettings, dask_address: str 
     finally:
         stop_progress()
 
-    outcomes = [Outcome(item.input, item.work_id, "unchanged") for item in plan.unchanged]
-    outcomes += [Outcome(item.input, item.work_id, "failed", {"unchanged": True}) for item in plan.still_failed]
-    outcomes += [Outcome(item.input, item.work_id, "reused") for item in plan.reuse]
-    deferred_reason = None
-    for item, result in zip(plan.todo, results):
-        if result.status == "deferred":  # its chunk could not run: left as recorded
-            outcomes.append(Outcome(item.input, item.work_id, "deferred", result.record()))
-            deferred_reason = deferred_reason or result.error_message
-            continue
-        state = "processed" if result.ok else "failed"
-        outcomes.append(Outcome(as_read(item.input, result), result.work_id or item.work_id, state, result.record()))
-    outcomes += [Outcome(p.as_input(), None, "failed", unreadable_result(p).record()) for p in plan.unreadable]
+    outcomes, deferred_reason = batch_steps.outcomes_of(plan, results)
     row = publish(cfg, run, outcomes)
-    catalog = Catalog(cfg.out)
-    failed_keys = {o.input.key for o in outcomes if o.state == "failed"}
-    found = catalog.failures(failed_keys, catalog.known_failures(outcomes, run["run_id"]))
-    verdict = Verdict.of(cfg.run.fail_on, found, row["deferred"], deferred_reason)
-    summary = {
-        **row,
-        "out": out_dir,
-        "failures": [f.error_message for f in found],
-        "failed_files": [f.to_dict() for f in found],
-        "fail_on": verdict.fail_on,
-        "exit_code": verdict.exit_code,
-        "warnings": list(plan.warnings),
-        "message": verdict.message(row),
-    }
-    summary["changes"] = diff_revisions(cfg, run["run_id"], settings)
-    summary["documents"] = publish_docs(cfg, row, [o for o in outcomes if o.state != "deferred"])
-    summary["deliverables"] = _publish_deliverables(cfg, logger)
-    with _results_lock:
-        _finished.clear()  # the latest only: a watcher runs batch after batch in one process
-        _finished[run["run_id"]] = summary
+    summary, verdict = batch_steps.summarise(
+        cfg, run, plan, outcomes, row, deferred_reason, lambda: diff_revisions(cfg, run["run_id"], settings), logger
+    )
     if prefect_api.reachable():  # else each would be retried for a minute, and lost anyway
         create_run_artifacts(cfg.out, summary, outcomes)
     else:
@@ -368,33 +305,12 @@ def _run_batch(cfg: Config, run: dict, settings: RunSettings, dask_address: str 
     return Completed(message=message, data=summary)
 
 
-def _publish_deliverables(cfg: Config, logger) -> dict:
-    """The register, BOM exports and PDF sets (engine/deliverables.py), after the docs. A fault
-    here is the output root's, not a file's: it is said, and the run's record stands."""
-    try:
-        built = publish_deliverables(cfg)
-    except Exception as exc:
-        logger.error("deliverables not built: %s: %s", type(exc).__name__, exc, extra={"event": "deliverables.failed"})
-        return {"written": [], "removed": [], "unchanged": 0, "problems": [f"{type(exc).__name__}: {exc}"]}
-    for problem in built.problems:
-        logger.warning("deliverables: %s", problem, extra={"event": "deliverables.problem"})
-    if built.written or built.removed:
-        logger.info(
-            "deliverables: %d files written, %d removed, %d up to date",
-            len(built.written),
-            len(built.removed),
-            built.unchanged,
-            extra={"event": "deliverables.built"},
-        )
-    return dataclasses.asdict(built)
-
-
 def _chunks_despite_the_api(chunks: list[list[Job]], settings: RunSettings, task_runner) -> list[list[FileOutcome]]:
     """The chunks' results, through the `cadpipe-chunks` subflow. When the Prefect server goes away
     the subflow cannot report its end (or start): the results of the chunks this process ran are
     kept, the others run here without the subflow, and the run goes on to the catalog."""
     try:
-        return run_chunks.with_options(task_runner=task_runner)(chunks, settings)
+        return chunks_subflow(chunks, settings, task_runner)
     except Exception as exc:
         if prefect_api.reachable():
             raise
@@ -416,43 +332,9 @@ def _chunks_despite_the_api(chunks: list[list[Job]], settings: RunSettings, task
                 _chunk_results.pop((settings.run_id or "", i), None)
 
 
-def finished_summary(run_id: str | None = None) -> dict | None:
-    """The summary of a run this process published (the latest, without `run_id`): what the
-    command line reports when the Prefect server went away before the flow run could end."""
-    with _results_lock:
-        if run_id is not None:
-            return _finished.get(run_id)
-        return list(_finished.values())[-1] if _finished else None
-
-
-def unreadable_result(problem: Unreadable) -> FileOutcome:
-    """The failure of something discovery could not take (engine/discover.py: Unreadable)."""
-    return FileOutcome(
-        status="failed",
-        work_id=None,
-        stage="discover",
-        error_class=problem.error_class,
-        error_message=problem.message,
-        permanent=problem.permanent,
-        attempt=1,  # integers, not nulls: the catalog's columns stay integer
-        duration_ms=0,
-    )
-
-
-def as_read(item: InputFile, result: FileOutcome) -> InputFile:
-    """The input as the worker found it: a file rewritten since discovery is recorded with the
-    content the worker hashed and processed (engine/work.py)."""
-    if not result.sha256 or result.sha256 == item.sha256:
-        return item
-    return dataclasses.replace(
-        item,
-        sha256=result.sha256,
-        format=result.format or item.format,
-        size=result.size if result.size is not None else item.size,
-        mtime_ns=result.mtime_ns if result.mtime_ns is not None else item.mtime_ns,
-    )
-
-
-def new_run_id() -> str:
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    return f"{stamp}-{uuid.uuid4().hex[:8]}"
+# Where they were before the steps moved to flows/batch_steps.py.
+finished_summary = batch_steps.finished_summary
+unreadable_result = batch_steps.unreadable_result
+as_read = batch_steps.as_read
+new_run_id = batch_steps.new_run_id
+completed_work = batch_steps.completed_work

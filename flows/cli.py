@@ -18,10 +18,12 @@ import sys
 import threading
 from typing import Any, NoReturn
 
+from rich.text import Text
+
 from documents.names import printable, to_text
 from engine.config import FAIL_ON, ConfigError, check_roots, load_config
 from flows import temporary_server
-from flows.terminal import ProgressBar, labelled, print_json, print_summary, progress_bar, stderr_console
+from flows.terminal import ProgressBar, Shown, labelled, print_json, print_summary, progress_bar, stderr_console
 
 console = stderr_console()
 
@@ -261,10 +263,75 @@ def run_command(args: argparse.Namespace) -> int:
     missing = [to_text(s) for s in cfg.sources if not s.exists()]
     if missing:
         raise CommandFailed(f"input not found: {', '.join(missing)}", 2)
-    # Before any heavy import: the server's start-up then runs beside them (flows/temporary_server.py).
-    # It stops at exit, after Prefect has sent its last logs and events (Prefect's exit hooks run first).
-    server = temporary_server.launch_unless_configured()
+    if not temporary_server.surely_unconfigured():
+        # Before any heavy import: the server's start-up then runs beside them (flows/temporary_server.py).
+        # It stops at exit, after Prefect has sent its last logs and events (Prefect's exit hooks run first).
+        server = temporary_server.launch_unless_configured()
+        return _run_batch(args, params, cfg, server)
+    # The embedded default: plan first, without Prefect. A run with no file for the workers (an
+    # unchanged rerun) is finished here without a Prefect server; a first run into an output root
+    # (no catalog yet: every file found is work) starts the server at once, beside the planning.
+    server = None if os.path.isdir(cfg.out / "catalog") else temporary_server.TemporaryServer()
+    from flows import batch_steps
+
+    planned = batch_steps.plan_run(cfg)
+    if not planned.has_work and not batch_steps.needs_prefect(cfg):
+        if server is not None:
+            server.stop()
+        return _run_without_workers(args, cfg, planned)
+    batch_steps.hand_over(cfg, planned)  # the flow's discover-and-plan task takes it
+    if server is None:
+        server = temporary_server.TemporaryServer()
+    _warm_workers(cfg)
     return _run_batch(args, params, cfg, server)
+
+
+def _warm_workers(cfg) -> None:
+    """Start the worker processes now: they load their libraries while the server starts."""
+    from engine.executor import run_settings, shared_pool
+    from engine.work import BATCH_WORK
+
+    settings = run_settings(cfg)
+    if settings.runner == "processes":
+        shared_pool(BATCH_WORK, settings.workers, settings.memory_mb).warm_up()
+
+
+def _run_without_workers(args: argparse.Namespace, cfg, planned) -> int:
+    """A run whose plan has no file for the workers, on the embedded default: finished in this
+    process without Prefect (flows/batch_steps.py); its log lines printed as Prefect's would be."""
+    import logging
+
+    from flows import batch_steps, progress
+
+    quiet = args.quiet or args.json
+    logger = logging.getLogger("cadpipe.batch")
+    shown = logging.StreamHandler(_ConsoleStream())
+    shown.setLevel(os.environ.get("PREFECT_LOGGING_LEVEL", "INFO").upper())
+    shown.setFormatter(logging.Formatter("%(asctime)s.%(msecs)03d | %(levelname)-7s | %(message)s", "%H:%M:%S"))
+    shown.addFilter(Shown(quiet))
+    ours = logging.getLogger("cadpipe")
+    bar = progress_bar(console, shown=not quiet and console.is_terminal)
+    unsubscribe = progress.subscribe(ProgressBar(bar))
+    ours.addHandler(shown)
+    try:
+        with bar:
+            summary = batch_steps.finish_without_workers(cfg, planned, logger)
+    finally:
+        ours.removeHandler(shown)
+        unsubscribe()
+    _show(summary, args)
+    return int(summary.get("exit_code", 1 if summary["failed"] else 0))
+
+
+class _ConsoleStream:
+    """A stream for a logging handler that prints each line through the (bar's) console."""
+
+    def write(self, text: str) -> None:
+        if text.strip():
+            console.print(Text(text.rstrip("\n")))
+
+    def flush(self) -> None:
+        pass
 
 
 def _run_batch(args: argparse.Namespace, params: dict, cfg, server) -> int:
@@ -283,7 +350,7 @@ def _run_batch(args: argparse.Namespace, params: dict, cfg, server) -> int:
         if problem:
             raise CommandFailed(problem, 3)
     settings = run_settings(cfg)
-    if settings.runner == "processes":  # workers load their libraries while the server starts
+    if settings.runner == "processes":  # workers load their libraries while the server starts (once)
         shared_pool(BATCH_WORK, settings.workers, settings.memory_mb).warm_up()
     prefect_settings: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
     if server is not None:

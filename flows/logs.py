@@ -153,6 +153,8 @@ def configure(out: Path | str, run_id: str, stdout: bool = False, flow_run_id: s
 
 
 def _prefect_ids() -> tuple[str | None, str | None]:
+    if "prefect" not in sys.modules:  # a run without Prefect (flows/batch_steps.py): no run ids
+        return None, None
     from prefect.context import FlowRunContext, TaskRunContext
 
     task = TaskRunContext.get()

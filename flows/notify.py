@@ -19,18 +19,20 @@ import hmac
 import json
 import logging
 import os
+import sys
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-import httpx
 
 from engine.catalog import CATALOG_DIR, CHANGE_COLUMNS, QUARANTINE_DIR, Catalog
 from engine.version import OUTPUT_VERSION
 from flows.logs import log_path
+
+if TYPE_CHECKING:
+    import httpx
 
 EVENTS = {"batch.completed": "batch_completed", "batch.failed": "batch_failed", "file.failed": "file_failed"}
 RETRY_STATUS = {408, 429}
@@ -119,6 +121,8 @@ def redact(url: str) -> str:
 
 def _logger() -> logging.Logger | logging.LoggerAdapter:
     """The run logger inside a flow (so the Prefect UI shows deliveries), else ours."""
+    if "prefect" not in sys.modules:  # a run without Prefect (flows/batch_steps.py)
+        return logging.getLogger("cadpipe.notify")
     from prefect.exceptions import MissingContextError
     from prefect.logging import get_run_logger
 
@@ -226,6 +230,8 @@ def deliver(
             "X-Cadpipe-Timestamp": timestamp,
             "X-Cadpipe-Signature": signature(secret, timestamp, body),
         }
+        import httpx
+
         try:
             response = client.post(url, content=body, headers=headers)
         except httpx.HTTPError as exc:
@@ -292,6 +298,8 @@ def _send(cfg, build) -> None:
         return
     unreachable: set[tuple[str, str]] = set()  # after one lost file.failed delivery, spare the rest
     skipped: dict[str, int] = {}
+    import httpx  # here: a second of a run's CPU, for runs that send webhooks only
+
     with httpx.Client(timeout=settings.timeout_s, follow_redirects=False) as client:
         for event, message in messages:
             body = json.dumps(message, ensure_ascii=False, default=str, separators=(",", ":")).encode()

@@ -132,6 +132,42 @@ def launch_unless_configured() -> TemporaryServer | None:
     return TemporaryServer()
 
 
+def surely_unconfigured() -> bool:
+    """True when no Prefect server is configured for this process, known without importing
+    Prefect (2-3 CPU s): no `PREFECT_API_URL` in the environment, and none of the files Prefect
+    reads its settings from names one or turns the temporary server off. False when unsure (a
+    file that mentions them): then Prefect decides (`needs_temporary_server`)."""
+    if "prefect" in sys.modules:
+        return not os.environ.get("PREFECT_API_URL") and needs_temporary_server()
+    if any(os.environ.get(name) for name in ("PREFECT_API_URL", "PREFECT_SERVER_EPHEMERAL_ENABLED")):
+        return False
+    return not settings_files_may_name_a_server(dict(os.environ), Path.cwd())
+
+
+def settings_files_may_name_a_server(environ: dict[str, str], cwd: Path) -> bool:
+    """Whether a settings file Prefect reads may name a server: the profiles file
+    (`PREFECT_PROFILES_PATH`, else `PREFECT_HOME`/profiles.toml), and `.env`, `prefect.toml` and
+    `pyproject.toml`'s `[tool.prefect]` in `cwd`. Any mention counts; a file unread is a maybe."""
+    home = Path(environ.get("PREFECT_HOME") or Path.home() / ".prefect").expanduser()
+    profiles = Path(environ.get("PREFECT_PROFILES_PATH") or home / "profiles.toml").expanduser()
+    checks: list[tuple[Path, tuple[str, ...]]] = [
+        (profiles, ("PREFECT_API_URL", "EPHEMERAL")),
+        (cwd / ".env", ("PREFECT_API_URL", "EPHEMERAL")),
+        (cwd / "prefect.toml", ("",)),  # any prefect.toml: its [api] url, or whatever else
+        (cwd / "pyproject.toml", ("tool.prefect",)),
+    ]
+    for path, words in checks:
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return True
+        if any(word in text for word in words):
+            return True
+    return False
+
+
 def needs_temporary_server() -> bool:
     """True when Prefect would start its own temporary server: no API URL in the settings (from
     the environment, the profile or a harness) and ephemeral mode allowed."""

@@ -93,7 +93,9 @@ class _Through:
         self.console.print(Text(str(message)), **kwargs)
 
 
-class _Shown(logging.Filter):
+class Shown(logging.Filter):
+    """Log records for the console: none when quiet, never what the summary tells."""
+
     def __init__(self, quiet: bool) -> None:
         super().__init__()
         self.quiet = quiet
@@ -120,7 +122,7 @@ def _prefect_console_handlers() -> list[logging.Handler]:
 def prefect_logs_through(console: Console, quiet: bool) -> Iterator[None]:
     """While inside: Prefect's console log lines go through `console` (none when `quiet`)."""
     handlers = _prefect_console_handlers()
-    shown = _Shown(quiet)
+    shown = Shown(quiet)
     saved = []
     for handler in handlers:
         saved.append((handler, handler.console))  # type: ignore[attr-defined]

@@ -151,6 +151,8 @@ def test_json_prints_the_summary_as_one_object(quiet_runs):
     assert failure["known"] and failure["path"] == "broken.dxf" and failure["since"]
     runs = catalog_table(quiet_runs["out"], "runs").sort_values("started_at", ignore_index=True)
     assert list(runs["new_failures"]) == [1, 0, 0] and list(runs["known_failures"]) == [0, 1, 1]
+    # The two unchanged reruns had nothing for the workers: no flow run on the embedded default.
+    assert runs["flow_run_id"].notna().tolist() == [True, False, False]
 
 
 # What `--quiet` may print: the summary table, this run's failures, where the results are.

@@ -16,7 +16,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from engine.catalog import Catalog, Outcome
 from engine.config import load_config
 from engine.executor import run_settings
-from flows.batch import batch, discover_and_plan, run_chunks
+from flows.batch import batch, chunks_subflow, discover_and_plan
 from flows.outcomes import summary_of
 from tests.conftest import REPO, catalog_table
 
@@ -50,7 +50,7 @@ def test_a_chunk_that_cannot_run_leaves_its_files_for_the_next_run(tmp_path):
     def chunks_here():
         _, plan = discover_and_plan(cfg)
         jobs = [item.to_job(str(out)) for item in plan.todo]
-        [results] = run_chunks.with_options(task_runner=ThreadPoolTaskRunner(max_workers=2))([jobs], settings)
+        [results] = chunks_subflow([jobs], settings, ThreadPoolTaskRunner(max_workers=2))
         return plan, results
 
     recorded = Recorded()

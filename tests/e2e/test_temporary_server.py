@@ -111,6 +111,16 @@ def test_a_finished_run_leaves_no_server_behind(tmp_path):
     assert seen, "the run started no temporary server"
     assert _wait_until(lambda: not any(_alive(pid) for pid in seen), 120), "the temporary server outlived the run"
 
+    # Unchanged: nothing for the workers, so no server at all; the summary as ever.
+    proc = _start_cli(tmp_path)
+    seen.clear()
+    while proc.poll() is None:
+        seen.update(_server_children(proc.pid))
+        time.sleep(0.05)
+    output = proc.stdout.read()
+    assert proc.returncode == 0 and "catalog:" in output, output[-3000:]
+    assert not seen, "an unchanged rerun started a Prefect server"
+
 
 def test_a_killed_run_takes_its_server_with_it(tmp_path):
     proc = _start_cli(tmp_path)
