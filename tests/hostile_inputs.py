@@ -28,11 +28,13 @@ class Attack:
     in_message: str = ""  # a fragment the error message (failed) or a warning (ok) must contain
 
 
-def drawing(seed: int = 0, *, entities: int = 5) -> bytes:
+def drawing(seed: int = 0, *, entities: int = 5, colour: int = 256) -> bytes:
+    """A small drawing whose content differs by seed; `colour`: the lines' ACI colour (256:
+    BYLAYER, which draws black on white)."""
     doc = ezdxf.new("R2010")
     msp = doc.modelspace()
     for i in range(entities):
-        msp.add_line((i, seed), (i + 10, seed + 5))
+        msp.add_line((i, seed), (i + 10, seed + 5), dxfattribs={"color": colour} if colour != 256 else None)
     msp.add_text(f"PART {seed}", dxfattribs={"height": 2.5})
     return _text(doc)
 

@@ -361,11 +361,12 @@ def test_a_run_over_a_subfolder_after_its_parent_keeps_one_row(tmp_path):
 def test_a_memory_failure_is_retried_once_the_cap_is_raised(tmp_path):
     lib, out = tmp_path / "lib", tmp_path / "out"
     lib.mkdir()
-    (lib / "poster.dxf").write_bytes(drawing(13))
+    (lib / "poster.dxf").write_bytes(drawing(13, colour=1))  # red: an RGB page (a grey one is a third)
 
     def config(memory_mb: int) -> str:
         path = tmp_path / f"m{memory_mb}.toml"
-        # A 200-megapixel PNG: one 600 MB pixmap, more than a 1024 MB worker has left.
+        # A 200-megapixel PNG in colour: one 600 MB pixmap, and its rows for the PNG encoder,
+        # more than a 1024 MB worker has left.
         path.write_text(
             f'[dxf]\noutputs = ["png"]\npng_dpi = 1017\npng_max_pixels = 200000000\n'
             f"[limits]\nmemory_mb = {memory_mb}\n[retries]\nattempts = 1\n",
