@@ -337,8 +337,6 @@ class _ConsoleStream:
 def _run_batch(args: argparse.Namespace, params: dict, cfg, server) -> int:
     from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL, temporary_settings
 
-    from engine.executor import run_settings, shared_pool
-    from engine.work import BATCH_WORK
     from flows import prefect_api, progress
     from flows.batch import batch
     from flows.outcomes import RunRefused, summary_of
@@ -349,9 +347,7 @@ def _run_batch(args: argparse.Namespace, params: dict, cfg, server) -> int:
         problem = prefect_api.unreachable()
         if problem:
             raise CommandFailed(problem, 3)
-    settings = run_settings(cfg)
-    if settings.runner == "processes":  # workers load their libraries while the server starts (once)
-        shared_pool(BATCH_WORK, settings.workers, settings.memory_mb).warm_up()
+    _warm_workers(cfg)  # a no-op job if run_command warmed them already
     prefect_settings: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
     if server is not None:
         try:
