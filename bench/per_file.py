@@ -122,6 +122,7 @@ def main() -> None:
     parser.add_argument("folder", nargs="?", type=Path)
     parser.add_argument("--profile", choices=("median", "slowest", "none"), default="none")
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--csv", type=Path, help="write each file's total and steps to this CSV file")
     args = parser.parse_args()
     paths = sorted(args.folder.rglob("*.dxf")) if args.folder else corpus_files()
     paths = [p.resolve() for p in paths]
@@ -139,6 +140,8 @@ def main() -> None:
             total = time.process_time() - t
             rows.append((total, job.path, outcome.status, dict(_spent)))
         report(rows)
+        if args.csv:
+            write_csv(args.csv, rows)
         if args.profile != "none":
             rows.sort(key=lambda r: r[0])
             total, path, _, _ = rows[len(rows) // 2] if args.profile == "median" else rows[-1]
@@ -157,13 +160,24 @@ def report(rows) -> None:
         f"{len(rows)} files, {len(ok)} ok, worker time per file: median {statistics.median(totals):.3f} s, "
         f"p90 {totals[int(0.9 * (len(totals) - 1))]:.3f} s, slowest {totals[-1]:.2f} s, sum {sum(totals):.1f} s"
     )
-    slowest = sorted(ok, key=lambda r: r[0])[-max(1, len(ok) // 10) :]
-    for title, subset in (("all files", ok), ("slowest tenth", slowest)):
+    ranked = sorted(ok, key=lambda r: r[0])
+    slowest = ranked[-max(1, len(ok) // 10) :]
+    middle = ranked[len(ok) * 2 // 5 : max(len(ok) * 3 // 5, len(ok) * 2 // 5 + 1)]  # the median's neighbours
+    for title, subset in (("all files", ok), ("middle fifth", middle), ("slowest tenth", slowest)):
         grand = sum(r[0] for r in subset)
         print(f"\n{title} ({len(subset)} files, {grand:.1f} s):  step  median s  share of time")
         for step in [s for _, _, s in STEPS] + ["other"]:
             values = [r[3].get(step, 0.0) if step != "other" else r[0] - sum(r[3].values()) for r in subset]
             print(f"  {step:<20} {statistics.median(values):8.4f}  {100 * sum(values) / grand:5.1f} %")
+
+
+def write_csv(path: Path, rows) -> None:
+    steps = [s for _, _, s in STEPS]
+    with path.open("w", newline="", encoding="utf-8") as f:
+        out = csv.writer(f)
+        out.writerow(["path", "status", "total_s", *steps])
+        for total, name, status, spent in sorted(rows, key=lambda r: r[0]):
+            out.writerow([name, status, f"{total:.4f}", *(f"{spent.get(s, 0.0):.4f}" for s in steps)])
 
 
 if __name__ == "__main__":

@@ -366,8 +366,13 @@ def _run_batch(args: argparse.Namespace, params: dict, cfg, server) -> int:
                     state = prefect_api.synchronous(batch(**params, return_state=True))
             except Exception as exc:  # the flow run could not even report its end
                 return _lost(exc, args)
+            finally:
+                if server is not None:  # while it still listens: at exit it is gone
+                    temporary_server.send_what_is_queued()
     finally:
         unsubscribe()
+        if server is not None:
+            server.stop()  # now, not at exit: the summary below needs no server
     result = state.result(raise_on_failure=False)
     summary = summary_of(result)
     if summary is None:

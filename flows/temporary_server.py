@@ -208,14 +208,15 @@ def prefect_api(timeout_s: float) -> Iterator[TemporaryServer | None]:
             try:
                 yield server
             finally:
-                _send_what_is_queued()
+                send_what_is_queued()
     finally:
         server.stop()
 
 
-def _send_what_is_queued(timeout_s: float = 10.0) -> None:
+def send_what_is_queued(timeout_s: float = 10.0) -> None:
     """Send the log records and events Prefect still queues to the server before it stops; else
-    they are sent at exit to a server that is gone ("--- Error logging to API ---" on stderr)."""
+    they are sent at exit to a server that is gone ("--- Error logging to API ---" on stderr), and
+    logging's own exit hook waits its full 5 s for a send that cannot succeed."""
     from prefect.events.worker import EventsWorker
     from prefect.logging.handlers import APILogWorker
 

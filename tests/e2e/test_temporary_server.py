@@ -3,8 +3,10 @@ a real uvicorn Prefect server, started, answering, stopped; never left behind by
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -76,8 +78,8 @@ def test_nothing_is_started_when_a_server_is_configured(monkeypatch):
     assert _server_children(os.getpid()) == before
 
 
-def _start_cli(tmp_path: Path) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+def _start_cli(tmp_path: Path, **extra_env: str) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"} | extra_env
     return subprocess.Popen(
         [
             sys.executable,
@@ -120,6 +122,22 @@ def test_a_finished_run_leaves_no_server_behind(tmp_path):
     output = proc.stdout.read()
     assert proc.returncode == 0 and "catalog:" in output, output[-3000:]
     assert not seen, "an unchanged rerun started a Prefect server"
+
+
+def test_the_runs_last_log_lines_reach_the_temporary_server_before_it_stops(tmp_path):
+    """Prefect queues log lines and sends them in batches; the flow run's last ones ("Finished in
+    state Completed('8 files: ...')") must be sent while the server still listens, not at exit,
+    when it is gone (then they were lost and logging's exit hook waited its 5 s for nothing)."""
+    home = tmp_path / "prefect-home"  # a database of this run's own
+    proc = _start_cli(tmp_path, PREFECT_HOME=str(home))
+    output, _ = proc.communicate(timeout=900)
+    assert proc.returncode == 0, output[-3000:]
+    assert "Error logging to API" not in output, output[-3000:]
+    # The temporary server's history, as `prefect server start` over this PREFECT_HOME shows it.
+    with contextlib.closing(sqlite3.connect(home / "prefect.db")) as db:
+        [(parent,)] = db.execute("SELECT id FROM flow_run WHERE parent_task_run_id IS NULL").fetchall()
+        logged = [m for (m,) in db.execute("SELECT message FROM log WHERE flow_run_id = ?", (parent,))]
+    assert any(m.startswith("Finished in state Completed('8 files: 8 processed") for m in logged), logged
 
 
 def test_a_killed_run_takes_its_server_with_it(tmp_path):
