@@ -72,7 +72,9 @@ def local_cluster(workers: int) -> Iterator[str]:
             n_workers=workers,
             threads_per_worker=1,
             processes=True,
-            dashboard_address=None,
+            # "None" still starts the scheduler's HTTP server on port 8787, and when another
+            # cluster (or a notebook's) holds it, Dask warns on the terminal: a free loopback port.
+            dashboard_address="127.0.0.1:0",
             env=dict(WORKER_ENVIRONMENT),  # set in each worker process before it runs a task
         )
     except Exception as exc:

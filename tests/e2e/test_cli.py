@@ -5,6 +5,7 @@ and `--json` print; `cadpipe failures`; a warning for a source with nothing to p
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -159,6 +160,16 @@ def test_json_prints_the_summary_as_one_object(quiet_runs):
 SUMMARY_LINE = re.compile(r"(cadpipe run \S+|[┏┃┡│└].*|  failed .+|(catalog|report|gallery|register): +\S+)$")
 
 
+@contextlib.contextmanager
+def _port_taken(port: int):
+    """Port `port` of the loopback interface in use while the block runs (by us, or already)."""
+    with socket.socket() as sock:
+        with contextlib.suppress(OSError):  # already in use: the same for the test
+            sock.bind(("127.0.0.1", port))
+            sock.listen(1)
+        yield
+
+
 @pytest.mark.parametrize("runner", ["processes", "dask"])
 def test_quiet_over_corpus_files_prints_only_the_summary_and_the_failures(
     tmp_path, corpus_dir, manifest, cli_env, runner
@@ -174,7 +185,10 @@ def test_quiet_over_corpus_files_prints_only_the_summary_and_the_failures(
     for row in [broken, *good]:
         shutil.copy(corpus_dir / row["path"], lib / Path(row["path"]).name)
     args = ["run", str(lib), "--out", str(tmp_path / "out"), "--workers", "1", "--runner", runner, "--quiet"]
-    proc = cadpipe(*args, env=cli_env)
+    with contextlib.ExitStack() as stack:
+        if runner == "dask":  # Dask's default HTTP port taken, as by another cluster: still no warning here
+            stack.enter_context(_port_taken(8787))
+        proc = cadpipe(*args, env=cli_env)
     assert proc.returncode == 1, proc.stderr[-3000:]
     assert proc.stderr == "", "nothing on stderr: no bar, no log line of this process or of a Dask worker"
     lines = proc.stdout.splitlines()
