@@ -87,7 +87,7 @@ from ezdxf.tools.clipping_portal import ClippingPortal
 
 from converters import svg_paths
 from converters.placement import Placement, page_pixmap, thumbnail_png
-from converters.png_writer import png_bytes
+from converters.png_writer import COMPRESSIONS, png_bytes
 from documents import atomic
 from documents.errors import InputError, TransientError
 from documents.file_access import may_read
@@ -162,6 +162,7 @@ class RenderOptions:
     formats: tuple[str, ...] = FORMATS
     png_dpi: int = 150
     png_max_pixels: int = 16_000_000
+    png_compression: str = "fast"  # converters/png_writer.py: "fast" or "small", the same pixels
 
     def __post_init__(self) -> None:
         unknown = [f for f in self.formats if f not in FORMATS]
@@ -169,6 +170,8 @@ class RenderOptions:
             raise ValueError(f"formats must be a non-empty subset of {FORMATS}, got {self.formats!r}")
         if self.png_dpi <= 0 or self.png_max_pixels <= 0:
             raise ValueError(f"png_dpi and png_max_pixels must be positive, got {self.png_dpi}, {self.png_max_pixels}")
+        if self.png_compression not in COMPRESSIONS:
+            raise ValueError(f"png_compression must be one of {COMPRESSIONS}, got {self.png_compression!r}")
 
 
 @dataclass
@@ -611,7 +614,7 @@ def _write_formats(
         with _open_svg(svg) as svg_doc:
             pdf = _pdf_from(svg_doc) if "pdf" in options.formats else None
             png = (
-                _png_from(svg_doc, options.png_dpi, options.png_max_pixels, drawn.grey)
+                _png_from(svg_doc, options.png_dpi, options.png_max_pixels, drawn.grey, options.png_compression)
                 if "png" in options.formats
                 else None
             )
@@ -652,7 +655,7 @@ def _pdf_from(svg_doc: pymupdf.Document) -> bytes:
 
 
 def _png_from(
-    svg_doc: pymupdf.Document, dpi: int, max_pixels: int, grey: bool = False
+    svg_doc: pymupdf.Document, dpi: int, max_pixels: int, grey: bool = False, compression: str = "fast"
 ) -> tuple[bytes, tuple[int, int], float]:
     """The page as a PNG; `grey`: the page is known to hold greys only, rasterised in grey."""
     if dpi <= 0 or max_pixels <= 0:
@@ -664,7 +667,7 @@ def _png_from(
     while _pixel_count(rect, zoom) > max_pixels:
         zoom *= 0.999
     pix = page_pixmap(page, zoom, grey)
-    return png_bytes(pix), (pix.width, pix.height), zoom * 72
+    return png_bytes(pix, compression), (pix.width, pix.height), zoom * 72
 
 
 def _pixel_count(rect: pymupdf.Rect, zoom: float) -> int:

@@ -41,6 +41,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "margin_mm": 10.0,
         "png_dpi": 150,
         "png_max_pixels": 16_000_000,
+        "png_compression": "fast",
     },
     "step": {
         "outputs": ["stl", "glb", "svg", "png"],
@@ -97,6 +98,10 @@ FAIL_ON = ("new", "any")
 WATCH_TRIGGERS = ("auto", "deployment", "local")
 # How a worker reaches the DWG reader, not what the reader yields: outside the work identity.
 DWG_RUNTIME_KEYS = ("readers", "timeout_s")
+# How a PNG's pixels are compressed, not which pixels: outside the work identity (PNGs already made
+# stay valid; new ones are written the new way).
+PNG_COMPRESSIONS = ("fast", "small")
+DXF_ENCODING_KEYS = ("png_compression",)
 # More worker processes than this per core only thrash (and each holds a drawing library in memory).
 WORKERS_PER_CORE = 4
 MIN_MEMORY_MB = 1024  # a worker takes about 600 MB of address space once its libraries are loaded
@@ -207,6 +212,7 @@ def rules() -> dict[tuple[str, str], Rule]:
         ("dxf", "orientation"): OneOf(("landscape", "portrait"), ignore_case=True),
         ("dxf", "png_dpi"): Range(1, 2400),
         ("dxf", "png_max_pixels"): Range(1),
+        ("dxf", "png_compression"): OneOf(PNG_COMPRESSIONS, ignore_case=True),
         ("dxf", "margin_mm"): Range(0, 500),
         ("step", "outputs"): SubsetOf(STEP_OUTPUTS, may_be_empty=True),
         ("step", "stl_linear_tolerance"): positive,
@@ -333,6 +339,8 @@ class Config:
         options = self.options_for(fmt)
         if "dwg" in options:
             options["dwg"] = {k: v for k, v in options["dwg"].items() if k not in DWG_RUNTIME_KEYS}
+        for key in DXF_ENCODING_KEYS:
+            options.pop(key, None)
         return fingerprint(options)
 
 

@@ -49,6 +49,7 @@ CONFIG_MISTAKES = [
     ('[dxf]\norientation = "sideways"\n', ["dxf.orientation", "landscape, portrait", "'sideways'"]),
     ('[dxf]\noutputs = ["svg", "jpg"]\n', ["dxf.outputs", "'jpg'", "svg, pdf, png"]),
     ("[dxf]\npng_dpi = 0\n", ["dxf.png_dpi", ">= 1 and <= 2400", "0"]),
+    ('[dxf]\npng_compression = "zip"\n', ["dxf.png_compression", "fast, small", "'zip'"]),
     ("[dxf]\nmargin_mm = -5\n", ["dxf.margin_mm", ">= 0 and <= 500"]),
     ("[limits]\ntimeout_s = 0\n", ["limits.timeout_s", "> 0"]),
     ("[limits]\ntimeout_s = nan\n", ["limits.timeout_s", "finite"]),

@@ -72,6 +72,15 @@ def test_output_options_change_the_work_identity_of_their_family_only(tmp_path: 
     assert base.options_key("step") == changed.options_key("step")
 
 
+def test_how_pngs_are_compressed_is_outside_the_work_identity(tmp_path: Path):
+    base = load_config(REPO_CONFIG)
+    path = tmp_path / "c.toml"
+    path.write_text('[dxf]\npng_compression = "small"\n')
+    small = load_config(path)
+    assert small.options_for("dxf")["png_compression"] == "small", "the workers are told"
+    assert small.options_key("dxf") == base.options_key("dxf"), "the same pixels: nothing to redo"
+
+
 def test_command_line_numbers_are_checked_as_such(tmp_path: Path):
     with pytest.raises(ConfigError, match=r"command line: run.chunk_size must be >= 0"):
         load_config(REPO_CONFIG, overrides={"run": {"chunk_size": -1}})

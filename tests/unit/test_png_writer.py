@@ -32,12 +32,13 @@ def pixmap(colourspace: pymupdf.Colorspace, width: int, height: int, seed: int) 
     return pymupdf.Pixmap(colourspace, width, height, samples.tobytes(), False)
 
 
+@pytest.mark.parametrize("compression", ["fast", "small"])
 @pytest.mark.parametrize("colourspace", [pymupdf.csGRAY, pymupdf.csRGB], ids=["grey", "rgb"])
 @pytest.mark.parametrize("size", [(1, 1), (7, 3), (640, 481)])
-def test_decodes_to_the_same_samples_with_mupdfs_chunks(colourspace, size):
+def test_decodes_to_the_same_samples_with_mupdfs_chunks(colourspace, size, compression):
     pix = pixmap(colourspace, *size, seed=size[0])
     pix.set_dpi(150, 96)
-    ours, mupdf = png_bytes(pix), pix.tobytes("png")
+    ours, mupdf = png_bytes(pix, compression), pix.tobytes("png")
     back = pymupdf.Pixmap(ours)
     assert (back.width, back.height, back.n, back.alpha) == (pix.width, pix.height, pix.n, 0)
     assert back.samples == pix.samples
@@ -58,9 +59,15 @@ def test_a_drawing_page_is_no_larger_than_mupdfs():
     svg = f'<svg xmlns="http://www.w3.org/2000/svg" width="842" height="595">{"".join(shapes)}</svg>'
     with pymupdf.open(stream=svg.encode(), filetype="svg") as doc:
         pix = doc[0].get_pixmap(matrix=pymupdf.Matrix(150 / 72, 150 / 72), alpha=False, colorspace=pymupdf.csGRAY)
-    ours = png_bytes(pix)
-    assert pymupdf.Pixmap(ours).samples == pix.samples
-    assert len(ours) <= len(pix.tobytes("png"))
+    small, fast = png_bytes(pix, "small"), png_bytes(pix, "fast")
+    assert pymupdf.Pixmap(small).samples == pymupdf.Pixmap(fast).samples == pix.samples
+    assert len(small) <= len(pix.tobytes("png"))
+    assert len(small) < len(fast) < 4 * len(small)  # what "fast" gives up, bounded
+
+
+def test_an_unknown_compression_is_refused():
+    with pytest.raises(ValueError, match="compression must be one of"):
+        png_bytes(pymupdf.Pixmap(pymupdf.csGRAY, pymupdf.IRect(0, 0, 2, 2), 0), "best")
 
 
 def test_other_pixmaps_are_left_to_mupdf():
