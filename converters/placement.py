@@ -78,7 +78,7 @@ def thumbnail_png(page: pymupdf.Page, size_px: int = THUMBNAIL_PX, grey: bool = 
     rect = page.rect
     zoom = size_px / max(rect.width, rect.height, 1e-9)
     with _min_line_width(_THUMBNAIL_MIN_LINE_PX):
-        return png_bytes(page_pixmap(page, zoom, grey))
+        return png_bytes(page_pixmap(page, zoom, grey), "small")  # tiny: the smaller file costs nothing
 
 
 def page_pixmap(page: pymupdf.Page, zoom: float, grey: bool = False) -> pymupdf.Pixmap:
