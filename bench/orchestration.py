@@ -8,10 +8,22 @@ comment, so content hashing cannot skip it), then times, --repeat times, in alte
      planning, Prefect server, flow and task runs, retries, catalog, documents included),
 and prints every time, each pair's ratio and the ratio of the totals; then one unchanged rerun.
 Beside wall time it counts CPU seconds (user + system of each side's finished child processes:
-workers, and for cadpipe its own process and its temporary server): cadpipe's CPU beyond the
-floor's is what orchestration costs, a figure a loaded machine stretches far less than wall time.
+workers, and for cadpipe its own process and its temporary server; for cadpipe the larger of
+that and its process tree sampled, see below): cadpipe's CPU beyond the floor's is what
+orchestration costs, a figure a loaded machine stretches far less than wall time.
+
+With --runners it times, instead, `cadpipe run --runner processes` against `cadpipe run --runner
+dask` (a LocalCluster of --workers single-threaded worker processes, started by the run) on the
+same inputs, each into a fresh output root, in alternating order; it prints each run's wall and CPU
+seconds and its count of ok files (the bench fails when the two runners' counts differ), each
+pair's ratio dask/processes and the ratio of the totals. The Dask workers are children of the
+cadpipe process (their nannies run in it) and the processes that run their files are
+grandchildren, which the children's rusage counts only when their parent waited for them: so the
+process tree of every cadpipe run is also sampled (psutil), both figures are printed and the
+larger is used.
 Usage:
     .venv/bin/python bench/orchestration.py [--files 1000] [--repeat 2] [--workers N] [--corpus DIR]
+    .venv/bin/python bench/orchestration.py --runners [--files 1000] [--repeat 2] [--workers N]
 """
 
 from __future__ import annotations
@@ -24,6 +36,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -80,30 +93,98 @@ def floor(inputs: Path, out: Path, workers: int) -> tuple[float, float]:
     return elapsed, cpu
 
 
-def cadpipe(inputs: Path, out: Path, workers: int) -> tuple[float, float]:
+def cadpipe(inputs: Path, out: Path, workers: int, runner: str | None = None) -> tuple[float, float]:
+    """`cadpipe run` (with `--runner` when given): wall and CPU seconds, printed with its last line."""
+    command = [str(REPO / ".venv" / "bin" / "cadpipe"), "run", str(inputs), "--out", str(out)]
+    command += ["--workers", str(workers), "--quiet"] + (["--runner", runner] if runner else [])
     started, cpu = time.perf_counter(), children_cpu()
-    proc = subprocess.run(
-        [
-            str(REPO / ".venv" / "bin" / "cadpipe"),
-            "run",
-            str(inputs),
-            "--out",
-            str(out),
-            "--workers",
-            str(workers),
-            "--quiet",
-        ],
-        capture_output=True,
-        text=True,
-    )
-    elapsed, cpu = time.perf_counter() - started, children_cpu() - cpu
-    print(proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else proc.stderr[-2000:])
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    sampler = TreeSampler(proc.pid)
+    stdout, stderr = proc.communicate()
+    elapsed, reaped = time.perf_counter() - started, children_cpu() - cpu
+    sampled = sampler.stop()
+    print(stdout.strip().splitlines()[-1] if stdout.strip() else stderr[-2000:])
+    label = f"cadpipe run --runner {runner}" if runner else "cadpipe run"
+    cpu = max(reaped, sampled)
     print(
-        f"cadpipe run: exit {proc.returncode}, {elapsed:.1f} s, CPU {cpu:.1f} s "
-        "(process start, Prefect, hashing, catalog included)",
+        f"{label}: exit {proc.returncode}, {elapsed:.1f} s, CPU {cpu:.1f} s "
+        f"(children's rusage {reaped:.1f} s, process tree sampled {sampled:.1f} s; "
+        "process start, Prefect, hashing, catalog included)",
         flush=True,
     )
     return elapsed, cpu
+
+
+class TreeSampler:
+    """CPU seconds of a process and all its descendants, read every half second while it runs (the
+    last reading of each process: up to half a second of each one's end is missed).
+
+    The children's rusage counts a grandchild only when its parent waited for it: a Dask worker
+    leaves its file pool's processes to init when it stops, and their CPU is not in it. The bench
+    takes the larger of the two figures."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid, self.seen, self.done = pid, {}, threading.Event()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+
+    def _sample(self) -> None:
+        import psutil
+
+        while not self.done.wait(0.5):
+            try:
+                root = psutil.Process(self.pid)
+                tree = [root, *root.children(recursive=True)]
+            except psutil.Error:
+                continue
+            for p in tree:
+                try:
+                    times = p.cpu_times()
+                    self.seen[(p.pid, p.create_time())] = times.user + times.system
+                except psutil.Error:
+                    pass
+
+    def stop(self) -> float:
+        self.done.set()
+        self.thread.join()
+        return sum(self.seen.values())
+
+
+def ok_files(out: Path) -> int:
+    """Files with status ok in the catalog of `out`."""
+    from deltalake import DeltaTable
+
+    statuses = DeltaTable(out / "catalog" / "files").to_pyarrow_table(columns=["status"]).column("status")
+    return sum(s == "ok" for s in statuses.to_pylist())
+
+
+def runners(inputs: Path, work: Path, workers: int, repeat: int) -> None:
+    """`--runner processes` against `--runner dask`, `repeat` pairs in alternating order."""
+    totals: dict[str, list[tuple[float, float]]] = {"processes": [], "dask": []}
+    for i in range(repeat):
+        order = ["processes", "dask"] if i % 2 == 0 else ["dask", "processes"]
+        pair, ok = {}, {}
+        for runner in order:
+            out = work / f"out-{runner}-{i}"
+            pair[runner] = cadpipe(inputs, out, workers, runner)
+            ok[runner] = ok_files(out) if (out / "catalog" / "files").is_dir() else 0
+            print(f"{runner}: {ok[runner]} files ok", flush=True)
+            totals[runner].append(pair[runner])
+            shutil.rmtree(out, ignore_errors=True)
+        if ok["processes"] != ok["dask"]:
+            sys.exit(f"pair {i + 1}: the runners made different results: {ok}")
+        dask, processes = pair["dask"], pair["processes"]
+        print(
+            f"pair {i + 1}: ratio dask/processes {dask[0] / processes[0]:.3f} wall, {dask[1] / processes[1]:.3f} CPU",
+            flush=True,
+        )
+    wall = {r: sum(t[0] for t in runs) for r, runs in totals.items()}
+    cpu = {r: sum(t[1] for t in runs) for r, runs in totals.items()}
+    print(f"processes total {wall['processes']:.1f} s, dask total {wall['dask']:.1f} s over {repeat} pairs")
+    print(
+        f"ratio dask/processes: {wall['dask'] / wall['processes']:.3f} wall, "
+        f"{cpu['dask'] / cpu['processes']:.3f} CPU (processes {cpu['processes']:.1f} s, dask {cpu['dask']:.1f} s)"
+    )
 
 
 def main() -> None:
@@ -115,6 +196,9 @@ def main() -> None:
         "--corpus", type=Path, default=Path(os.environ.get("CADPIPE_CORPUS", REPO.parent / "shared" / "corpus"))
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    parser.add_argument(
+        "--runners", action="store_true", help="time --runner processes against --runner dask (no floor)"
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="cadpipe-bench-"))
     try:
@@ -124,6 +208,8 @@ def main() -> None:
         made = replicate(args.corpus, inputs, args.files)
         server = os.environ.get("PREFECT_API_URL") or "none configured: each cadpipe run starts a temporary one"
         print(f"{made} input files in {inputs}, {args.workers} workers; Prefect server: {server}")
+        if args.runners:
+            return runners(inputs, work, args.workers, args.repeat)
         floors, fulls = [], []
         for i in range(args.repeat):
             floor_out, cadpipe_out = work / f"out-floor-{i}", work / f"out-cadpipe-{i}"
