@@ -100,7 +100,6 @@ class WorkerPool(Generic[J, R]):
         self.memory_mb = memory_mb
         self._lock = threading.Lock()
         self._pool = self._new_pool()
-        self._early: list[tuple[J, Any]] = []  # (job, future) scheduled before their run asked
 
     def _new_pool(self) -> ProcessPool:
         # spawn: the parent runs threads (Prefect, Rich), and forking a threaded process can deadlock.
@@ -121,28 +120,7 @@ class WorkerPool(Generic[J, R]):
 
     def _schedule(self, job: J, timeout_s: float) -> Any:
         with self._lock:
-            for i, (early, future) in enumerate(self._early):
-                if early == job:  # started before its run asked (start_early): taken, not redone
-                    del self._early[i]
-                    return future
             return self._working_pool().schedule(self.function.work, args=(job,), timeout=timeout_s)
-
-    def start_early(self, jobs: list[J], timeout_s: float) -> None:
-        """Schedule `jobs` now, before the run that will ask for them is ready (`cadpipe run`
-        while its Prefect server starts: the workers would idle for seconds). When `run` gets a
-        job equal to one of these it takes that job's future instead of scheduling it again."""
-        with self._lock:
-            pool = self._working_pool()
-            self._early += [(job, pool.schedule(self.function.work, args=(job,), timeout=timeout_s)) for job in jobs]
-
-    def drop_early(self) -> None:
-        """Cancel the early jobs no run took: those waiting never start, those running are
-        stopped with their worker (a half-written output folder is what the next run's sweep
-        removes: engine/work.py), so a run that could not start ends at once."""
-        with self._lock:
-            early, self._early = self._early, []
-        for _, future in early:
-            future.cancel()
 
     def call_each(self, function: Callable, arguments: list[tuple], timeout_s: float) -> list:
         """Run `function(*args)` for each args in the workers, with the per-file time limit and
@@ -167,13 +145,11 @@ class WorkerPool(Generic[J, R]):
             self._pool.schedule(os.getpid)
 
     def close(self) -> None:
-        self.drop_early()
         with self._lock:
             self._pool.close()
             self._pool.join()
 
     def stop(self) -> None:
-        self.drop_early()
         with self._lock:
             self._pool.stop()
             self._pool.join()

@@ -55,8 +55,7 @@ from engine.edits import (
     title_settings,
 )
 from engine.executor import RunSettings, close_shared_pool, run_settings, shared_pool
-from flows.batch import new_run_id
-from flows.batch_steps import chunk_size_for
+from flows.batch import chunk_size_for, new_run_id
 from flows.outcomes import FilesFailed, summary_of
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
+import math
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +28,7 @@ from prefect.states import Completed, Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from documents.contracts import FileOutcome, Job
+from documents.names import to_text
 from engine.catalog import Outcome
 from engine.config import Config, ConfigError, check_roots, load_config
 from engine.discover import InputFile
@@ -38,12 +40,20 @@ from flows.artifacts import create_run_artifacts, track_progress
 from flows.notify import notify_crash, notify_run
 from flows.outcomes import FilesFailed, RunRefused, quiet_expected_outcomes
 
+MAX_TASK_RUNS = 200
 quiet_expected_outcomes()  # a Failed run with a reason is not a crash: no traceback (flows/outcomes.py)
 
 # Results of the chunks this process ran, by (run_id, chunk index): what a run keeps when the
 # Prefect server goes away under it and the subflow of its chunks cannot report its end.
 _chunk_results: dict[tuple[str, int], list[FileOutcome]] = {}
 _results_lock = threading.Lock()
+
+
+def chunk_size_for(files: int, workers: int, configured: int = 0) -> int:
+    """Files per task run: few enough task runs for the server, enough chunks to keep workers busy."""
+    if configured:
+        return configured
+    return max(math.ceil(files / MAX_TASK_RUNS), min(50, math.ceil(files / (workers * 4))), 1)
 
 
 @task(name="discover-and-plan")
@@ -266,7 +276,10 @@ def _run_batch(cfg: Config, run: dict, settings: RunSettings, dask_address: str 
     stop_progress = track_progress()  # the run's progress artifact, until the files are done
     try:
         batch_steps.announce(plan, logger)
-        chunks = batch_steps.chunks_of(batch_steps.jobs_of(cfg, plan), settings.workers, cfg.run.chunk_size)
+        out_dir = to_text(cfg.out)
+        jobs = [item.to_job(out_dir, follow_symlinks=cfg.inputs.follow_symlinks) for item in plan.todo]
+        size = chunk_size_for(len(jobs), settings.workers, cfg.run.chunk_size)
+        chunks = [jobs[i : i + size] for i in range(0, len(jobs), size)]
         results: list[FileOutcome] = []
         if chunks:
             task_runner = _task_runner(settings.runner, settings.workers, dask_address)

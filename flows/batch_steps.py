@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import os
 import threading
 import uuid
@@ -19,7 +18,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from documents.contracts import FileOutcome, Job
+from documents.contracts import FileOutcome
 from documents.names import to_text
 from engine.catalog import Catalog, Outcome, maintenance_rule, now_iso
 from engine.config import Config, fingerprint
@@ -31,7 +30,6 @@ from engine.work import is_complete, sweep_abandoned
 from flows import logs, progress
 
 Logger = logging.Logger | logging.LoggerAdapter
-MAX_TASK_RUNS = 200  # per flow run: thousands overload the default SQLite server (shared/notes)
 
 _finished: dict[str, dict] = {}  # run_id -> summary of the latest run this process published
 _handed: dict[tuple, Planned] = {}  # plans made before the flow, by the run they are for
@@ -109,24 +107,6 @@ def log_plan(planned: Planned, logger: Logger) -> None:
 
 def _run_key(cfg: Config, roots: list[str] | None) -> tuple:
     return (to_text(cfg.out), tuple(to_text(s) for s in cfg.sources), fingerprint(cfg.raw), tuple(roots or ()))
-
-
-def chunk_size_for(files: int, workers: int, configured: int = 0) -> int:
-    """Files per task run: few enough task runs for the server, enough chunks to keep workers busy."""
-    if configured:
-        return configured
-    return max(math.ceil(files / MAX_TASK_RUNS), min(50, math.ceil(files / (workers * 4))), 1)
-
-
-def jobs_of(cfg: Config, plan: Plan) -> list[Job]:
-    """The workers' jobs of a plan, in its order."""
-    out_dir = to_text(cfg.out)
-    return [item.to_job(out_dir, follow_symlinks=cfg.inputs.follow_symlinks) for item in plan.todo]
-
-
-def chunks_of(jobs: list[Job], workers: int, configured: int = 0) -> list[list[Job]]:
-    size = chunk_size_for(len(jobs), workers, configured)
-    return [jobs[i : i + size] for i in range(0, len(jobs), size)]
 
 
 def hand_over(cfg: Config, planned: Planned) -> None:

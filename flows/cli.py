@@ -16,7 +16,7 @@ import os
 import posixpath
 import sys
 import threading
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 
 from rich.text import Text
 
@@ -24,9 +24,6 @@ from documents.names import printable, to_text
 from engine.config import FAIL_ON, ConfigError, check_roots, load_config
 from flows import temporary_server
 from flows.terminal import ProgressBar, Shown, labelled, print_json, print_summary, progress_bar, stderr_console
-
-if TYPE_CHECKING:
-    from engine.executor import WorkerPool
 
 console = stderr_console()
 
@@ -285,31 +282,18 @@ def run_command(args: argparse.Namespace) -> int:
     batch_steps.hand_over(cfg, planned)  # the flow's discover-and-plan task takes it
     if server is None:
         server = temporary_server.TemporaryServer()
-    pool = _warm_workers(cfg)
-    if pool is not None and planned.has_work:
-        # The first chunk's files start now, while the server and Prefect's imports take their
-        # seconds; the flow's chunk task takes their results (WorkerPool.start_early).
-        first = batch_steps.chunks_of(batch_steps.jobs_of(cfg, planned.plan), pool.workers, cfg.run.chunk_size)[0]
-        pool.start_early(first, cfg.limits.timeout_s)
-    try:
-        return _run_batch(args, params, cfg, server)
-    finally:
-        if pool is not None:
-            pool.drop_early()  # none is left after a run; some when it could not start
+    _warm_workers(cfg)
+    return _run_batch(args, params, cfg, server)
 
 
-def _warm_workers(cfg) -> WorkerPool | None:
-    """Start the worker processes now: they load their libraries while the server starts. The
-    pool, or None when the run's files go to Dask."""
+def _warm_workers(cfg) -> None:
+    """Start the worker processes now: they load their libraries while the server starts."""
     from engine.executor import run_settings, shared_pool
     from engine.work import BATCH_WORK
 
     settings = run_settings(cfg)
-    if settings.runner != "processes":
-        return None
-    pool = shared_pool(BATCH_WORK, settings.workers, settings.memory_mb)
-    pool.warm_up()
-    return pool
+    if settings.runner == "processes":
+        shared_pool(BATCH_WORK, settings.workers, settings.memory_mb).warm_up()
 
 
 def _run_without_workers(args: argparse.Namespace, cfg, planned) -> int:

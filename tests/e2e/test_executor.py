@@ -6,7 +6,6 @@ crashed once it is seen writing its file's temporary folder, not after a guessed
 
 from __future__ import annotations
 
-import dataclasses
 import fcntl
 import os
 import signal
@@ -22,7 +21,6 @@ from engine.discover import discover
 from engine.executor import RetryPolicy, WorkerPool
 from engine.plan import work_id
 from engine.work import BATCH_WORK, process_job, sweep_abandoned
-from tests.counted_work import COUNTED_WORK, calls
 from tests.hostile_inputs import drawing, endless_drawing
 from tests.processes import children
 
@@ -131,32 +129,6 @@ def test_without_retries_a_crash_is_a_recorded_failure(tmp_path):
     # The dead worker's half-written folder stays behind until the next run's sweep removes it.
     [leftover] = [p for p in outputs.iterdir() if p.name.startswith(".tmp-")]
     assert sweep_abandoned(tmp_path / "out") == [leftover] and not leftover.exists()
-
-
-def test_jobs_started_early_are_taken_by_the_run_not_worked_on_again(tmp_path):
-    """`cadpipe run` starts the first chunk while its Prefect server starts (WorkerPool.start_early);
-    the flow's chunk then takes those results: every file is worked on once, and a job started
-    early that no run takes is dropped, not left queued."""
-    src = tmp_path / "library"
-    src.mkdir()
-    for i in range(6):
-        (src / f"part-{i}.dxf").write_bytes(drawing(seed=i))
-    out = tmp_path / "out"
-    jobs = sorted(_jobs(src, out).values(), key=lambda j: j.path)
-    with WorkerPool(COUNTED_WORK, workers=2) as pool:
-        pool.start_early(jobs[:3], timeout_s=600)
-        results = pool.run(jobs, timeout_s=600)
-        assert [r.work_id for r in results] == [j.work_id for j in jobs] and {r.status for r in results} == {"ok"}
-        assert sorted(calls(out)) == sorted(j.path for j in jobs), "each file once"
-
-        other = tmp_path / "other"
-        unclaimed = [dataclasses.replace(j, out=str(other)) for j in jobs]
-        pool.start_early(unclaimed, timeout_s=600)
-        pool.drop_early()  # the run they were for never came
-        [again] = pool.run(unclaimed[:1], timeout_s=600)  # a later run schedules its own
-    assert again.status == "ok"
-    done = calls(other)
-    assert done.count(unclaimed[0].path) in (1, 2) and len(done) < 1 + len(unclaimed), done
 
 
 def test_backoff_grows_exponentially_with_bounded_jitter():
