@@ -35,6 +35,7 @@ import pyarrow.compute as pc
 from documents.file_access import open_regular
 from documents.names import clean, to_native, to_text
 from engine.catalog_store import (
+    CURRENT_COLUMNS,
     DETAIL_TABLES,
     NO_CONTENT,
     PARTITION,
@@ -43,6 +44,7 @@ from engine.catalog_store import (
     MaintenanceRule,
     Publication,
     Version,
+    key_mask,
 )
 from engine.config import CatalogSettings
 from engine.discover import InputFile, inside
@@ -62,8 +64,6 @@ CHANGE_COLUMNS = list(TABLES["changes"].schema.names)
 # A publish of at most this many files (and no walked folder) reads whole records of their
 # partitions only (Catalog._current).
 _FEW_FILES = 100
-# The `files` columns CatalogStore.publish decides by.
-_KEY_COLUMNS = ("source_root", "path", "sha256", "status", PARTITION)
 
 # Quarantine names: `<sha16>-<name>` and `<sha16>-<name>.error.json` must fit a file name.
 _QUARANTINE_OVERHEAD = len("0123456789abcdef-") + len(".error.json")
@@ -115,9 +115,7 @@ class Recorded(Mapping[tuple[str, str], FileRecord]):
         keys = None if keys is None else set(keys)
         if keys is None or (len(keys) > self._ROWS_ALONE and not only):
             # Many lookups (the plan's, a nightly publish's): every row's values at once, as lists.
-            self._columns = {
-                c: _times(self._files[c]) if c == "processed_at" else self._files[c].to_pylist() for c in RECORD_COLUMNS
-            }
+            self._columns = _as_lists(self._files)
             self._at = {pair: i for i, pair in enumerate(zip(self._columns["source_root"], self._columns["path"]))}
         else:
             self._find(keys)
@@ -127,27 +125,27 @@ class Recorded(Mapping[tuple[str, str], FileRecord]):
         self._found.update(dict.fromkeys(keys))
         if not keys or not self._files.num_rows:
             return
-        paths = pa.array(sorted({path for _, path in keys}), pa.string())
-        rows = pc.indices_nonzero(pc.fill_null(pc.is_in(self._files["path"], value_set=paths), False))
-        found = self._files.take(rows)
-        columns = {c: _times(found[c]) if c == "processed_at" else found[c].to_pylist() for c in RECORD_COLUMNS}
+        rows = pc.indices_nonzero(key_mask(self._files, keys))
+        columns = _as_lists(self._files.take(rows))
         for j, i in enumerate(rows.to_pylist()):
-            key = (columns["source_root"][j], columns["path"][j])
-            if key in keys:
-                self._found[key] = i
-                self._read_alone[i] = {c: column[j] for c, column in columns.items()}
+            self._found[(columns["source_root"][j], columns["path"][j])] = i
+            self._read_alone[i] = {c: column[j] for c, column in columns.items()}
 
     def _row(self, key: object) -> int | None:
-        if self._at is not None:
-            return self._at.get(key)  # type: ignore[call-overload]
-        if key in self._found:
+        if self._at is None and key in self._found:
             return self._found[key]  # type: ignore[index]
-        if self._only:
+        if self._at is None and self._only:
             raise LookupError(f"{key!r}: not among the records read")
+        return self._every_row().get(key)  # type: ignore[call-overload]
+
+    def _every_row(self) -> dict[tuple[str, str], int]:
+        """Each key's row, made on first need (a LookupError when `files` holds only some)."""
         if self._at is None:
+            if self._only:
+                raise LookupError("not every record was read")
             pairs = zip(self._files["source_root"].to_pylist(), self._files["path"].to_pylist())
             self._at = {pair: i for i, pair in enumerate(pairs)}
-        return self._at.get(key)  # type: ignore[call-overload]
+        return self._at
 
     def __getitem__(self, key: tuple[str, str]) -> FileRecord:
         record = self._made.get(key)
@@ -162,9 +160,7 @@ class Recorded(Mapping[tuple[str, str], FileRecord]):
         return self._row(key) is not None
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
-        self._row(None)
-        assert self._at is not None
-        return iter(self._at)
+        return iter(self._every_row())
 
     def __len__(self) -> int:
         if self._only:
@@ -178,9 +174,7 @@ class Recorded(Mapping[tuple[str, str], FileRecord]):
             row = self._files.slice(i, 1)
             return {c: _times(row[c])[0] if c == "processed_at" else row[c][0].as_py() for c in RECORD_COLUMNS}
         if self._columns is None:
-            self._columns = {
-                c: _times(self._files[c]) if c == "processed_at" else self._files[c].to_pylist() for c in RECORD_COLUMNS
-            }
+            self._columns = _as_lists(self._files)
         return {c: column[i] for c, column in self._columns.items()}
 
     def _record(self, i: int) -> FileRecord:
@@ -192,6 +186,11 @@ class Recorded(Mapping[tuple[str, str], FileRecord]):
             limit, cap = values["error_limit"], self._memory_mb
             retryable = retryable or cap == 0 or (limit is not None and limit < cap)
         return FileRecord(**{**values, "error_permanent": permanent}, retryable=retryable)
+
+
+def _as_lists(files: pa.Table) -> dict[str, list[Any]]:
+    """The record columns of `files` rows as Python lists (`processed_at` as times)."""
+    return {c: _times(files[c]) if c == "processed_at" else files[c].to_pylist() for c in RECORD_COLUMNS}
 
 
 def _quarantines(files: pa.Table) -> Iterator[tuple[tuple[str, str], str]]:
@@ -390,8 +389,8 @@ class Catalog:
         if walked_roots or len(keys) > _FEW_FILES:
             current = self.store.read("files", columns=[*RECORD_COLUMNS, PARTITION])
             return current, Recorded(current, keys=keys)
-        current = self.store.read("files", columns=[*_KEY_COLUMNS, "quarantine"])
-        rows = current.filter(pc.is_in(current["path"], value_set=pa.array(sorted({p for _, p in keys}), pa.string())))
+        current = self.store.read("files", columns=[*CURRENT_COLUMNS, "quarantine"])
+        rows = current.filter(key_mask(current, keys))
         prefixes = sorted(set(rows[PARTITION].to_pylist()))
         if not prefixes:
             none = TABLES["files"].schema.empty_table().select(list(RECORD_COLUMNS))

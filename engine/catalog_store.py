@@ -770,7 +770,7 @@ _WRITERS = 4
 # At most this many keys are named in the predicate of a `files` write (else it is a MERGE).
 _KEYS_IN_PREDICATE = 2000
 # The columns of `files` a write of it decides by (CatalogStore.publish's `current`).
-_CURRENT_COLUMNS = ("source_root", "path", "sha256", "status", PARTITION)
+CURRENT_COLUMNS = ("source_root", "path", "sha256", "status", PARTITION)
 
 
 @dataclass(frozen=True)
@@ -785,7 +785,7 @@ class _Displacement:
     after: set[str]
 
 
-def _key_mask(files: pa.Table, keys: set[tuple[str, str]]) -> pa.Array:
+def key_mask(files: pa.Table, keys: set[tuple[str, str]]) -> pa.Array:
     """Which rows of `files` have one of the (source_root, path) `keys`: the paths are looked
     up by Arrow, the few rows found checked with their root."""
     mask = np.zeros(files.num_rows, dtype=bool)
@@ -1363,7 +1363,7 @@ class CatalogStore:
             raise SchemaError("catalog table 'files': a (source_root, path) both written and removed")
         if displacement is None:
             if current is None:
-                current = self.read("files", columns=list(_CURRENT_COLUMNS))
+                current = self.read("files", columns=list(CURRENT_COLUMNS))
             displacement = self._displacement(current, upserts, removed, set(), self._superseded())
             self._write_superseded(displacement.before)
         wanted = set(keys) | {(root, path) for root, path in removed}
@@ -1466,7 +1466,7 @@ class CatalogStore:
         else:
             new = [{k: row.get(k) for k in ("source_root", "path", "sha256", "status")} for row in upserts]
         wanted = {(r["source_root"], r["path"]) for r in new} | {(root, path) for root, path in removed}
-        touched = _key_mask(current, wanted)
+        touched = key_mask(current, wanted)
         hit = current.filter(touched)
         prefixes = set(hit[PARTITION].to_pylist())
         replaced = set(zip(hit["source_root"].to_pylist(), hit["path"].to_pylist()))
@@ -1516,8 +1516,8 @@ class CatalogStore:
         with self.lock():
             clock("lock")
             self.open_for_write()
-            files = self.read("files", columns=list(_CURRENT_COLUMNS)) if current is None else current
-            files = files.select(list(_CURRENT_COLUMNS))
+            files = self.read("files", columns=list(CURRENT_COLUMNS)) if current is None else current
+            files = files.select(list(CURRENT_COLUMNS))
             superseded = self._superseded()
             displacement = self._displacement(files, pub.files, pub.removed, set(pub.contents), superseded)
             if displacement.before != superseded:
