@@ -97,7 +97,7 @@ def _dxf(src: Path, job: Job, dest: Path, stage: Stage) -> FileResult:
             formats=tuple(opts["outputs"]),
             png_dpi=opts["png_dpi"],
             png_max_pixels=opts["png_max_pixels"],
-            png_compression=str(opts.get("png_compression", "fast")).lower(),
+            png_compression=opts["png_compression"].strip().lower(),  # the config takes any case
         ),
     )
     outputs = [

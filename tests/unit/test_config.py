@@ -72,6 +72,13 @@ def test_output_options_change_the_work_identity_of_their_family_only(tmp_path: 
     assert base.options_key("step") == changed.options_key("step")
 
 
+def test_the_png_compressions_checked_are_those_the_writer_knows():
+    from converters.png_writer import COMPRESSIONS
+    from engine.config import PNG_COMPRESSIONS
+
+    assert PNG_COMPRESSIONS == COMPRESSIONS
+
+
 def test_how_pngs_are_compressed_is_outside_the_work_identity(tmp_path: Path):
     base = load_config(REPO_CONFIG)
     path = tmp_path / "c.toml"
@@ -95,3 +102,14 @@ def test_the_page_sizes_checked_are_those_the_renderer_knows():
     assert [size.lower() for size in PAGE_SIZES] == list(_PAGE_SIZES_MM)
     for size in PAGE_SIZES:  # any case, as the renderer takes it
         assert load_config(REPO_CONFIG, overrides={"dxf": {"page_size": size.lower()}})
+
+
+def test_a_png_compression_in_any_case_reaches_the_renderer(tmp_path: Path):
+    from tests.unit.engine_runs import Library, outcomes_of, plan_for
+
+    lib = Library(tmp_path)
+    lib.add("part.dxf")
+    cfg = lib.config('[dxf]\noutputs = ["png"]\npng_compression = " Small "\n')  # the config takes it
+    _, plan = plan_for(cfg)
+    [outcome] = outcomes_of(cfg, plan)
+    assert outcome.state == "processed" and outcome.result["status"] == "ok", outcome.result
