@@ -308,6 +308,7 @@ class _SvgPage:
     notes: _DrawNotes  # what was left out or repaired
     placement: Placement | None  # where the layout's coordinates are on the page
     grey: bool  # drawn in greys only: rasterised in grey
+    paperless: str  # `svg` without its white paper rectangle: what MuPDF reads
 
 
 def _render_svg(doc: Drawing, layout: Layout, page: PageSpec, where: str, reported: set[str] | None = None) -> _SvgPage:
@@ -334,11 +335,30 @@ def _render_svg(doc: Drawing, layout: Layout, page: PageSpec, where: str, report
         svg = backend.get_string(page.to_ezdxf(), settings=settings, render_box=render_box)
         placement = None if empty else _placement(backend, page, settings, render_box)
         grey = backend.page_backend is not None and backend.page_backend.grey_only
+        paperless = _without_paper(svg, backend.page_backend)
     except MemoryError:
         raise
     except Exception as exc:
         raise InputError(f"{where}: ezdxf cannot render it: {exc!r}") from exc
-    return _SvgPage(svg, empty, notes, placement, grey)
+    return _SvgPage(svg, empty, notes, placement, grey, paperless)
+
+
+def _without_paper(svg: str, page_backend: _InlineStyleRenderBackend | None) -> str:
+    """`svg` without the white rectangle ezdxf lays under the drawing, for MuPDF. Its rasters start
+    white (alpha=False) and a PDF page is white paper, so filling the whole page first changes no
+    pixel and costs the time of a small drawing's raster again (15.7 ms instead of 6.3 on a page
+    of 2379 x 1682). The written SVG keeps it: a browser shows an SVG on its own background.
+    The rectangle is taken out only where it is ezdxf's opaque white one, right after <defs>."""
+    if page_backend is None:
+        return svg
+    paper = page_backend.background
+    if paper.get("fill", "").lower() not in ("#ffffff", "white") or float(paper.get("fill-opacity", "1")) != 1.0:
+        return svg
+    text = ET.tostring(paper, encoding="unicode")
+    at = svg.find(text)
+    if at < 0 or not svg[:at].endswith(("<defs />", "</defs>")):
+        return svg
+    return svg[:at] + svg[at + len(text) :]
 
 
 def _placement(
@@ -611,7 +631,7 @@ def _write_formats(
     if "svg" in options.formats:
         files["svg"] = _write_atomic(out_dir / f"{stem}.svg", svg.encode("utf-8"))
     try:
-        with _open_svg(svg) as svg_doc:
+        with _open_svg(drawn.paperless) as svg_doc:
             pdf = _pdf_from(svg_doc) if "pdf" in options.formats else None
             png = (
                 _png_from(svg_doc, options.png_dpi, options.png_max_pixels, drawn.grey, options.png_compression)

@@ -418,6 +418,30 @@ def test_a_black_and_white_page_is_a_grey_png_with_the_same_pixels(tmp_path, col
     assert as_rgb.samples == reference.samples, "grey or colour, the PNG holds exactly what MuPDF drew"
 
 
+def test_the_white_paper_is_in_the_svg_but_mupdf_does_not_paint_it_again(tmp_path):
+    doc = ezdxf.new("R2018")
+    msp = doc.modelspace()
+    msp.add_circle((0, 0), 10, dxfattribs={"color": 1})
+    msp.add_solid([(0, 0), (5, 0), (0, 5)], dxfattribs={"color": 5})
+    msp.add_text("paper", dxfattribs={"height": 2})
+    result = render_dxf(doc, tmp_path, RenderOptions(formats=("svg", "pdf", "png"), png_dpi=60))
+    files = result.layouts[0].files
+    root = ET.parse(files["svg"]).getroot()
+    paper = root.find(f"{SVG_NS}rect")
+    assert paper is not None and paper.get("fill") == "#ffffff"
+    assert (paper.get("width"), paper.get("height")) == tuple(root.get("viewBox").split()[2:])
+    with pymupdf.open(files["pdf"]) as pdf, pymupdf.open(files["svg"]) as svg:
+        page_area = pdf[0].rect.width * pdf[0].rect.height
+        fills = [
+            d for d in pdf[0].get_drawings() if d.get("fill") and d["rect"].width * d["rect"].height > page_area / 2
+        ]
+        assert fills == [], "the PDF page is paper already: no page-sized white fill"
+        zoom = result.layouts[0].png_dpi / 72
+        on_paper = svg[0].get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), alpha=False)
+        assert pdf[0].get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), alpha=False).samples == on_paper.samples
+    assert png_pixmap(files["png"]).samples == on_paper.samples
+
+
 def test_the_default_plot_style_table_is_built_once_and_is_ezdxfs(tmp_path, monkeypatch):
     from ezdxf.addons.drawing.properties import RenderContext
 
