@@ -4,7 +4,8 @@ Order of attempts:
 
 1. The content is sniffed first (:mod:`documents.file_kind`): anything that is not DXF or DWG
    is refused at once, because ``ezdxf.recover`` turns almost any bytes into an empty drawing.
-2. ``ezdxf.readfile``, then ezdxf's audit (cheap, and it repairs what the renderer would trip on),
+2. ``ezdxf.readfile`` (for ASCII DXF with the tags read by :mod:`documents.dxf_tags`, exactly
+   ezdxf's and faster), then ezdxf's audit (cheap, and it repairs what the renderer would trip on),
    run so that it keeps what a CAD program would draw (:mod:`documents.dxf_repair`): what it still
    removes is counted in ``LoadedDxf.repair``.
 3. When ezdxf rejects the structure, ``ezdxf.recover``'s loader and the same audit;
@@ -57,6 +58,7 @@ from ezdxf.recover import Recover
 from ezdxf.sections.header import HeaderSection
 
 from documents.dxf_repair import RepairReport, audit_keeping_content, repair_for_drawing
+from documents.dxf_tags import NotFast, read_tags
 from documents.dxf_text import decode_text_escapes
 from documents.errors import InputError, TransientError
 from documents.file_kind import sniff_format
@@ -133,7 +135,12 @@ def _readfile(path: Path, kind: str) -> tuple[Drawing, list[DXFTag] | None]:
     # whose section dict is taken apart here.
     info = dxf_file_info(str(path))
     with open(path, encoding=info.encoding, errors="surrogateescape") as fp:
-        sections = load_dxf_structure(tag_compiler(ascii_tags_loader(fp)))
+        try:
+            tags: Iterator[DXFTag] = iter(read_tags(fp))
+        except NotFast:  # ezdxf's own reader judges it, in its own words
+            fp.seek(0)
+            tags = tag_compiler(ascii_tags_loader(fp))
+        sections = load_dxf_structure(tags)
     sections.pop("THUMBNAILIMAGE", None)
     header = sections.get("HEADER") if next(iter(sections), None) == "HEADER" else None
     stored = list(header[0]) if header else None
