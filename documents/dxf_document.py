@@ -45,7 +45,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
-import ezdxf
 from ezdxf.audit import Auditor
 from ezdxf.document import Drawing
 from ezdxf.filemanagement import dxf_file_info
@@ -93,27 +92,30 @@ def open_dxf(
     dwg_readers: Sequence[str] = ("oda", "pycadkit"),
     dwg_timeout_s: float = 120.0,
     decode_text: bool = True,
+    for_saving: bool = False,
 ) -> LoadedDxf:
     """Load `path`: ASCII DXF, binary DXF, or DWG converted by the first available of
-    `dwg_readers` (names of :data:`documents.dwg_readers.READERS`)."""
-    loaded = _open(Path(path), dwg_readers, dwg_timeout_s)
+    `dwg_readers` (names of :data:`documents.dwg_readers.READERS`). `for_saving`: the drawing
+    will be written back, so it gets what ezdxf adds for AutoCAD when it upgrades an R13/R14
+    file to R2000 (all 20 standard arrow blocks); read only, it holds the blocks of the file."""
+    loaded = _open(Path(path), dwg_readers, dwg_timeout_s, for_saving)
     if decode_text:
         loaded.texts_decoded = decode_text_escapes(loaded.doc)
     return loaded
 
 
-def _open(path: Path, dwg_readers: Sequence[str], dwg_timeout_s: float) -> LoadedDxf:
+def _open(path: Path, dwg_readers: Sequence[str], dwg_timeout_s: float, for_saving: bool) -> LoadedDxf:
     kind = _guard_io(path, sniff_format, path)
     if kind == "dwg":
-        return _open_dwg(path, dwg_readers, dwg_timeout_s)
+        return _open_dwg(path, dwg_readers, dwg_timeout_s, for_saving)
     if kind not in ("dxf", "dxf-binary"):
         raise InputError(f"{path.name}: not a DXF file ({_describe_content(path, kind)})")
     # ezdxf.readfile refuses (with a bare IOError) ASCII files whose first tags it does not like,
     # e.g. after a byte-order mark: ask its own gate first so any OSError below is real I/O.
     if kind == "dxf" and not _guard_io(path, is_dxf_file, str(path)):
-        return _recover(path, kind, "no SECTION tag where ezdxf expects the first one")
+        return _recover(path, kind, "no SECTION tag where ezdxf expects the first one", for_saving)
     try:
-        doc, stored_header = _readfile(path, kind)
+        doc, stored_header = _readfile(path, kind, for_saving)
     except OSError as exc:
         _raise_io(path, exc)
     except MemoryError:
@@ -122,17 +124,18 @@ def _open(path: Path, dwg_readers: Sequence[str], dwg_timeout_s: float) -> Loade
         first_failure = _describe(exc)
     else:
         return _audited(doc, None, path, kind, recovered=False, stored_header=stored_header)
-    return _recover(path, kind, first_failure)
+    return _recover(path, kind, first_failure, for_saving)
 
 
-def _readfile(path: Path, kind: str) -> tuple[Drawing, list[DXFTag] | None]:
-    """``ezdxf.readfile``, and for ASCII DXF the HEADER section's tags as the file states them
-    (None: it starts with another section, or has none), taken from the one parse of the file
-    before ezdxf loads them."""
+def _readfile(path: Path, kind: str, for_saving: bool) -> tuple[Drawing, list[DXFTag] | None]:
+    """What ``ezdxf.readfile`` does, and for ASCII DXF the HEADER section's tags as the file
+    states them (None: it starts with another section, or has none), taken from the one parse
+    of the file before ezdxf loads them."""
     if kind == "dxf-binary":
-        return ezdxf.readfile(path), None
-    # What ezdxf.readfile does for an ASCII file that passed is_dxf_file, up to Drawing._load,
-    # whose section dict is taken apart here.
+        data = path.read_bytes()
+        sections = load_dxf_structure(tag_compiler(binary_tags_loader(data, errors="surrogateescape")))
+        sections.pop("THUMBNAILIMAGE", None)
+        return _drawing(sections, path, for_saving), None
     info = dxf_file_info(str(path))
     with open(path, encoding=info.encoding, errors="surrogateescape") as fp:
         try:
@@ -144,14 +147,28 @@ def _readfile(path: Path, kind: str) -> tuple[Drawing, list[DXFTag] | None]:
     sections.pop("THUMBNAILIMAGE", None)
     header = sections.get("HEADER") if next(iter(sections), None) == "HEADER" else None
     stored = list(header[0]) if header else None
+    return _drawing(sections, path, for_saving), stored
+
+
+def _drawing(sections: dict, path: Path | None, for_saving: bool) -> Drawing:
+    """The document of ezdxf's section dict, as ``Drawing._load`` makes it. ezdxf upgrades an
+    R13/R14 file to R2000 and then adds all 20 standard arrow blocks, which AutoCAD wants in an
+    R2000 file that ezdxf writes. Unless the drawing is to be saved, they are not added: they
+    are not the file's (the catalog listed them as its blocks), and adding them took a third of
+    the load of a small R14 drawing."""
     doc = Drawing()
     doc.is_loading = True
+    if not for_saving:
+        doc.create_all_arrow_blocks = lambda: None  # type: ignore[method-assign]  # this document only
     doc._load_section_dict(sections)
-    doc.filename = str(path)
-    return doc, stored
+    if not for_saving:
+        del doc.create_all_arrow_blocks
+    if path is not None:
+        doc.filename = str(path)
+    return doc
 
 
-def _recover(path: Path, kind: str, first_failure: str) -> LoadedDxf:
+def _recover(path: Path, kind: str, first_failure: str, for_saving: bool) -> LoadedDxf:
     data = _guard_io(path, path.read_bytes)
     if not _ends_cleanly(data, binary=kind == "dxf-binary"):
         raise InputError(f"{path.name}: truncated DXF (ends inside a section); ezdxf: {first_failure}")
@@ -160,7 +177,7 @@ def _recover(path: Path, kind: str, first_failure: str) -> LoadedDxf:
     # ezdxf.recover stumbles on a byte-order mark or blank lines before the first tag.
     data = data.removeprefix(b"\xef\xbb\xbf").lstrip()
     try:
-        doc, auditor = _recovered_document(data)
+        doc, auditor = _recovered_document(data, for_saving)
     except MemoryError:
         raise
     except Exception as exc:
@@ -171,11 +188,10 @@ def _recover(path: Path, kind: str, first_failure: str) -> LoadedDxf:
     return _audited(doc, auditor, path, kind, recovered=True)
 
 
-def _recovered_document(data: bytes) -> tuple[Drawing, Auditor]:
+def _recovered_document(data: bytes, for_saving: bool) -> tuple[Drawing, Auditor]:
     """``ezdxf.recover.read`` up to its audit: the audit is ours, so that it keeps content."""
     tool = Recover.run(io.BytesIO(data))
-    doc = Drawing()
-    doc._load_section_dict(tool.section_dict)
+    doc = _drawing(tool.section_dict, None, for_saving)
     auditor = Auditor(doc)
     for code, message in tool.errors:
         auditor.add_error(code, message)
@@ -184,7 +200,7 @@ def _recovered_document(data: bytes) -> tuple[Drawing, Auditor]:
     return doc, auditor
 
 
-def _open_dwg(path: Path, readers: Sequence[str], timeout_s: float) -> LoadedDxf:
+def _open_dwg(path: Path, readers: Sequence[str], timeout_s: float, for_saving: bool) -> LoadedDxf:
     """Convert with a DWG reader, then load its DXF bytes like any recovered DXF: ``recover``'s
     loader on the bytes (a text stream of the same DXF lost every entity in one trial)."""
     from documents.dwg_readers import read_dwg
@@ -194,7 +210,7 @@ def _open_dwg(path: Path, readers: Sequence[str], timeout_s: float) -> LoadedDxf
     except OSError as exc:
         _raise_io(path, exc)
     try:
-        doc, auditor = _recovered_document(conversion.dxf)
+        doc, auditor = _recovered_document(conversion.dxf, for_saving)
     except MemoryError:
         raise
     except Exception as exc:

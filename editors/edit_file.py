@@ -82,7 +82,7 @@ def edit_file(
         raise ValueError(f"{src.name}: editing in place needs a backup path")
     stage("load")
     sha_before = _sha256(src)
-    loaded = open_dxf(src, decode_text=False)  # written back: text stays as the file stores it
+    loaded = open_dxf(src, decode_text=False, for_saving=True)  # written back: text as the file stores it
     stage("select")
     if recipe.select.needs_facts:
         facts = facts or document_facts(loaded, settings)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 
-OUTPUT_VERSION = "3"
+OUTPUT_VERSION = "4"  # 4: R13/R14 drawings no longer list the arrow blocks ezdxf adds as theirs
 _LIBRARIES = ("ezdxf", "pymupdf", "cadquery-ocp")
 
 

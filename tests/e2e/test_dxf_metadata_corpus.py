@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import ezdxf
 import pandas as pd
+from ezdxf.lldxf.tagger import ascii_tags_loader, binary_tags_loader
 
 from documents.dxf_document import open_dxf
 from extractors.dxf_metadata import extract_metadata
@@ -40,6 +42,7 @@ def test_every_loadable_corpus_dxf(corpus_batch):
         r for r in corpus_batch["rows"] if r["format"] in ("dxf", "dxf-binary") and r["ezdxf_load"] in ("ok", "recover")
     ]
     assert len(rows) > 150
+    arrows = ezdxf_arrow_entities()
     problems = []
     for row in rows:
         s = files.loc[Path(row["path"]).name]
@@ -54,9 +57,11 @@ def test_every_loadable_corpus_dxf(corpus_batch):
             problems.append((row["path"], "layouts", s["layout_count"]))
         if (None if pd.isna(s["dxf_version"]) else s["dxf_version"]) != (row["dxf_version"].split(" ")[0] or None):
             problems.append((row["path"], "version", s["dxf_version"]))
-        # The manifest counted before the audit, which may delete broken entities.
+        # The manifest counted before the audit, which may delete broken entities, and, for R13
+        # and R14, with the arrow blocks ezdxf adds when it upgrades such a file to R2000.
         total = s["entity_count"] + s["block_entity_count"]
-        if not int(row["entity_count"]) - s["audit_fix_count"] <= total <= int(row["entity_count"]):
+        counted = int(row["entity_count"]) - (arrows if row["dxf_version"].split(" ")[0] in ("AC1012", "AC1014") else 0)
+        if not counted - s["audit_fix_count"] <= total <= counted:
             problems.append((row["path"], "entities", total, row["entity_count"]))
         if (s["sha256"] in layout_attribs) != (int(row["inserts_with_attribs"]) > 0):
             problems.append((row["path"], "attribs", row["inserts_with_attribs"]))
@@ -67,3 +72,49 @@ def test_every_loadable_corpus_dxf(corpus_batch):
         if pd.isna(s["extents_source"]) != pd.isna(s["extents_min_x"]):
             problems.append((row["path"], "extents"))
     assert problems == []
+
+
+def ezdxf_arrow_entities() -> int:
+    """The entities of the 20 arrow blocks ezdxf adds to an R13/R14 drawing it upgrades to R2000."""
+    doc = ezdxf.new("R2000")
+    before = sum(len(block) for block in doc.blocks)
+    doc.create_all_arrow_blocks()
+    return sum(len(block) for block in doc.blocks) - before
+
+
+def block_names_in_file(path: Path) -> set[str]:
+    """The names of the blocks the file holds (BLOCK entities and BLOCK_RECORD table entries),
+    read from its tags."""
+    data = path.read_bytes()
+    if data.startswith(b"AutoCAD Binary DXF"):
+        tags = binary_tags_loader(data)
+    else:
+        tags = ascii_tags_loader(open(path, encoding="cp1252", errors="surrogateescape"))  # names are ASCII here
+    names, in_block = set(), False
+    for tag in tags:
+        if tag.code == 0:
+            in_block = tag.value.strip() in ("BLOCK", "BLOCK_RECORD")
+        elif in_block and tag.code == 2:
+            names.add(str(tag.value).strip().casefold())
+            in_block = False
+    return names
+
+
+def test_the_blocks_catalogued_are_the_files_own(corpus_batch, corpus_dir):
+    """No block that ezdxf made up while loading (the arrow blocks of an R13/R14 upgrade) is listed
+    as the drawing's: every catalogued block is named in the file."""
+    files = catalog_table(corpus_batch["out"], "files").set_index("path")
+    blocks = catalog_table(corpus_batch["out"], "blocks")
+    checked, old_versions = 0, 0
+    for row in corpus_batch["rows"]:
+        if row["format"] not in ("dxf", "dxf-binary") or row["ezdxf_load"] != "ok":
+            continue
+        s = files.loc[Path(row["path"]).name]
+        listed = {name.casefold() for name in blocks.loc[blocks["sha256"] == s["sha256"], "name"]}
+        assert listed <= block_names_in_file(corpus_dir / row["path"]), (
+            row["path"],
+            listed - block_names_in_file(corpus_dir / row["path"]),
+        )
+        checked += 1
+        old_versions += row["dxf_version"].split(" ")[0] in ("AC1012", "AC1014")
+    assert checked > 120 and old_versions >= 10, (checked, old_versions)

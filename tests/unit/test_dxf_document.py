@@ -3,6 +3,7 @@ tests/e2e/test_dxf_document_corpus.py)."""
 
 from __future__ import annotations
 
+import io
 import os
 from datetime import datetime
 from pathlib import Path
@@ -150,3 +151,30 @@ def test_dwg_without_an_available_reader_names_each_reader_and_why(tmp_path):
         InputError, match="plan.dwg: no DWG reader available .oda: the ODA File Converter is not installed"
     ):
         open_dxf(path, dwg_readers=["oda"])
+
+
+def an_r14_drawing(path: Path) -> Path:
+    """A drawing whose header says R14 (ezdxf writes R2000 at the oldest): ezdxf upgrades it to
+    R2000 while loading."""
+    doc = ezdxf.new("R2000")
+    doc.modelspace().add_line((0, 0), (1, 1))
+    stream = io.StringIO()
+    doc.write(stream)
+    path.write_text(stream.getvalue().replace("AC1015", "AC1014", 1))
+    return path
+
+
+def test_a_drawing_read_holds_only_its_own_blocks_one_to_save_also_ezdxfs_arrows(tmp_path):
+    path = an_r14_drawing(tmp_path / "r14.dxf")
+    read = {block.name for block in open_dxf(path).doc.blocks}
+    assert read == {"*Model_Space", "*Paper_Space"}
+    saved = {block.name for block in open_dxf(path, for_saving=True).doc.blocks}
+    assert saved == {block.name for block in ezdxf.readfile(path).blocks}  # what ezdxf itself makes of it
+    assert {"_DOT", "_OPEN30", "_CLOSEDBLANK"} <= saved - read
+
+
+def test_a_read_drawing_can_still_be_given_the_arrow_blocks(tmp_path):
+    doc = open_dxf(an_r14_drawing(tmp_path / "r14.dxf")).doc
+    assert "_DOT" not in doc.blocks
+    doc.create_all_arrow_blocks()  # the skip lasted for the load only
+    assert "_DOT" in doc.blocks
