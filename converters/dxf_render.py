@@ -66,7 +66,7 @@ from ezdxf.addons import acadctb
 from ezdxf.addons.drawing import Frontend, RenderContext
 from ezdxf.addons.drawing import layout as page_layout
 from ezdxf.addons.drawing.config import BackgroundPolicy, ColorPolicy, Configuration, ImagePolicy
-from ezdxf.addons.drawing.frontend import _find_image_path  # the path ezdxf itself would open
+from ezdxf.addons.drawing.frontend import UniversalFrontend, _find_image_path  # the path ezdxf itself would open
 from ezdxf.addons.drawing.pipeline import RenderPipeline2d
 from ezdxf.addons.drawing.properties import (
     BackendProperties,
@@ -86,6 +86,7 @@ from ezdxf.tools import pattern as hatch_patterns
 from ezdxf.tools.clipping_portal import ClippingPortal
 
 from converters import svg_paths
+from converters.clipping import FastClippingPortal
 from converters.placement import Placement, page_pixmap, thumbnail_png
 from converters.png_writer import COMPRESSIONS, png_bytes
 from documents import atomic
@@ -490,6 +491,15 @@ def _exact_greys() -> frozenset[int]:
         return frozenset(v for v in range(256) if grey.samples[row + v] == v and rgb.samples[3 * (row + v)] == v)
 
 
+class _Pipeline(RenderPipeline2d):
+    """ezdxf's 2D pipeline, clipping viewports with the same output but faster
+    (:mod:`converters.clipping`)."""
+
+    def build_render_pipeline(self):
+        self.clipping_portal = FastClippingPortal()  # before the stages that hold it are built
+        return super().build_render_pipeline()
+
+
 class _TolerantFrontend(Frontend):
     """Leaves out an entity whose drawing raises, instead of losing the whole layout.
 
@@ -498,7 +508,8 @@ class _TolerantFrontend(Frontend):
     """
 
     def __init__(self, ctx: RenderContext, backend: SVGBackend, config: Configuration, notes: _DrawNotes):
-        super().__init__(ctx, backend, config)
+        # What Frontend.__init__ does, with the pipeline that clips through FastClippingPortal.
+        UniversalFrontend.__init__(self, ctx, _Pipeline(backend), config)
         self.notes = notes
         self._patterns: dict[str, list] | None = None
 
