@@ -38,7 +38,9 @@ from ezdxf import bbox
 from ezdxf.disassemble import LinePrimitive, PointPrimitive, Primitive, make_primitive
 from ezdxf.entities import Dimension, DXFEntity, Insert
 from ezdxf.layouts import BaseLayout
-from ezdxf.math import Z_AXIS, BoundingBox, Matrix44, Vec3
+from ezdxf.math import Z_AXIS, Bezier3P, Bezier4P, BoundingBox, Matrix44, Vec3
+from ezdxf.math.curvetools import quadratic_to_cubic_bezier
+from ezdxf.path import Command, Path
 from ezdxf.protocols import SupportsVirtualEntities
 
 # Types whose ezdxf transform is the geometric image of the entity (under the transforms taken
@@ -213,10 +215,63 @@ class Extents:
 
 
 def _primitive_box(primitive: Primitive) -> BoundingBox:
-    """What ezdxf's pipeline yields for an entity it does not decompose."""
+    """What ezdxf's pipeline yields for an entity it does not decompose: ``primitive.bbox()``,
+    with ezdxf's ``precise_bbox`` of a path computed as one box of all its candidate points
+    instead of a NumPy box per curve (the same points, so the same minima and maxima)."""
     if primitive.is_empty:
         return BoundingBox()
-    return primitive.bbox(fast=False)
+    if type(primitive).bbox is not Primitive.bbox:  # LINE, POINT: their own
+        return primitive.bbox(fast=False)
+    if primitive.mesh:
+        return BoundingBox(primitive.vertices())
+    path = primitive.path
+    if path:
+        return _precise_bbox(path)
+    return BoundingBox()
+
+
+def _precise_bbox(path: Path) -> BoundingBox:
+    """``ezdxf.path.precise_bbox``: the start, every line and move end, and for each curve its
+    ends and the points where it turns in x, y or z (``ezdxf.math.cubic_bezier_bbox``)."""
+    if len(path) == 0:
+        return BoundingBox()
+    start = path.start
+    points: list[Vec3] = [start]
+    for cmd in path.commands():
+        if cmd.type == Command.LINE_TO or cmd.type == Command.MOVE_TO:
+            points.append(cmd.end)
+        elif cmd.type == Command.CURVE4_TO:
+            _cubic_points(Bezier4P((start, cmd.ctrl1, cmd.ctrl2, cmd.end)), points)  # type: ignore[union-attr]
+        elif cmd.type == Command.CURVE3_TO:
+            _cubic_points(quadratic_to_cubic_bezier(Bezier3P((start, cmd.ctrl, cmd.end))), points)  # type: ignore[union-attr]
+        start = cmd.end
+    return BoundingBox(points)
+
+
+def _cubic_points(curve: Bezier4P, points: list[Vec3], abs_tol: float = 1e-12) -> None:
+    """The points ``ezdxf.math.cubic_bezier_bbox`` takes the box of, in its arithmetic."""
+    cp = curve.control_points
+    points += (cp[0], cp[3])
+    for p1, p2, p3, p4 in zip(*cp):
+        a = 3.0 * (-p1 + 3.0 * p2 - 3.0 * p3 + p4)
+        b = 6.0 * (p1 - 2.0 * p2 + p3)
+        c = 3.0 * (p2 - p1)
+        if abs(a) < abs_tol:
+            t = -c if abs(b) < abs_tol else -c / b
+            if 0.0 < t < 1.0:
+                points.append(curve.point(t))
+            continue
+        try:
+            sqrt_bb4ac = math.sqrt(b * b - 4.0 * a * c)
+        except ValueError:  # domain error
+            continue
+        aa = 2.0 * a
+        t = (-b + sqrt_bb4ac) / aa
+        if 0.0 < t < 1.0:
+            points.append(curve.point(t))
+        t = (-b - sqrt_bb4ac) / aa
+        if 0.0 < t < 1.0:
+            points.append(curve.point(t))
 
 
 def _straight_points(primitive: Primitive, box: BoundingBox) -> list[Vec3] | None:

@@ -4,14 +4,16 @@
 from __future__ import annotations
 
 import math
+import random
 
 import ezdxf
 import pytest
 from ezdxf import bbox
 from ezdxf.lldxf.const import DXFStructureError
 from ezdxf.math import BoundingBox
+from ezdxf.path import Path, precise_bbox
 
-from extractors.dxf_extents import Extents, measure
+from extractors.dxf_extents import Extents, _precise_bbox, measure
 
 
 def _same(box: BoundingBox, expected: BoundingBox) -> None:
@@ -132,3 +134,24 @@ def test_a_reference_ezdxf_cannot_measure_fails_as_in_ezdxf():
     with pytest.raises(DXFStructureError):
         extents.entity(insert)
     assert extents.fallbacks == 1
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_paths_box_is_ezdxfs_precise_box_exactly(seed):
+    rng = random.Random(seed)
+    path = Path((rng.uniform(-9, 9), rng.uniform(-9, 9), rng.uniform(-1, 1)))
+    for _ in range(30):
+        point = lambda: (rng.uniform(-9, 9), rng.uniform(-9, 9), rng.uniform(-1, 1))  # noqa: E731
+        kind = rng.randrange(4)
+        if kind == 0:
+            path.line_to(point())
+        elif kind == 1:
+            path.curve3_to(point(), point())
+        elif kind == 2:
+            path.curve4_to(point(), point(), point())
+        else:
+            path.move_to(point())
+    path.curve4_to((1, 1, 0), (1, 1, 0), (1, 1, 0))  # degenerate: a point
+    got, expected = _precise_bbox(path), precise_bbox(path)
+    assert (tuple(got.extmin), tuple(got.extmax)) == (tuple(expected.extmin), tuple(expected.extmax))
+    assert not _precise_bbox(Path((3, 4))).has_data
