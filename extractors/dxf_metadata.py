@@ -109,7 +109,6 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
-from ezdxf import bbox
 from ezdxf import units as ezdxf_units
 from ezdxf.colors import int2rgb
 from ezdxf.document import Drawing
@@ -122,6 +121,7 @@ from ezdxf.tools.juliandate import calendardate
 from documents.dxf_document import LoadedDxf
 from documents.dxf_text import plain_mtext_text, readable
 from documents.file_access import may_read
+from extractors import dxf_extents
 
 # Releases ezdxf does not name: pre-R9 files still turn up in old archives.
 _OLD_RELEASES = {"AC1001": "R2.2", "AC1002": "R2.5", "AC1003": "R2.6"}
@@ -544,15 +544,17 @@ def _box_text(low: tuple[float, ...], high: tuple[float, ...]) -> str:
 
 def _measure(msp: Iterable[DXFGraphic]) -> tuple[BoundingBox, list[str]]:
     """Extents of `msp`, entity by entity, curves measured exactly (ezdxf's fast mode measures
-    splines and ellipses by their control points, up to 10 % too large, and is no faster).
+    splines and ellipses by their control points, up to 10 % too large, and is no faster): the
+    values of ``ezdxf.bbox.extents(fast=False)``, each block definition measured once where
+    that is exact (:mod:`extractors.dxf_extents`).
     ezdxf fails on some degenerate geometry (e.g. a block reference scaled to zero raises
     ZeroDivisionError); such entities are left out and named."""
     box = BoundingBox()
-    cache = bbox.Cache()  # a block inserted many times is measured once
+    extents = dxf_extents.Extents()
     failed: Counter[str] = Counter()
     for entity in msp:
         try:
-            part = bbox.extents((entity,), fast=False, cache=cache)
+            part = extents.entity(entity)
         except MemoryError:
             raise
         except Exception as exc:
