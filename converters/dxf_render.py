@@ -54,6 +54,7 @@ import contextlib
 import functools
 import math
 import os
+import random
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -336,7 +337,8 @@ def _render_svg(doc: Drawing, layout: Layout, page: PageSpec, where: str, report
         frontend.push_property_override_function(_readable_on_white)
         paper = LayoutProperties.from_layout(layout)
         paper.set_colors(_PAPER)  # ACI 7 resolves to black on it, wherever ezdxf resolves it
-        frontend.draw_layout(layout, finalize=True, layout_properties=paper)
+        with _repeatable_random():
+            frontend.draw_layout(layout, finalize=True, layout_properties=paper)
         render_box = _render_box(backend.player())
         empty = not render_box.has_data
         if empty:
@@ -351,6 +353,20 @@ def _render_svg(doc: Drawing, layout: Layout, page: PageSpec, where: str, report
     except Exception as exc:
         raise InputError(f"{where}: ezdxf cannot render it: {exc!r}") from exc
     return _SvgPage(svg, empty, notes, placement, grey, paperless)
+
+
+@contextlib.contextmanager
+def _repeatable_random() -> Iterator[None]:
+    """ezdxf shifts every hatch pattern by a random fraction of its line distance (ezdxf's
+    render/hatching.py, so that pattern lines do not run exactly along a boundary): the same
+    drawing gave another SVG, PDF and PNG on every run, and a revision diff saw pattern noise.
+    The draw runs on a fixed seed; the caller's random state is restored after."""
+    state = random.getstate()
+    random.seed(0x5EED)
+    try:
+        yield
+    finally:
+        random.setstate(state)
 
 
 def _without_paper(svg: str, page_backend: _InlineStyleRenderBackend | None) -> str:

@@ -459,3 +459,24 @@ def test_the_default_plot_style_table_is_built_once_and_is_ezdxfs(tmp_path, monk
     monkeypatch.setattr(RenderContext, "_load_plot_style_table", staticmethod(lambda name: seen.append(name) or theirs))
     assert _RenderContext._load_plot_style_table(str(tmp_path / "mine.ctb")) is theirs
     assert seen == [str(tmp_path / "mine.ctb")]
+
+
+def test_a_pattern_hatch_draws_the_same_svg_on_every_run(tmp_path):
+    import random
+
+    doc = ezdxf.new("R2018")
+    hatch = doc.modelspace().add_hatch(color=1)
+    hatch.set_pattern_fill("ANSI31", scale=0.5)
+    hatch.paths.add_polyline_path([(0, 0), (10, 0), (10, 10), (0, 10)], is_closed=True)
+    svgs = []
+    for run in range(3):
+        random.seed(run)  # whatever the caller's random state
+        result = render_dxf(doc, tmp_path / str(run), RenderOptions(formats=("svg",)))
+        svgs.append(result.layouts[0].files["svg"].read_bytes())
+    assert svgs[0] == svgs[1] == svgs[2]
+    assert len(stroked_paths(result.layouts[0].files["svg"])) >= 1
+    random.seed(7)
+    expected = random.random()
+    random.seed(7)
+    render_dxf(doc, tmp_path / "again", RenderOptions(formats=("svg",)))
+    assert random.random() == expected, "the caller's random sequence goes on where it was"
