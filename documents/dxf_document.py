@@ -38,6 +38,7 @@ Errors (``documents.errors``):
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -45,6 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
+from ezdxf import query as ezdxf_query
 from ezdxf.audit import Auditor
 from ezdxf.document import Drawing
 from ezdxf.filemanagement import dxf_file_info
@@ -68,6 +70,12 @@ if TYPE_CHECKING:
 _MESSAGE_LIMIT = 240
 # ezdxf names an entity without a handle by its Python object id: "SPLINE(#140505207361944)".
 _OBJECT_ID = re.compile(r"\(#\d{12,}\)")
+
+
+# ezdxf parses a query string (pyparsing, about half a millisecond) for every query, and its audit
+# queries every block for "INSERT": a drawing of 300 blocks parsed the same string 300 times. The
+# matcher a string gives depends on the string alone, so each is parsed once per process.
+ezdxf_query.entity_matcher = functools.lru_cache(maxsize=512)(ezdxf_query.entity_matcher)
 
 
 @dataclass
@@ -128,22 +136,21 @@ def _open(path: Path, dwg_readers: Sequence[str], dwg_timeout_s: float, for_savi
 
 
 def _readfile(path: Path, kind: str, for_saving: bool) -> tuple[Drawing, list[DXFTag] | None]:
-    """What ``ezdxf.readfile`` does, and for ASCII DXF the HEADER section's tags as the file
-    states them (None: it starts with another section, or has none), taken from the one parse
-    of the file before ezdxf loads them."""
+    """What ``ezdxf.readfile`` does, and the HEADER section's tags as the file states them
+    (None: it starts with another section, or has none), taken from the one parse of the file
+    before ezdxf loads them."""
     if kind == "dxf-binary":
         data = path.read_bytes()
         sections = load_dxf_structure(tag_compiler(binary_tags_loader(data, errors="surrogateescape")))
-        sections.pop("THUMBNAILIMAGE", None)
-        return _drawing(sections, path, for_saving), None
-    info = dxf_file_info(str(path))
-    with open(path, encoding=info.encoding, errors="surrogateescape") as fp:
-        try:
-            tags: Iterator[DXFTag] = iter(read_tags(fp))
-        except NotFast:  # ezdxf's own reader judges it, in its own words
-            fp.seek(0)
-            tags = tag_compiler(ascii_tags_loader(fp))
-        sections = load_dxf_structure(tags)
+    else:
+        info = dxf_file_info(str(path))
+        with open(path, encoding=info.encoding, errors="surrogateescape") as fp:
+            try:
+                tags: Iterator[DXFTag] = iter(read_tags(fp))
+            except NotFast:  # ezdxf's own reader judges it, in its own words
+                fp.seek(0)
+                tags = tag_compiler(ascii_tags_loader(fp))
+            sections = load_dxf_structure(tags)
     sections.pop("THUMBNAILIMAGE", None)
     header = sections.get("HEADER") if next(iter(sections), None) == "HEADER" else None
     stored = list(header[0]) if header else None

@@ -178,3 +178,22 @@ def test_a_read_drawing_can_still_be_given_the_arrow_blocks(tmp_path):
     assert "_DOT" not in doc.blocks
     doc.create_all_arrow_blocks()  # the skip lasted for the load only
     assert "_DOT" in doc.blocks
+
+
+def test_a_query_string_is_parsed_once_and_still_selects_as_ezdxf_does(tmp_path):
+    from ezdxf import query
+
+    doc = ezdxf.new("R2018")
+    for i in range(30):
+        block = doc.blocks.new(f"B{i}")
+        block.add_line((0, 0), (i, 1), dxfattribs={"layer": "A" if i % 2 else "B"})
+        doc.modelspace().add_blockref(f"B{i}", (i, 0))
+    path = tmp_path / "blocks.dxf"
+    doc.saveas(path)
+    before = query.entity_matcher.cache_info()
+    loaded = open_dxf(path)  # the audit queries each of the 30 blocks
+    after = query.entity_matcher.cache_info()
+    assert after.hits - before.hits >= 29 and after.misses - before.misses <= 2
+    lines = [e for b in loaded.doc.blocks for e in b if e.dxftype() == "LINE"]
+    picked = [e for b in loaded.doc.blocks for e in b.query('LINE[layer=="A"]')]
+    assert picked == [e for e in lines if e.dxf.layer == "A"] and len(picked) == 15
