@@ -22,6 +22,7 @@ The functions are the fidelity test's too (``tests/e2e/test_fidelity.py``).
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import shutil
 import subprocess
@@ -117,11 +118,43 @@ def page_ink(pdf: Path, long_side_px: int = INK_PIXELS) -> float:
 
 
 def ezdxf_entity_count(path: Path) -> int:
-    """Graphical entities of every layout and block as ``ezdxf.readfile`` reads them (no audit)."""
+    """Graphical entities of every layout and block as ``ezdxf.readfile`` reads them (no audit),
+    without the arrow blocks it adds to an R13/R14 file (`blocks_ezdxf_adds`)."""
     import ezdxf
 
     doc = ezdxf.readfile(path)
-    return sum(1 for block in doc.blocks for _ in block)  # len() also counts dead entries
+    added = blocks_ezdxf_adds(doc, path)
+    return sum(1 for block in doc.blocks if block.name not in added for _ in block)  # len() counts dead ones
+
+
+def blocks_ezdxf_adds(doc, path: Path) -> set[str]:
+    """The standard arrow blocks ``ezdxf.readfile`` adds when it upgrades an R13/R14 file to R2000
+    (for AutoCAD, should ezdxf write it): not the file's, and never drawn."""
+    if doc.loaded_dxfversion not in ("AC1012", "AC1014"):
+        return set()
+    from ezdxf.render.arrows import ARROWS
+
+    own = {name.casefold() for name in block_names_in_file(path)}  # block names ignore case
+    return {block for block in map(ARROWS.block_name, ARROWS.__acad__) if block.casefold() not in own}
+
+
+def block_names_in_file(path: Path) -> set[str]:
+    """The names of the BLOCK entities and BLOCK_RECORD entries the file holds, from its tags."""
+    from ezdxf.lldxf.tagger import ascii_tags_loader, binary_tags_loader
+
+    data = path.read_bytes()
+    if data.startswith(b"AutoCAD Binary DXF"):
+        tags = binary_tags_loader(data)
+    else:
+        tags = ascii_tags_loader(io.StringIO(data.decode("cp1252", errors="replace")))
+    names, named_next = set(), False
+    for tag in tags:
+        if tag.code == 0:
+            named_next = tag.value.strip() in ("BLOCK", "BLOCK_RECORD")
+        elif named_next and tag.code == 2:
+            names.add(str(tag.value).strip())
+            named_next = False
+    return names
 
 
 def verdict(cadpipe_ink: float, reference: Reference, entities_ezdxf: int, kept: int | None, named: bool) -> str:

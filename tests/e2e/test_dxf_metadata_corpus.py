@@ -4,15 +4,18 @@ the plain types of every table: tests/unit/test_dxf_metadata.py)."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import ezdxf
 import pandas as pd
-from ezdxf.lldxf.tagger import ascii_tags_loader, binary_tags_loader
 
 from documents.dxf_document import open_dxf
 from extractors.dxf_metadata import extract_metadata
-from tests.conftest import catalog_table
+from tests.conftest import REPO, catalog_table
+
+sys.path.insert(0, str(REPO / "bench"))
+import fidelity  # the file's own block names, as the fidelity check reads them
 
 
 def test_acadsharp_sample_refs(corpus_dir):
@@ -82,24 +85,6 @@ def ezdxf_arrow_entities() -> int:
     return sum(len(block) for block in doc.blocks) - before
 
 
-def block_names_in_file(path: Path) -> set[str]:
-    """The names of the blocks the file holds (BLOCK entities and BLOCK_RECORD table entries),
-    read from its tags."""
-    data = path.read_bytes()
-    if data.startswith(b"AutoCAD Binary DXF"):
-        tags = binary_tags_loader(data)
-    else:
-        tags = ascii_tags_loader(open(path, encoding="cp1252", errors="surrogateescape"))  # names are ASCII here
-    names, in_block = set(), False
-    for tag in tags:
-        if tag.code == 0:
-            in_block = tag.value.strip() in ("BLOCK", "BLOCK_RECORD")
-        elif in_block and tag.code == 2:
-            names.add(str(tag.value).strip().casefold())
-            in_block = False
-    return names
-
-
 def test_the_blocks_catalogued_are_the_files_own(corpus_batch, corpus_dir):
     """No block that ezdxf made up while loading (the arrow blocks of an R13/R14 upgrade) is listed
     as the drawing's: every catalogued block is named in the file."""
@@ -111,10 +96,8 @@ def test_the_blocks_catalogued_are_the_files_own(corpus_batch, corpus_dir):
             continue
         s = files.loc[Path(row["path"]).name]
         listed = {name.casefold() for name in blocks.loc[blocks["sha256"] == s["sha256"], "name"]}
-        assert listed <= block_names_in_file(corpus_dir / row["path"]), (
-            row["path"],
-            listed - block_names_in_file(corpus_dir / row["path"]),
-        )
+        own = {name.casefold() for name in fidelity.block_names_in_file(corpus_dir / row["path"])}
+        assert listed <= own, (row["path"], listed - own)
         checked += 1
         old_versions += row["dxf_version"].split(" ")[0] in ("AC1012", "AC1014")
     assert checked > 120 and old_versions >= 10, (checked, old_versions)

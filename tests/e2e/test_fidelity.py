@@ -75,7 +75,7 @@ def ok_drawings(out: Path) -> pd.DataFrame:
 class Read:
     """What plain `ezdxf.readfile` makes of a drawing: read once for every check below."""
 
-    entities: int  # in every block, layouts included
+    entities: int  # in every block of the file, layouts included
     drawn: bbox.BoundingBox  # the modelspace's extents, measured entity by entity
 
 
@@ -88,7 +88,9 @@ def ezdxf_reads(corpus_batch) -> dict[str, Read]:
             doc = ezdxf.readfile(Path(row.source_root) / row.path)
         except Exception:
             continue
-        reads[row.path] = Read(sum(1 for block in doc.blocks for _ in block), measure(doc.modelspace()))
+        added = fidelity.blocks_ezdxf_adds(doc, Path(row.source_root) / row.path)  # not the file's
+        entities = sum(1 for block in doc.blocks if block.name not in added for _ in block)
+        reads[row.path] = Read(entities, measure(doc.modelspace()))
     return reads
 
 
