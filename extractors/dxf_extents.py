@@ -177,12 +177,7 @@ class Extents:
                 text |= dxftype in _TEXT
                 mtext |= dxftype == "MTEXT"
                 flat = flat and _flat(entity)
-                primitive = make_primitive(entity)
-                part = _primitive_box(primitive)
-                _extend(box, part)
-                if points is not None:
-                    straight = _straight_points(primitive, part)
-                    points = points + straight if straight is not None else None
+                points = _add_plain(entity, box, points)
             elif dxftype == "INSERT" and isinstance(entity, Insert):
                 nested_layout = entity.block() if entity.mcount <= 1 else None
                 nested = self._block(nested_layout) if nested_layout is not None else None
@@ -201,17 +196,24 @@ class Extents:
                 for attrib in entity.attribs:
                     text = True
                     flat = flat and _flat(attrib)
-                    primitive = make_primitive(attrib)
-                    part = _primitive_box(primitive)
-                    _extend(box, part)
-                    if points is not None:
-                        straight = _straight_points(primitive, part)
-                        points = points + straight if straight is not None else None
+                    points = _add_plain(attrib, box, points)
                 text |= nested.text
                 mtext |= nested.mtext
             else:
                 return None
         return _Block(box, points, text, mtext, flat, attdef)
+
+
+def _add_plain(entity: DXFEntity, box: BoundingBox, points: list[Vec3] | None) -> list[Vec3] | None:
+    """Extend `box` by a plain entity's primitive; the block's straight points with the entity's,
+    or None once anything in the block is curved."""
+    primitive = make_primitive(entity)
+    part = _primitive_box(primitive)
+    _extend(box, part)
+    if points is None:
+        return None
+    straight = _straight_points(primitive, part)
+    return points + straight if straight is not None else None
 
 
 def _primitive_box(primitive: Primitive) -> BoundingBox:
