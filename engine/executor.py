@@ -100,6 +100,7 @@ class WorkerPool(Generic[J, R]):
         self.memory_mb = memory_mb
         self._lock = threading.Lock()
         self._pool = self._new_pool()
+        self._early: dict[tuple, list[Any]] = {}  # futures of jobs started before a run took them
 
     def _new_pool(self) -> ProcessPool:
         # spawn: the parent runs threads (Prefect, Rich), and forking a threaded process can deadlock.
@@ -144,12 +145,45 @@ class WorkerPool(Generic[J, R]):
         with self._lock:
             self._pool.schedule(os.getpid)
 
+    def start_early(self, jobs: list[J], timeout_s: float) -> None:
+        """Start `jobs` now, before the run that will take them exists: the workers then draw
+        while the Prefect server starts and the flow run begins, cores that would idle. A later
+        `run` with the same job (same file, identity and attempt) takes its running future instead of
+        starting the file again; `drop_early` cancels what no run took."""
+        with self._lock:
+            pool = self._working_pool()
+            for job in jobs:
+                future = pool.schedule(self.function.work, args=(job,), timeout=timeout_s)
+                self._early.setdefault(_job_key(job), []).append(future)
+
+    def drop_early(self) -> int:
+        """Cancel the jobs started early that no run took (the run was refused or never began);
+        how many there were."""
+        with self._lock:
+            left = [future for futures in self._early.values() for future in futures]
+            self._early.clear()
+        for future in left:
+            future.cancel()
+        return len(left)
+
+    def _take_early(self, job: J) -> Any | None:
+        with self._lock:
+            futures = self._early.get(_job_key(job))
+            if not futures:
+                return None
+            future = futures.pop(0)
+            if not futures:
+                del self._early[_job_key(job)]
+            return future
+
     def close(self) -> None:
+        self.drop_early()
         with self._lock:
             self._pool.close()
             self._pool.join()
 
     def stop(self) -> None:
+        self.drop_early()
         with self._lock:
             self._pool.stop()
             self._pool.join()
@@ -179,7 +213,7 @@ class WorkerPool(Generic[J, R]):
         waiting: list[tuple[float, int, J]] = []  # (ready_at, index, job) retries in backoff
 
         def submit(index: int, job: J) -> None:
-            running[self._schedule(job, timeout_s)] = (index, job)
+            running[self._take_early(job) or self._schedule(job, timeout_s)] = (index, job)
 
         for index, job in enumerate(jobs):
             submit(index, job)
@@ -204,6 +238,11 @@ class WorkerPool(Generic[J, R]):
                 if on_result:
                     on_result(job, result)
         return results
+
+
+def _job_key(job: WorkerJob) -> tuple:
+    """A job's identity for `start_early`: the same file, content, options and attempt."""
+    return (job.source_root, job.path, job.work_id, job.attempt)
 
 
 def _outcome(future: Any, job: WorkerJob, timeout_s: float) -> Any:

@@ -28,7 +28,6 @@ from prefect.states import Completed, Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from documents.contracts import FileOutcome, Job
-from documents.names import to_text
 from engine.catalog import Outcome
 from engine.config import Config, ConfigError, check_roots, load_config
 from engine.discover import InputFile
@@ -276,8 +275,7 @@ def _run_batch(cfg: Config, run: dict, settings: RunSettings, dask_address: str 
     stop_progress = track_progress()  # the run's progress artifact, until the files are done
     try:
         batch_steps.announce(plan, logger)
-        out_dir = to_text(cfg.out)
-        jobs = [item.to_job(out_dir, follow_symlinks=cfg.inputs.follow_symlinks) for item in plan.todo]
+        jobs = batch_steps.jobs_of(cfg, plan)
         size = chunk_size_for(len(jobs), settings.workers, cfg.run.chunk_size)
         chunks = [jobs[i : i + size] for i in range(0, len(jobs), size)]
         results: list[FileOutcome] = []

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from documents.contracts import FileOutcome
+from documents.contracts import FileOutcome, Job
 from documents.names import to_text
 from engine.catalog import Catalog, Outcome, maintenance_rule, now_iso
 from engine.config import Config, fingerprint
@@ -115,6 +115,36 @@ def hand_over(cfg: Config, planned: Planned) -> None:
     with _lock:
         _handed.clear()
         _handed[_run_key(cfg, None)] = planned
+
+
+def jobs_of(cfg: Config, plan: Plan) -> list[Job]:
+    """The workers' jobs of a plan, in the plan's order: the order the chunks take them."""
+    out_dir = to_text(cfg.out)
+    return [item.to_job(out_dir, follow_symlinks=cfg.inputs.follow_symlinks) for item in plan.todo]
+
+
+def start_files_early(cfg: Config, planned: Planned) -> None:
+    """Hand a plan's jobs to this process's worker pool now, before Prefect and its server are
+    up (the embedded default): the chunk task runs of the flow take them as they are
+    (engine/executor.py `start_early`); `drop_early_files` cancels what no run took."""
+    from engine.executor import run_settings, shared_pool
+    from engine.work import BATCH_WORK
+
+    settings = run_settings(cfg)
+    if settings.runner == "processes":
+        jobs = jobs_of(cfg, planned.plan)
+        shared_pool(BATCH_WORK, settings.workers, settings.memory_mb).start_early(jobs, settings.timeout_s)
+
+
+def drop_early_files(cfg: Config) -> int:
+    """Cancel the jobs `start_files_early` started that no chunk took; how many."""
+    from engine.executor import run_settings, shared_pool
+    from engine.work import BATCH_WORK
+
+    settings = run_settings(cfg)
+    if settings.runner != "processes":
+        return 0
+    return shared_pool(BATCH_WORK, settings.workers, settings.memory_mb).drop_early()
 
 
 def take_plan(cfg: Config, roots: list[str] | None = None) -> Planned:

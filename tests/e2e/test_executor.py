@@ -153,3 +153,45 @@ def test_the_sweep_leaves_work_in_progress_and_finished_work_alone(corpus_copy, 
         assert sweep_abandoned(out) == []
     assert busy.is_dir() and (finished / "result.json").is_file()
     assert sweep_abandoned(out) == [busy] and not busy.exists(), "its worker is gone: the lock is free"
+
+
+def _wait_for(condition, what: str, seconds: float = 600) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {seconds:g} s: {what}"
+        time.sleep(0.05)
+
+
+def test_files_started_early_are_taken_by_the_run_as_they_ran_not_started_again(tmp_path):
+    src = tmp_path / "library"
+    src.mkdir()
+    for seed in (1, 2):
+        (src / f"early-{seed}.dxf").write_bytes(drawing(seed))
+    jobs = list(_jobs(src, tmp_path / "out").values())
+    outputs = tmp_path / "out" / "outputs"
+    with WorkerPool(BATCH_WORK, workers=1) as pool:
+        pool.start_early(jobs, timeout_s=600)
+        _wait_for(lambda: all((outputs / j.work_id / "result.json").is_file() for j in jobs), "the early files done")
+        for seed, job in enumerate(jobs, start=3):  # new content: a file started again would show it
+            (src / job.path).write_bytes(drawing(seed))
+        results = pool.run(jobs, timeout_s=600)
+        assert pool.drop_early() == 0, "the run took every file started early"
+    assert [r.status for r in results] == ["ok", "ok"]
+    assert [r.sha256 for r in results] == [j.sha256 for j in jobs], "the answers of the early work, not new work"
+
+
+def test_files_started_early_that_no_run_takes_are_cancelled(tmp_path):
+    src = tmp_path / "library"
+    src.mkdir()
+    (src / "endless.dxf").write_bytes(endless_drawing())
+    (src / "small.dxf").write_bytes(drawing(1))
+    jobs = _jobs(src, tmp_path / "out")
+    with WorkerPool(BATCH_WORK, workers=1) as pool:
+        pool.start_early([jobs["endless.dxf"]], timeout_s=900)
+        _wait_for(lambda: _writing(tmp_path / "out" / "outputs"), "the worker on the endless file")
+        busy = _children()
+        assert pool.drop_early() == 1
+        _wait_for(lambda: not set(busy) & set(_children()), "the worker on the dropped file stopped", 60)
+        [result] = pool.run([jobs["small.dxf"]], timeout_s=600)  # the pool's one worker is free again
+        assert pool.drop_early() == 0
+    assert result.status == "ok"
