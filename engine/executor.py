@@ -139,6 +139,13 @@ class WorkerPool(Generic[J, R]):
                 results.append(exc)
         return results
 
+    def call_beside(self, function: Callable, *args: Any) -> Any:
+        """Start `function(*args)` in a worker, without a time limit, and return its future: work
+        of the caller's that can run on another core meanwhile. The worker's memory cap is a
+        file's: a caller whose work may need more runs it itself when the future fails so."""
+        with self._lock:
+            return self._working_pool().schedule(function, args=args)
+
     def warm_up(self) -> None:
         """Start the worker processes now (each imports the drawing libraries, seconds), for
         example while the Prefect server starts, instead of when the first file arrives."""
@@ -276,6 +283,12 @@ def shared_pool(function: WorkFunction[J, R], workers: int = 0, memory_mb: int =
         if pool is None:
             pool = _shared[function] = WorkerPool(function, *wanted)
         return pool
+
+
+def started_shared_pool(function: WorkFunction[J, R]) -> WorkerPool[J, R] | None:
+    """The shared pool of `function` if this process has started it, else None."""
+    with _shared_lock:
+        return _shared.get(function)
 
 
 def close_shared_pool(function: WorkFunction[Any, Any] | None = None) -> None:

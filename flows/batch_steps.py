@@ -15,6 +15,7 @@ import os
 import threading
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future
 from datetime import UTC, datetime
 from typing import Any
 
@@ -231,21 +232,39 @@ def summarise(
         "message": verdict.message(row),
     }
     summary["changes"] = changes()
+    # The deliverables read none of what the docs write: a worker builds them meanwhile.
+    beside = _deliverables_beside(cfg)
     summary["documents"] = publish_docs(cfg, row, [o for o in outcomes if o.state != "deferred"])
-    summary["deliverables"] = publish_deliverables(cfg, logger)
+    summary["deliverables"] = publish_deliverables(cfg, logger, beside)
     with _lock:
         _finished.clear()  # the latest only: a watcher runs batch after batch in one process
         _finished[run["run_id"]] = summary
     return summary, verdict
 
 
-def publish_deliverables(cfg: Config, logger: Logger) -> dict:
-    """The register, BOM exports and PDF sets (engine/deliverables.py), after the docs. A fault
-    here is the output root's, not a file's: it is said, and the run's record stands."""
+def _deliverables_beside(cfg: Config) -> Future | None:
+    """The deliverables' build started in a worker of the batch's pool, if this process has one
+    running (a batch with files; not a run without work, which would wait seconds for one)."""
+    from engine.deliverables import publish_deliverables as build
+    from engine.executor import run_settings, started_shared_pool
+    from engine.work import BATCH_WORK
+
+    pool = started_shared_pool(BATCH_WORK)
+    if pool is None or run_settings(cfg).runner != "processes":
+        return None
+    return pool.call_beside(build, cfg)
+
+
+def publish_deliverables(cfg: Config, logger: Logger, beside: Future | None = None) -> dict:
+    """The register, BOM exports and PDF sets (engine/deliverables.py), after the docs or beside
+    them (`beside`: their build started in a worker). A fault here is the output root's, not a
+    file's: it is said, and the run's record stands."""
     from engine.deliverables import publish_deliverables as build
 
     try:
-        built = build(cfg)
+        built = _built_beside(beside) if beside is not None else None
+        if built is None:  # not started beside, or the worker could not finish it
+            built = build(cfg)
     except Exception as exc:
         logger.error("deliverables not built: %s: %s", type(exc).__name__, exc, extra={"event": "deliverables.failed"})
         return {"written": [], "removed": [], "unchanged": 0, "problems": [f"{type(exc).__name__}: {exc}"]}
@@ -260,6 +279,20 @@ def publish_deliverables(cfg: Config, logger: Logger) -> dict:
             extra={"event": "deliverables.built"},
         )
     return dataclasses.asdict(built)
+
+
+def _built_beside(beside: Future):
+    """What the worker built; None when the worker, not the build, failed: its limits are a
+    file's (memory cap), or it died. The build is then done here (it is locked and atomic)."""
+    from concurrent.futures import CancelledError
+    from concurrent.futures.process import BrokenProcessPool
+
+    from pebble import ProcessExpired
+
+    try:
+        return beside.result()
+    except (MemoryError, ProcessExpired, BrokenProcessPool, CancelledError):
+        return None
 
 
 def record_changes(cfg: Config, run_id: str, workers: int, memory_mb: int, timeout_s: float, logger: Logger):

@@ -4,13 +4,18 @@ catalog and the docs, over generated drawings and over the whole corpus."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 
 import openpyxl
 import pymupdf
 
+from engine.config import load_config
+from engine.executor import WorkerPool
+from engine.work import BATCH_WORK
+from flows import batch_steps
 from tests.conftest import catalog_table
-from tests.deliverable_library import broken_links, titled_drawing
+from tests.deliverable_library import broken_links, catalogue, titled_drawing
 
 
 def test_the_batch_flow_writes_the_deliverables_and_a_rerun_keeps_them(tmp_path, prefect_harness):
@@ -29,6 +34,20 @@ def test_the_batch_flow_writes_the_deliverables_and_a_rerun_keeps_them(tmp_path,
     inode = os.stat(out / "register.xlsx").st_ino
     again = batch(sources=[str(lib)], out=str(out), workers=1)
     assert again["deliverables"]["written"] == [] and os.stat(out / "register.xlsx").st_ino == inode
+
+
+def test_deliverables_a_worker_died_building_are_built_in_the_run_process_instead(tmp_path):
+    lib = tmp_path / "library"
+    for n in (1, 2):
+        titled_drawing(lib / f"d{n}.dxf", f"A-{n}", f"Part {n}")
+    out = tmp_path / "out"
+    assert catalogue([lib], out, deliverables=False) is None
+    cfg = load_config(None, sources=[str(lib)], out=str(out))
+    with WorkerPool(BATCH_WORK, workers=1) as pool:
+        died = pool.call_beside(os._exit, 9)  # as a worker killed for its memory cap leaves its future
+        built = batch_steps.publish_deliverables(cfg, logging.getLogger("test"), died)
+    assert {"register.xlsx", "sets/library/library.pdf"} <= set(built["written"]) and built["problems"] == []
+    assert (out / "register.xlsx").is_file()
 
 
 def test_on_the_corpus_the_register_has_a_typed_row_per_drawing(corpus_batch):
