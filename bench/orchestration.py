@@ -106,9 +106,10 @@ def cadpipe(inputs: Path, out: Path, workers: int, runner: str | None = None) ->
     print(stdout.strip().splitlines()[-1] if stdout.strip() else stderr[-2000:])
     label = f"cadpipe run --runner {runner}" if runner else "cadpipe run"
     cpu = max(reaped, sampled)
+    roles = ", ".join(f"{role} {seconds:.1f} s" for role, seconds in sorted(sampler.by_role().items()))
     print(
         f"{label}: exit {proc.returncode}, {elapsed:.1f} s, CPU {cpu:.1f} s "
-        f"(children's rusage {reaped:.1f} s, process tree sampled {sampled:.1f} s; "
+        f"(children's rusage {reaped:.1f} s, process tree sampled {sampled:.1f} s: {roles}; "
         "process start, Prefect, hashing, catalog included)",
         flush=True,
     )
@@ -124,7 +125,8 @@ class TreeSampler:
     takes the larger of the two figures."""
 
     def __init__(self, pid: int) -> None:
-        self.pid, self.seen, self.done = pid, {}, threading.Event()
+        self.pid, self.done = pid, threading.Event()
+        self.seen: dict[int, list[tuple[float, float, str]]] = {}  # pid -> (started, CPU s, role)
         self.thread = threading.Thread(target=self._sample, daemon=True)
         self.thread.start()
 
@@ -139,15 +141,36 @@ class TreeSampler:
                 continue
             for p in tree:
                 try:
-                    times = p.cpu_times()
-                    self.seen[(p.pid, p.create_time())] = times.user + times.system
+                    times, started = p.cpu_times(), p.create_time()
+                    role = self._role(p)
                 except psutil.Error:
-                    pass
+                    continue
+                # psutil's create_time may differ by a fraction of a second from one reading to
+                # the next (a boot time computed from the uptime): the same pid started within a
+                # second is the same process, not a new one to count again.
+                readings = self.seen.setdefault(p.pid, [])
+                same = [r for r in readings if abs(r[0] - started) < 1.0]
+                if same:
+                    readings.remove(same[0])
+                readings.append((started, times.user + times.system, role))
+
+    def _role(self, process) -> str:
+        if process.pid == self.pid:
+            return "run process"
+        return "server" if any("uvicorn" in part for part in process.cmdline()) else "workers"
+
+    def by_role(self) -> dict[str, float]:
+        """CPU seconds of the run process, its temporary server and its workers."""
+        roles: dict[str, float] = {}
+        for readings in self.seen.values():
+            for _, cpu, role in readings:
+                roles[role] = roles.get(role, 0.0) + cpu
+        return roles
 
     def stop(self) -> float:
         self.done.set()
         self.thread.join()
-        return sum(self.seen.values())
+        return sum(self.by_role().values())
 
 
 def ok_files(out: Path) -> int:
