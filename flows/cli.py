@@ -263,27 +263,43 @@ def run_command(args: argparse.Namespace) -> int:
     missing = [to_text(s) for s in cfg.sources if not s.exists()]
     if missing:
         raise CommandFailed(f"input not found: {', '.join(missing)}", 2)
+    from flows import batch_steps  # light: no Prefect
+
     if not temporary_server.surely_unconfigured():
         # Before any heavy import: the server's start-up then runs beside them (flows/temporary_server.py).
         # It stops at exit, after Prefect has sent its last logs and events (Prefect's exit hooks run first).
         server = temporary_server.launch_unless_configured()
-        return _run_batch(args, params, cfg, server)
+        url = os.environ.get("PREFECT_API_URL")
+        if not url:  # a server a settings file may name: known once Prefect has read them
+            return _run_batch(args, params, cfg, server)
+        from flows import prefect_api  # httpx only: the server's answer decides before a file starts
+
+        problem = prefect_api.unreachable(url=url)
+        if problem:
+            raise CommandFailed(problem, 3)
+        return _run_planned(args, params, cfg, server, batch_steps.plan_run(cfg))
     # The embedded default: plan first, without Prefect. A run with no file for the workers (an
     # unchanged rerun) is finished here without a Prefect server; a first run into an output root
     # (no catalog yet: every file found is work) starts the server at once, beside the planning.
     server = None if os.path.isdir(cfg.out / "catalog") else temporary_server.TemporaryServer()
-    from flows import batch_steps
-
     planned = batch_steps.plan_run(cfg)
     if not planned.has_work and not batch_steps.needs_prefect(cfg):
         if server is not None:
             server.stop()
         return _run_without_workers(args, cfg, planned)
-    batch_steps.hand_over(cfg, planned)  # the flow's discover-and-plan task takes it
     if server is None:
         server = temporary_server.TemporaryServer()
-    # The workers start on the plan's files at once, while the server starts and the flow run
-    # begins (about 5 s with one core idle otherwise); the flow's chunks take them as they are.
+    return _run_planned(args, params, cfg, server, planned)
+
+
+def _run_planned(args: argparse.Namespace, params: dict, cfg, server, planned) -> int:
+    """The batch flow on a plan made here, before Prefect is imported. The workers start on its
+    files at once, while Prefect loads, the server starts and the flow run begins (seconds, with
+    a core idle otherwise); the flow's discover-and-plan task takes the plan, its chunks take
+    those files as they run."""
+    from flows import batch_steps
+
+    batch_steps.hand_over(cfg, planned)
     batch_steps.start_files_early(cfg, planned)
     try:
         return _run_batch(args, params, cfg, server)

@@ -53,10 +53,11 @@ def reachable(timeout_s: float = 5.0) -> bool:
     return True
 
 
-def unreachable(timeout_s: float = 10.0) -> str | None:
-    """Why the configured API cannot be used, in one line naming its address and the fix; None
-    when it answers (or no server is configured). Checked before a command starts anything."""
-    url = api_url()
+def unreachable(timeout_s: float = 10.0, url: str | None = None) -> str | None:
+    """Why the configured API (or `url`, known without Prefect's settings) cannot be used, in one
+    line naming its address and the fix; None when it answers (or no server is configured).
+    Checked before a command starts anything."""
+    url = url or api_url()
     if not url:
         return None
     try:

@@ -15,6 +15,7 @@ import pymupdf
 import pytest
 
 from engine.config import load_config
+from flows import batch_steps
 from flows.batch import batch
 from tests.conftest import REPO, catalog_table, delta_duckdb
 from tests.hostile_inputs import drawing, endless_drawing
@@ -181,6 +182,23 @@ SMALL = [
     "files/trimesh/models__2D__250_cycloidal.DXF",
 ]
 GEAR = "tests__testdata__gear.dxf"
+
+
+def test_the_files_started_before_the_flow_run_are_the_ones_its_chunks_take(tmp_path):
+    src = tmp_path / "library"
+    src.mkdir()
+    for seed in (1, 2, 3):
+        (src / f"d{seed}.dxf").write_bytes(drawing(seed))
+    out = tmp_path / "out"
+    # What `cadpipe run` does before Prefect: plan, hand the plan over, start its files.
+    cfg = load_config(None, sources=[str(src)], out=str(out), overrides={"run": {"workers": 2}})
+    planned = batch_steps.plan_run(cfg)
+    batch_steps.hand_over(cfg, planned)
+    batch_steps.start_files_early(cfg, planned)
+    state, summary = run(src, out)
+    assert batch_steps.drop_early_files(cfg) == 0, "a chunk took every file started early: none left over"
+    assert state.is_completed() and summary["processed"] == 3
+    assert sorted(files_table(out)["status"]) == ["ok", "ok", "ok"]
 
 
 def test_a_changed_file_alone_is_reprocessed(corpus_copy, tmp_path):
