@@ -125,8 +125,12 @@ def test_a_run_whose_server_is_killed_finishes_its_files_and_catalog_and_exits_3
     try:
         [server] = wait_for(lambda: children(proc.pid, b"uvicorn"), 600, "the run's temporary server")
         outputs = out / "outputs"
+        # The files start before the server is up (flows/cli.py): wait for the flow run too, whose
+        # JSON log it opens as it begins.
         wait_for(
-            lambda: len(list(outputs.glob("*/result.json"))) >= 2 if outputs.is_dir() else False, 300, "the first files"
+            lambda: len(list(outputs.glob("*/result.json"))) >= 2 and any(out.glob("logs/*.jsonl")),
+            300,
+            "the flow run and its first files",
         )
         os.kill(server, signal.SIGKILL)
         stdout, stderr = proc.communicate(timeout=900)
