@@ -69,9 +69,9 @@ def titled_drawing(
     return path
 
 
-def catalogue(sources: list[Path], out: Path, *, deliverables: bool = True, **overrides) -> Built | None:
+def catalogue(sources: list[Path], out: Path, *, build_deliverables: bool = True, **overrides) -> Built | None:
     """One run of the engine over `sources` into `out`, without Prefect; the deliverables it built
-    (with `deliverables` False: none built, None)."""
+    (with `build_deliverables` False: none built, None)."""
     cfg = load_config(None, sources=[str(s) for s in sources], out=str(out), overrides=overrides)
     catalog = Catalog(cfg.out)
     inputs = scan(
@@ -110,7 +110,7 @@ def catalogue(sources: list[Path], out: Path, *, deliverables: bool = True, **ov
     }
     row = catalog.publish(run, outcomes, [str(s) for s in cfg.sources if s.is_dir()])
     publish_docs(cfg, row, outcomes)
-    return publish_deliverables(cfg) if deliverables else None
+    return publish_deliverables(cfg) if build_deliverables else None
 
 
 class PageLinks(HTMLParser):

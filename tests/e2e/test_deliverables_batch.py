@@ -41,7 +41,7 @@ def test_deliverables_a_worker_died_building_are_built_in_the_run_process_instea
     for n in (1, 2):
         titled_drawing(lib / f"d{n}.dxf", f"A-{n}", f"Part {n}")
     out = tmp_path / "out"
-    assert catalogue([lib], out, deliverables=False) is None
+    assert catalogue([lib], out, build_deliverables=False) is None
     cfg = load_config(None, sources=[str(lib)], out=str(out))
     with WorkerPool(BATCH_WORK, workers=1) as pool:
         died = pool.call_beside(os._exit, 9)  # as a worker killed for its memory cap leaves its future
