@@ -126,26 +126,29 @@ def jobs_of(cfg: Config, plan: Plan) -> list[Job]:
 
 def start_files_early(cfg: Config, planned: Planned) -> None:
     """Hand a plan's jobs to this process's worker pool now, before Prefect and its server are
-    up (the embedded default): the chunk task runs of the flow take them as they are
-    (engine/executor.py `start_early`); `drop_early_files` cancels what no run took."""
-    from engine.executor import run_settings, shared_pool
-    from engine.work import BATCH_WORK
-
-    settings = run_settings(cfg)
-    if settings.runner == "processes":
-        jobs = jobs_of(cfg, planned.plan)
-        shared_pool(BATCH_WORK, settings.workers, settings.memory_mb).start_early(jobs, settings.timeout_s)
+    up: the chunk task runs of the flow take them as they are (engine/executor.py
+    `start_early`); `drop_early_files` cancels what no run took."""
+    pool = _local_pool(cfg, start=True)
+    if pool is not None:
+        pool.start_early(jobs_of(cfg, planned.plan), cfg.limits.timeout_s)
 
 
 def drop_early_files(cfg: Config) -> int:
     """Cancel the jobs `start_files_early` started that no chunk took; how many."""
-    from engine.executor import run_settings, shared_pool
+    pool = _local_pool(cfg, start=False)
+    return 0 if pool is None else pool.drop_early()
+
+
+def _local_pool(cfg: Config, *, start: bool):
+    """The batch's worker pool in this process, where files run here (None on Dask): started if
+    `start`, else only the one already running (None if there is none)."""
+    from engine.executor import run_settings, shared_pool, started_shared_pool
     from engine.work import BATCH_WORK
 
     settings = run_settings(cfg)
     if settings.runner != "processes":
-        return 0
-    return shared_pool(BATCH_WORK, settings.workers, settings.memory_mb).drop_early()
+        return None
+    return shared_pool(BATCH_WORK, settings.workers, settings.memory_mb) if start else started_shared_pool(BATCH_WORK)
 
 
 def take_plan(cfg: Config, roots: list[str] | None = None) -> Planned:
@@ -246,13 +249,9 @@ def _deliverables_beside(cfg: Config) -> Future | None:
     """The deliverables' build started in a worker of the batch's pool, if this process has one
     running (a batch with files; not a run without work, which would wait seconds for one)."""
     from engine.deliverables import publish_deliverables as build
-    from engine.executor import run_settings, started_shared_pool
-    from engine.work import BATCH_WORK
 
-    pool = started_shared_pool(BATCH_WORK)
-    if pool is None or run_settings(cfg).runner != "processes":
-        return None
-    return pool.call_beside(build, cfg)
+    pool = _local_pool(cfg, start=False)
+    return None if pool is None else pool.call_beside(build, cfg)
 
 
 def publish_deliverables(cfg: Config, logger: Logger, beside: Future | None = None) -> dict:
