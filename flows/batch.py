@@ -24,6 +24,7 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.futures import as_completed
 from prefect.runtime import flow_run
+from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 from prefect.states import Completed, Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
@@ -165,7 +166,11 @@ def chunks_subflow(chunks: list[list[Job]], settings: RunSettings, task_runner) 
     """Run `chunks` as one `cadpipe-chunks` subflow run on `task_runner` (in a flow run)."""
     handed = Chunks(chunks)
     try:
-        return run_chunks.with_options(task_runner=task_runner)(**handed.parameters(), settings=settings)
+        # No heartbeats of its own: the batch's flow run has them (where a server reads them, to
+        # mark a run whose process died), and the subflow's end would wait up to a second for
+        # its heartbeat thread, which sleeps in whole seconds.
+        with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+            return run_chunks.with_options(task_runner=task_runner)(**handed.parameters(), settings=settings)
     finally:
         handed.release()
 

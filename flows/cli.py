@@ -356,7 +356,7 @@ class _ConsoleStream:
 
 
 def _run_batch(args: argparse.Namespace, params: dict, cfg, server) -> int:
-    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL, temporary_settings
+    from prefect.settings import temporary_settings
 
     from flows import prefect_api, progress
     from flows.batch import batch
@@ -375,8 +375,7 @@ def _run_batch(args: argparse.Namespace, params: dict, cfg, server) -> int:
             server.wait_ready(float(os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"]))
         except RuntimeError as exc:
             raise CommandFailed(f"batch did not start: {exc}", 3) from None
-        # No UI link in the logs: the temporary server has no UI and ends with this command.
-        prefect_settings = temporary_settings(updates={PREFECT_API_URL: server.api_url, PREFECT_UI_URL: ""})
+        prefect_settings = temporary_settings(updates=server.prefect_settings())
     quiet = args.quiet or args.json
     bar = progress_bar(console, shown=not quiet and console.is_terminal)
     unsubscribe = progress.subscribe(ProgressBar(bar))

@@ -72,6 +72,16 @@ class TemporaryServer:
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/api"
 
+    def prefect_settings(self):
+        """Prefect's settings while it uses this server, for `temporary_settings`: its URL; no UI
+        link in the logs (it has no UI, and ends with this command); no flow run heartbeats, which
+        only a lasting server reads (to mark crashed runs) and which hold up the end of every flow
+        run by up to a second (Prefect's heartbeat thread sleeps in whole seconds before it sees
+        the run is over)."""
+        from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, PREFECT_UI_URL
+
+        return {PREFECT_API_URL: self.api_url, PREFECT_UI_URL: "", PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
+
     def wait_ready(self, timeout_s: float) -> None:
         """Return once the server answers its health check; raise RuntimeError if it exits or
         does not answer within `timeout_s` (then it is stopped)."""
@@ -199,12 +209,11 @@ def prefect_api(timeout_s: float) -> Iterator[TemporaryServer | None]:
             raise RuntimeError(problem)
         yield None
         return
-    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL, temporary_settings
+    from prefect.settings import temporary_settings
 
     try:
         server.wait_ready(timeout_s)
-        # No UI link in the logs: the temporary server has no UI and ends with this command.
-        with temporary_settings(updates={PREFECT_API_URL: server.api_url, PREFECT_UI_URL: ""}):
+        with temporary_settings(updates=server.prefect_settings()):
             try:
                 yield server
             finally:

@@ -7,9 +7,11 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import httpx
 import pandas as pd
 import pymupdf
 import pytest
@@ -99,6 +101,37 @@ def test_the_flow_run_fails_visibly_after_publishing_everything(corpus_batch):
     assert f"{summary['failed']} failed" in state.message
     runs = catalog_table(corpus_batch["out"], "runs")
     assert list(runs["run_id"]) == [summary["run_id"]] and runs["flow_run_id"].notna().all()
+
+
+def _heartbeats(api_url: str, flow_run_ids: list[str]) -> list[dict]:
+    """The heartbeat events recorded of these flow runs (the server records events in batches)."""
+    body = {
+        "filter": {
+            "event": {"name": ["prefect.flow-run.heartbeat"]},
+            "any_resource": {"id": [f"prefect.flow-run.{i}" for i in flow_run_ids]},
+        },
+        "limit": 50,
+    }
+    return httpx.post(f"{api_url}/events/filter", json=body, timeout=30).raise_for_status().json()["events"]
+
+
+def test_the_batch_flow_run_sends_heartbeats_and_its_chunks_subflow_none(corpus_batch, prefect_harness):
+    """A server that lasts reads the batch's heartbeats to mark a run whose process died; the
+    subflow of its chunks lives in the same process and sends none (each held up its end)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
+
+    parent = str(corpus_batch["state"].state_details.flow_run_id)
+    with get_client(sync_client=True) as client:
+        children = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[parent]))
+        )
+    assert [c.name for c in children] and len(children) == 1, children
+    deadline = time.monotonic() + 60
+    while not _heartbeats(prefect_harness, [parent]):
+        assert time.monotonic() < deadline, f"no heartbeat of the batch's flow run {parent}"
+        time.sleep(1)
+    assert _heartbeats(prefect_harness, [str(children[0].id)]) == []
 
 
 def test_outputs_are_valid_documents(corpus_batch):

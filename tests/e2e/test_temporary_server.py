@@ -127,7 +127,9 @@ def test_a_finished_run_leaves_no_server_behind(tmp_path):
 def test_the_runs_last_log_lines_reach_the_temporary_server_before_it_stops(tmp_path):
     """Prefect queues log lines and sends them in batches; the flow run's last ones ("Finished in
     state Completed('8 files: ...')") must be sent while the server still listens, not at exit,
-    when it is gone (then they were lost and logging's exit hook waited its 5 s for nothing)."""
+    when it is gone (then they were lost and logging's exit hook waited its 5 s for nothing).
+    And its flow runs send no heartbeats: only a lasting server reads them, and each held up the
+    end of its flow run by up to a second."""
     home = tmp_path / "prefect-home"  # a database of this run's own
     proc = _start_cli(tmp_path, PREFECT_HOME=str(home))
     output, _ = proc.communicate(timeout=900)
@@ -137,7 +139,10 @@ def test_the_runs_last_log_lines_reach_the_temporary_server_before_it_stops(tmp_
     with contextlib.closing(sqlite3.connect(home / "prefect.db")) as db:
         [(parent,)] = db.execute("SELECT id FROM flow_run WHERE parent_task_run_id IS NULL").fetchall()
         logged = [m for (m,) in db.execute("SELECT message FROM log WHERE flow_run_id = ?", (parent,))]
+        events = dict(db.execute("SELECT event, count(*) FROM events GROUP BY event").fetchall())
     assert any(m.startswith("Finished in state Completed('8 files: 8 processed") for m in logged), logged
+    assert events.get("prefect.flow-run.Completed") == 2, events  # the batch and its chunks' subflow
+    assert "prefect.flow-run.heartbeat" not in events, events
 
 
 def test_a_killed_run_takes_its_server_with_it(tmp_path):
