@@ -10,17 +10,15 @@ CADPIPE_DEBUG=1 for the traceback of an unexpected one.
 from __future__ import annotations
 
 import argparse
-import atexit
 import contextlib
 import os
 import posixpath
-import sys
-import threading
 from typing import Any, NoReturn
 
 from rich.text import Text
 
 from documents.names import printable, to_text
+from documents.process_exit import run_then_exit
 from engine.config import FAIL_ON, ConfigError, check_roots, load_config
 from flows import temporary_server
 from flows.terminal import ProgressBar, Shown, labelled, print_json, print_summary, progress_bar, stderr_console
@@ -433,29 +431,9 @@ def _lost(exc: Exception, args: argparse.Namespace) -> int:
 
 
 def entry() -> NoReturn:
-    """The `cadpipe` command: `main`, then the process ends without Python's interpreter teardown.
-
-    Arrow's C++ thread pools (pyarrow, as deltalake reads the catalog with it) can still hold
-    threads when Python tears the interpreter down, and the process then aborts after its work
-    is done: "terminate called without an active exception", exit 134, about 1 run in 15 on a
-    busy machine (apache/arrow#34314, delta-io/delta-rs#2184). A cron job would read that as a
-    crash. So what a normal exit does first is done here, in its order (wait for the threads
-    that are not daemons; the atexit handlers: Prefect's log and event drains,
-    multiprocessing's clean-up, logging.shutdown), then the process exits with main's code."""
-    try:
-        code = main()
-    except SystemExit as exc:  # argparse: --help, a usage mistake (its message is printed)
-        if isinstance(exc.code, str):
-            print(exc.code, file=sys.stderr)
-        code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
-    for thread in threading.enumerate():
-        if thread is not threading.current_thread() and not thread.daemon:
-            thread.join()
-    atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):  # a closed pipe (`cadpipe failures | head`)
-            stream.flush()
-    os._exit(code)
+    """The `cadpipe` command: `main`, then the process ends without Python's interpreter teardown,
+    which Arrow's thread pools can abort after the work is done (documents/process_exit.py)."""
+    run_then_exit(main)
 
 
 if __name__ == "__main__":

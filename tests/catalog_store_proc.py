@@ -18,6 +18,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
+from documents.process_exit import run_then_exit
 from engine.catalog_store import CatalogStore, Publication
 
 BATCH = 20
@@ -115,11 +116,17 @@ def read(root: str, report: str, stop: str) -> None:
     Path(report).write_text(json.dumps({"problems": problems, "states": sorted(seen), "reads": reads}))
 
 
-if __name__ == "__main__":
-    command, *args = sys.argv[1:]
+def main(argv: list[str]) -> None:
+    command, *args = argv
     if command == "write":
         write(args[0], args[1], int(args[2]), args[3] if len(args) > 3 else None)
     elif command == "read":
         read(*args)
     else:
         raise SystemExit(f"unknown command {command}")
+
+
+if __name__ == "__main__":
+    # Ended as the CLI ends: a normal exit's teardown can abort in Arrow's thread pools after the
+    # work is done (documents/process_exit.py), which a test would read as this process failing.
+    run_then_exit(lambda: main(sys.argv[1:]))

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from documents.names import to_text
+from documents.process_exit import run_then_exit
 from engine.catalog import Catalog, Outcome, now_iso
 from engine.discover import InputFile, scan
 from engine.plan import work_id
@@ -118,8 +119,8 @@ def churn(out: Path, lib: Path, rounds: int, seed: int) -> None:
         Catalog(out).publish(run, [worked(out, item) for item in inputs], [to_text(os.path.realpath(lib))])
 
 
-if __name__ == "__main__":
-    command, *args = sys.argv[1:]
+def main(argv: list[str]) -> None:
+    command, *args = argv
     if command == "nightly":
         nightly(Path(args[0]), Path(args[1]), int(args[2]), Path(args[3]))
     elif command == "watch":
@@ -128,3 +129,9 @@ if __name__ == "__main__":
         churn(Path(args[0]), Path(args[1]), int(args[2]), int(args[3]))
     else:
         raise SystemExit(f"unknown command {command}")
+
+
+if __name__ == "__main__":
+    # Ended as the CLI ends: a normal exit's teardown can abort in Arrow's thread pools after the
+    # work is done (documents/process_exit.py), which a test would read as this process failing.
+    run_then_exit(lambda: main(sys.argv[1:]))
