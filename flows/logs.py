@@ -106,6 +106,7 @@ class RunLog:
         ours = logging.getLogger("cadpipe")
         if ours.level == logging.NOTSET:  # else the root's WARNING would drop our INFO records
             ours.setLevel(logging.INFO)
+        _make_info_records()
         for name in LOGGERS:
             for handler in self.handlers:
                 logging.getLogger(name).addHandler(handler)
@@ -150,6 +151,24 @@ def configure(out: Path | str, run_id: str, stdout: bool = False, flow_run_id: s
     Takes effect at once; the returned object detaches it (`close()`, or leave its `with` block).
     """
     return RunLog(out, run_id, stdout, flow_run_id)
+
+
+def _make_info_records() -> None:
+    """Prefect's run loggers take their level from PREFECT_LOGGING_LEVEL; set above INFO, they
+    never made their INFO records (each file's line, the run's end), and the JSON log was empty.
+    They then make them, and Prefect's own handlers that the records reach (the API's, the
+    console's) keep the level asked of them: that setting still says what Prefect shows and sends."""
+    for name in ("prefect.flow_runs", "prefect.task_runs"):
+        logger = logging.getLogger(name)
+        level = logger.getEffectiveLevel()
+        if level <= logging.INFO:
+            continue
+        node: logging.Logger | None = logger
+        while node is not None:
+            for handler in node.handlers:
+                handler.setLevel(max(handler.level, level))
+            node = node.parent if node.propagate else None
+        logger.setLevel(logging.INFO)
 
 
 def _prefect_ids() -> tuple[str | None, str | None]:

@@ -7,6 +7,8 @@ import hashlib
 import json
 import logging
 import shutil
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -139,3 +141,33 @@ def test_nothing_is_logged_after_the_run(logged_batch):
     before = logs.log_path(logged_batch["out"], logged_batch["summary"]["run_id"]).read_text()
     logging.getLogger("cadpipe.test").warning("later")
     assert logs.log_path(logged_batch["out"], logged_batch["summary"]["run_id"]).read_text() == before
+
+
+def test_prefect_set_to_warnings_still_leaves_every_line_in_the_json_log(tmp_path, corpus_dir, manifest, cli_env):
+    """PREFECT_LOGGING_LEVEL says what Prefect shows and sends; the JSON log is the run's record
+    and has its INFO lines all the same (it was empty: Prefect's run loggers made none)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    lib, out = tmp_path / "library", tmp_path / "out"
+    lib.mkdir()
+    shutil.copy(SAMPLE, lib / "gear.dxf")
+    shutil.copy(corpus_dir / broken_dxf(manifest), lib / "broken.dxf")
+    env = {**cli_env, "PREFECT_LOGGING_LEVEL": "WARNING"}
+    command = [sys.executable, "-m", "flows.cli", "run", str(lib), "--out", str(out), "--workers", "1"]
+    proc = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]  # broken.dxf failed
+    [log] = (out / "logs").glob("*.jsonl")
+    lines = read_lines(log)
+    events = [(line["event"], Path(line["path"]).name if line["path"] else None) for line in lines]
+    assert ("file.processed", "gear.dxf") in events and ("file.failed", "broken.dxf") in events, events
+    assert [e for e, _ in events].count("run.finished") == 1, events
+    shown = proc.stdout + proc.stderr
+    assert "| INFO" not in shown, shown[-3000:]  # the console as asked (INFO lines at the default)
+    # ... and the API: the failure, no INFO line (each flow run's logs are sent before the exit).
+    failed = next(line for line in lines if line["event"] == "file.failed")
+    flow_runs = {line["flow_run_id"] for line in lines} | {line.get("subflow_run_id") for line in lines} - {None}
+    with get_client(sync_client=True) as client:
+        records = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=list(flow_runs))))
+    assert failed["message"] in [r.message for r in records]
+    assert {r.level for r in records} >= {logging.WARNING} and min(r.level for r in records) >= logging.WARNING
