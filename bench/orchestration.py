@@ -271,5 +271,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    # No PREFECT_LOGGING_LEVEL of its own: `cadpipe run` is timed as it runs by default (each
+    # file's line to the Prefect API and the JSON log); `--quiet` keeps its terminal output short.
     main()
