@@ -72,7 +72,7 @@ class TemporaryServer:
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/api"
 
-    def prefect_settings(self):
+    def prefect_settings(self) -> dict:
         """Prefect's settings while it uses this server, for `temporary_settings`: its URL; no UI
         link in the logs (it has no UI, and ends with this command); no flow run heartbeats, which
         only a lasting server reads (to mark crashed runs) and which hold up the end of every flow

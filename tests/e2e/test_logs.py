@@ -170,4 +170,4 @@ def test_prefect_set_to_warnings_still_leaves_every_line_in_the_json_log(tmp_pat
     with get_client(sync_client=True) as client:
         records = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=list(flow_runs))))
     assert failed["message"] in [r.message for r in records]
-    assert {r.level for r in records} >= {logging.WARNING} and min(r.level for r in records) >= logging.WARNING
+    assert all(r.level >= logging.WARNING for r in records), [(r.level, r.message) for r in records]
